@@ -1,0 +1,1 @@
+"""The rclpy layer: message conversion and nodes."""

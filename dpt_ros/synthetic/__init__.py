@@ -1,0 +1,1 @@
+"""A procedural indoor world with exact metric depth and class ids (no ROS imports)."""
