@@ -7,11 +7,20 @@ host copy of each requested output.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.colormap import colorize, robust_range
+from dpt_ros.core.geometry import Intrinsics, backproject
+from dpt_ros.core.pointcloud import pack_cloud
+from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
+from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
+from dpt_ros.model.processing import DPTImageProcessor
 
 OUTPUTS = frozenset(
     {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
@@ -71,3 +80,270 @@ class FrameResult:
     points: PackedCloud | None = None
     intrinsics: Intrinsics | None = None  # of the output images (scaled if resolution differs)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+class PipelineConfigError(ValueError):
+    """Start-up configuration the pipeline cannot run with; the message says what to change."""
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` takes the first CUDA device when there is one, else the CPU."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise PipelineConfigError(f"device '{name}' asked for but CUDA is not available; "
+                                      "set device to 'auto' or 'cpu'")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PipelineConfigError(f"device '{name}' does not exist: "
+                                      f"{torch.cuda.device_count()} CUDA device(s) present")
+        return device
+    raise PipelineConfigError(f"device '{name}' is not one of auto, cpu, cuda, cuda:N")
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def select_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name not in DTYPES:
+        raise PipelineConfigError(f"dtype '{name}' is not one of {', '.join(DTYPES)}")
+    if name == "float16" and device.type == "cpu":
+        raise PipelineConfigError("dtype float16 needs a CUDA device; "
+                                  "use float32 or bfloat16 on CPU")
+    return DTYPES[name]
+
+
+@dataclass
+class _Task:
+    """One loaded model and the processor that feeds it."""
+
+    model: torch.nn.Module
+    processor: DPTImageProcessor
+    source: str
+
+
+def _load_task(source: str, task: str, device: torch.device, dtype: torch.dtype,
+               input_size: tuple[int, int] | None) -> _Task:
+    try:
+        model = load_model(source, device=device, dtype=dtype, task=task)
+        processor = load_processor(source)
+    except (ModelLoadError, ConfigError, OSError, ValueError) as exc:
+        raise PipelineConfigError(f"cannot load {task} model '{source}': {exc}") from exc
+    if input_size is not None:
+        patch = getattr(model.config.backbone_config, "patch_size", None) or model.config.patch_size
+        h, w = input_size
+        if h <= 0 or w <= 0 or h % patch or w % patch:
+            raise PipelineConfigError(f"input_size {h}x{w} must be positive multiples of the "
+                                      f"patch size {patch} of '{source}'")
+        overrides = {"do_resize": True, "size": {"height": h, "width": w},
+                     "keep_aspect_ratio": False}
+        processor = DPTImageProcessor.from_dict({**processor.to_dict(), **overrides})
+    return _Task(model, processor, source)
+
+
+class Pipeline:
+    """Loads the depth and/or segmentation model once and turns RGB frames into outputs."""
+
+    def __init__(
+        self,
+        depth_model: str = "",
+        segmentation_model: str = "",
+        device: str = "auto",
+        dtype: str = "float32",
+        input_size: tuple[int, int] | None = None,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        if not depth_model and not segmentation_model:
+            raise PipelineConfigError("no model configured: set depth_model and/or "
+                                      "segmentation_model (a Hub id or a checkpoint directory)")
+        self.device = select_device(device)
+        self.dtype = select_dtype(dtype, self.device)
+        self.settings = settings or PipelineSettings()
+        self._depth = (_load_task(depth_model, "depth", self.device, self.dtype, input_size)
+                       if depth_model else None)
+        self._seg = (_load_task(segmentation_model, "segmentation", self.device, self.dtype,
+                                input_size) if segmentation_model else None)
+        self.labels: dict[int, str] = dict(self._seg.model.config.labels) if self._seg else {}
+        n_classes = max(len(self.labels), 1)
+        self._palette = palette(n_classes).to(self.device)
+        self._label_dtype = label_dtype(n_classes)
+        self._pinned: torch.Tensor | None = None
+
+    @property
+    def has_depth(self) -> bool:
+        return self._depth is not None
+
+    @property
+    def has_segmentation(self) -> bool:
+        return self._seg is not None
+
+    @property
+    def model_is_metric(self) -> bool:
+        return self._depth is not None and bool(self._depth.model.config.is_metric)
+
+    @property
+    def depth_is_metric(self) -> bool:
+        """True when `depth` can honestly be published in metres."""
+        return self.has_depth and (self.model_is_metric or self.settings.depth_scale > 0.0)
+
+    def describe(self) -> str:
+        parts = [f"{t}={task.source}" for t, task in (("depth", self._depth),
+                                                       ("segmentation", self._seg)) if task]
+        return ", ".join(parts) + f" on {self.device} ({str(self.dtype).removeprefix('torch.')})"
+
+    def warmup(self, height: int, width: int) -> None:
+        """One pass at the camera's size so the first real frame pays no start-up cost."""
+        frame = Frame(np.zeros((height, width, 3), np.uint8),
+                      Intrinsics.from_hfov(width, height, 60.0))
+        self.process([frame], set(OUTPUTS))
+
+    def process(self, frames: list[Frame], want: set[str]) -> list[FrameResult]:
+        """Run the models once per task for the whole batch and build the wanted outputs."""
+        unknown = set(want) - OUTPUTS
+        if unknown:
+            raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
+        if not frames:
+            return []
+        shapes = {f.rgb.shape for f in frames}
+        if len(shapes) > 1:  # batches share one size; split mixed input
+            return [r for f in frames for r in self.process([f], want)]
+        with torch.inference_mode():
+            return self._process_batch(frames, want, self.settings)
+
+    def _upload(self, frames: list[Frame]) -> torch.Tensor:
+        """Host uint8 frames → one (B, H, W, 3) uint8 tensor on the device (pinned, async)."""
+        batch = np.stack([np.asarray(f.rgb, dtype=np.uint8) for f in frames])
+        host = torch.from_numpy(batch)
+        if self.device.type != "cuda":
+            return host
+        if self._pinned is None or self._pinned.shape != host.shape:
+            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
+        self._pinned.copy_(host)
+        return self._pinned.to(self.device, non_blocking=True)
+
+    def _process_batch(self, frames: list[Frame], want: set[str],
+                       s: PipelineSettings) -> list[FrameResult]:
+        t0 = time.perf_counter()
+        rgb = self._upload(frames)
+        height, width = rgb.shape[1:3]
+        need_points = "points" in want and self.depth_is_metric
+        need_depth = self.has_depth and (
+            need_points or bool(want & {"depth", "relative", "depth_colorized"}))
+        need_seg = self.has_segmentation and (
+            bool(want & {"segmentation", "seg_colorized", "overlay"})
+            or (need_points and s.pointcloud_label))
+
+        pixel_cache: dict[str, torch.Tensor] = {}
+
+        def pixels(task: _Task) -> torch.Tensor:
+            key = json.dumps(task.processor.to_dict(), sort_keys=True, default=str)
+            if key not in pixel_cache:
+                pixel_cache[key] = task.processor.preprocess(rgb, device=self.device)
+            return pixel_cache[key].to(self.dtype)
+
+        pred = logits = None
+        if need_depth:
+            pred = self._depth.model(pixels(self._depth)).predicted_depth.float()
+        if need_seg:
+            logits = self._seg.model(pixels(self._seg)).logits.float()
+        t1 = time.perf_counter()
+
+        if s.output_resolution == "model":
+            ref = pred if pred is not None else logits
+            out_h, out_w = ref.shape[-2:]
+        else:
+            out_h, out_w = height, width
+        depth_rel = None
+        if pred is not None:
+            depth_rel = pred if pred.shape[-2:] == (out_h, out_w) else F.interpolate(
+                pred[:, None], size=(out_h, out_w), mode="bicubic", align_corners=False)[:, 0]
+        labels = None
+        if logits is not None:
+            labels = F.interpolate(logits, size=(out_h, out_w), mode="bilinear",
+                                   align_corners=False).argmax(dim=1)
+        rgb_out = rgb
+        if (out_h, out_w) != (height, width) and (need_points or "overlay" in want):
+            rgb_out = F.interpolate(rgb.permute(0, 3, 1, 2).float(), size=(out_h, out_w),
+                                    mode="bilinear", antialias=True, align_corners=False)
+            rgb_out = rgb_out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+        metric = None
+        if depth_rel is not None and self.depth_is_metric:
+            metric = metric_depth(depth_rel, self.model_is_metric, s.depth_scale, s.depth_shift)
+
+        results = []
+        for i, frame in enumerate(frames):
+            intr = frame.intrinsics
+            if intr is not None and (intr.width, intr.height) != (out_w, out_h):
+                intr = intr.scaled(out_w, out_h)
+            results.append(self._outputs(
+                want, s, intr,
+                None if metric is None else metric[i],
+                None if depth_rel is None else depth_rel[i],
+                None if labels is None else labels[i],
+                rgb_out[i]))
+        t2 = time.perf_counter()
+        for r in results:
+            r.timings = {"inference_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
+        return results
+
+    def _outputs(self, want: set[str], s: PipelineSettings, intr: Intrinsics | None,
+                 metric: torch.Tensor | None, rel: torch.Tensor | None,
+                 labels: torch.Tensor | None, rgb: torch.Tensor) -> FrameResult:
+        """Build one frame's wanted outputs on the device; one host copy per output."""
+        r = FrameResult(intrinsics=intr)
+        if metric is not None and "depth" in want:
+            r.depth = _host(metric)
+        if rel is not None and "relative" in want and not self.model_is_metric:
+            r.relative = _host(rel)
+        if "depth_colorized" in want and rel is not None:
+            values = metric if metric is not None else rel
+            if s.depth_max > s.depth_min:
+                vmin, vmax = s.depth_min, s.depth_max
+            else:
+                vmin, vmax = robust_range(values, s.percentiles)
+            r.depth_colorized = _host(colorize(values, vmin, vmax, s.colormap))
+        if labels is not None:
+            color = None
+            if "segmentation" in want:
+                r.segmentation = labels.to(torch.int32).cpu().numpy().astype(self._label_dtype)
+            if want & {"seg_colorized", "overlay"}:
+                color = colorize_labels(labels, self._palette)
+            if "seg_colorized" in want:
+                r.seg_colorized = _host(color)
+            if "overlay" in want:
+                r.overlay = _host(overlay(rgb.flip(-1), color, s.overlay_alpha))
+        if "points" in want and metric is not None and intr is not None:
+            xyz = backproject(metric, intr)
+            r.points = pack_cloud(
+                xyz,
+                rgb if s.pointcloud_color else None,
+                labels if (s.pointcloud_label and labels is not None) else None,
+                stride=s.pointcloud_stride,
+                min_range=s.pointcloud_min_range,
+                max_range=s.pointcloud_max_range,
+            )
+        return r
+
+
+def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
+                 shift: float) -> torch.Tensor:
+    """Metres from a model output, NaN where invalid (REP 118).
+
+    A metric model's output is metres already. A relative model predicts inverse depth up to
+    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift.
+    """
+    if model_is_metric:
+        depth = pred
+    else:
+        inv = pred * scale + shift
+        depth = torch.where(inv > 0, 1.0 / inv.clamp_min(1e-12), torch.nan)
+    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    return t.contiguous().cpu().numpy()
