@@ -1,0 +1,282 @@
+"""DINOv2 ViT backbone (DPT-DINOv2, Depth Anything V1/V2) in plain PyTorch.
+
+Parameter names follow the Hugging Face Hub checkpoints (`attention.attention.query`,
+`attention.output.dense`, `mlp.fc1` or SwiGLU `mlp.weights_in`/`weights_out`), so a
+checkpoint's `backbone.*` tensors load with `strict=True`. Outputs equal transformers'
+`Dinov2Backbone(...).feature_maps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dpt_ros.model.backbone_common import (
+    ACTIVATIONS,
+    activation,
+    align_outputs,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_stage_names,
+    config_from_dict,
+    config_to_dict,
+    drop_path,
+    dropout,
+    fail,
+)
+
+MODEL_TYPE = "dinov2"
+
+
+def _pair(field_name: str, value: Any) -> tuple[int, int]:
+    """An int or an (h, w) pair, as transformers accepts for image_size / patch_size."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    if len(pair) != 2:
+        fail(field_name, value, "must be an integer or a pair of integers")
+    for v in pair:
+        check_int(field_name, v)
+    return pair
+
+
+@dataclass
+class Dinov2Config:
+    """transformers' Dinov2Config fields and defaults; validated on construction."""
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    mlp_ratio: float = 4
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-6
+    image_size: int | list[int] = 224
+    patch_size: int | list[int] = 14
+    num_channels: int = 3
+    qkv_bias: bool = True
+    layerscale_value: float = 1.0
+    drop_path_rate: float = 0.0
+    use_swiglu_ffn: bool = False
+    out_features: list[str] | None = None
+    out_indices: list[int] | None = None
+    apply_layernorm: bool = True
+    reshape_hidden_states: bool = True
+    use_mask_token: bool = True
+    stage_names: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_channels"):
+            check_int(name, getattr(self, name))
+        if self.hidden_size % self.num_attention_heads:
+            fail("num_attention_heads", self.num_attention_heads, "must divide hidden_size")
+        check_float("mlp_ratio", self.mlp_ratio, strict=True)
+        check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
+            check_float(name, getattr(self, name))
+            if getattr(self, name) >= 1:
+                fail(name, getattr(self, name), "must be < 1")
+        check_float("initializer_range", self.initializer_range)
+        check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
+        check_float("layerscale_value", self.layerscale_value, minimum=float("-inf"))
+        _pair("image_size", self.image_size)
+        _pair("patch_size", self.patch_size)
+        flags = ("qkv_bias", "use_swiglu_ffn", "apply_layernorm", "reshape_hidden_states")
+        for name in (*flags, "use_mask_token"):
+            check_bool(name, getattr(self, name))
+        expected = ["stem"] + [f"stage{i}" for i in range(1, self.num_hidden_layers + 1)]
+        self.stage_names = check_stage_names(self.stage_names, expected)
+        self.out_features, self.out_indices = align_outputs(
+            self.stage_names, self.out_features, self.out_indices
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Dinov2Config:
+        return config_from_dict(cls, d, MODEL_TYPE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self, MODEL_TYPE)
+
+
+class PatchEmbeddings(nn.Module):
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        patch = _pair("patch_size", cfg.patch_size)
+        self.projection = nn.Conv2d(cfg.num_channels, cfg.hidden_size, patch, stride=patch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(x.to(self.projection.weight.dtype)).flatten(2).transpose(1, 2)
+
+
+class Embeddings(nn.Module):
+    """CLS token + patch tokens + position embeddings resampled to the input's patch grid."""
+
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        (ih, iw), (ph, pw) = (
+            _pair("image_size", cfg.image_size),
+            _pair("patch_size", cfg.patch_size),
+        )
+        self.patch = (ph, pw)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.hidden_size))
+        # Only used for masked pre-training; kept so checkpoints load strictly.
+        self.mask_token = (
+            nn.Parameter(torch.zeros(1, cfg.hidden_size)) if cfg.use_mask_token else None
+        )
+        self.patch_embeddings = PatchEmbeddings(cfg)
+        n_pos = (ih // ph) * (iw // pw) + 1
+        self.position_embeddings = nn.Parameter(torch.zeros(1, n_pos, cfg.hidden_size))
+        self.p_drop = cfg.hidden_dropout_prob
+
+    def interpolate_pos_encoding(self, n_patches: int, height: int, width: int) -> torch.Tensor:
+        """Bicubic resampling of the square trained grid, computed in float32 (half-precision
+        bicubic drifts) and cast back, exactly as the reference does."""
+        pos = self.position_embeddings
+        n_pos = pos.shape[1] - 1
+        if not torch.jit.is_tracing() and n_patches == n_pos and height == width:
+            return pos
+        dim, side = pos.shape[-1], int(n_pos**0.5)
+        grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+        size = (height // self.patch[0], width // self.patch[1])
+        grid = F.interpolate(grid.float(), size=size, mode="bicubic", align_corners=False)
+        grid = grid.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, -1, dim)
+        return torch.cat([pos[:, :1], grid], dim=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        height, width = pixel_values.shape[-2:]
+        x = self.patch_embeddings(pixel_values)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.interpolate_pos_encoding(x.shape[1] - 1, height, width)
+        return dropout(x, self.p_drop, self.training)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on SDPA; submodule names mirror the Hub layout."""
+
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        d = cfg.hidden_size
+        self.heads = cfg.num_attention_heads
+        self.p_drop = cfg.attention_probs_dropout_prob
+        self.attention = nn.ModuleDict(
+            {k: nn.Linear(d, d, bias=cfg.qkv_bias) for k in ("query", "key", "value")}
+        )
+        self.output = nn.ModuleDict({"dense": nn.Linear(d, d)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = (
+            self.attention[name](x).view(b, n, self.heads, -1).transpose(1, 2)
+            for name in ("query", "key", "value")
+        )
+        p = self.p_drop if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.output["dense"](out.transpose(1, 2).reshape(b, n, d))
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, value: float) -> None:
+        super().__init__()
+        self.lambda1 = nn.Parameter(torch.full((dim,), float(value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.lambda1
+
+
+class Mlp(nn.Module):
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        hidden = int(cfg.hidden_size * cfg.mlp_ratio)
+        self.fc1 = nn.Linear(cfg.hidden_size, hidden)
+        self.act = activation(cfg.hidden_act)
+        self.fc2 = nn.Linear(hidden, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SwiGLU(nn.Module):
+    """SwiGLU FFN with gate and value packed in one `weights_in` (gate first), as stored."""
+
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        hidden = int(cfg.hidden_size * cfg.mlp_ratio)
+        hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
+        self.weights_in = nn.Linear(cfg.hidden_size, 2 * hidden)
+        self.weights_out = nn.Linear(hidden, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.weights_in(x).chunk(2, dim=-1)
+        return self.weights_out(F.silu(gate) * value)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Dinov2Config, drop_path_rate: float) -> None:
+        super().__init__()
+        d, eps = cfg.hidden_size, cfg.layer_norm_eps
+        self.norm1 = nn.LayerNorm(d, eps=eps)
+        self.attention = Attention(cfg)
+        self.layer_scale1 = LayerScale(d, cfg.layerscale_value)
+        self.norm2 = nn.LayerNorm(d, eps=eps)
+        self.mlp = SwiGLU(cfg) if cfg.use_swiglu_ffn else Mlp(cfg)
+        self.layer_scale2 = LayerScale(d, cfg.layerscale_value)
+        self.p_path = drop_path_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layer_scale1(self.attention(self.norm1(x)))
+        x = x + drop_path(y, self.p_path, self.training)
+        y = self.layer_scale2(self.mlp(self.norm2(x)))
+        return x + drop_path(y, self.p_path, self.training)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: Dinov2Config) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(
+            Block(cfg, cfg.drop_path_rate) for _ in range(cfg.num_hidden_layers)
+        )
+
+
+class Dinov2Backbone(nn.Module):
+    """Hidden states of the selected stages ("stem" = embeddings, "stageN" = after block N),
+    optionally layer-normed and reshaped to (B, C, H/patch, W/patch) maps."""
+
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        ph, pw = self.embeddings.patch
+        self.patch_size: int | tuple[int, int] = ph if ph == pw else (ph, pw)
+        self.hidden_size = config.hidden_size
+        self.channels = [config.hidden_size] * len(config.out_features)
+        n = len(config.stage_names)
+        self._wanted = sorted(i % n for i in config.out_indices)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        b, _, height, width = pixel_values.shape
+        ph, pw = self.embeddings.patch
+        x = self.embeddings(pixel_values)
+        states = [x]
+        # Blocks after the last requested stage cannot change any output: skip them.
+        for block in self.encoder.layer[: self._wanted[-1]]:
+            x = block(x)
+            states.append(x)
+        maps = []
+        for i in self._wanted:
+            h = states[i]
+            if self.config.apply_layernorm:
+                h = self.layernorm(h)
+            if self.config.reshape_hidden_states:
+                h = h[:, 1:].reshape(b, height // ph, width // pw, -1).permute(0, 3, 1, 2)
+                h = h.contiguous()
+            maps.append(h)
+        return maps
