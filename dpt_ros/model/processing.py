@@ -1,0 +1,383 @@
+"""DPT image processor in torch: transformers' `DPTImageProcessor` semantics on any device.
+
+Pre-processing runs on the device the frames are on (uint8 in, one batch at once), so a camera
+frame uploaded as uint8 is never copied back to the host. Resizing reproduces Pillow (which
+the reference uses) exactly rather than approximately: Pillow's own filter taps and 22-bit
+fixed-point weights, its order of the two passes, uint8 in between, applied as a few
+vectorised int32 gathers per pass. `F.interpolate(antialias=True)` differs from Pillow by up
+to 2 grey levels on ~6% of values (ties rounded differently), hence this. Rescale and
+normalise go through a per-channel 256-entry lookup table built with the reference's own
+arithmetic (float64 rescale → float32, float32 normalise): all of it is bit-exact.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_STANDARD = (0.5, 0.5, 0.5)
+PROCESSOR_TYPE = "DPTImageProcessor"
+# PIL resampling enum values this module reproduces (1 lanczos, 4 box, 5 hamming: no).
+RESAMPLE_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+_PRECISION_BITS = 22  # Pillow's 8-bit resampling precision (32 - 8 - 2)
+_BOOL_FIELDS = ("do_resize", "keep_aspect_ratio", "do_rescale", "do_normalize", "do_pad",
+                "do_reduce_labels")
+
+
+def _constrain_to_multiple_of(val: float, multiple: int) -> int:
+    """The reference's rounding: Python's round-half-even to a multiple (val is never < 0,
+    so its floor/ceil fallbacks for max/min bounds never apply)."""
+    return int(round(val / multiple) * multiple)
+
+
+def resize_output_size(height: int, width: int, size: tuple[int, int], keep_aspect_ratio: bool,
+                       multiple: int) -> tuple[int, int]:
+    """transformers' DPT `get_resize_output_image_size`, same float expressions in same order."""
+    output_height, output_width = size
+    scale_height = output_height / height
+    scale_width = output_width / width
+    if keep_aspect_ratio:
+        # scale as little as possible
+        if abs(1 - scale_width) < abs(1 - scale_height):
+            scale_height = scale_width
+        else:
+            scale_width = scale_height
+    return (_constrain_to_multiple_of(scale_height * height, multiple),
+            _constrain_to_multiple_of(scale_width * width, multiple))
+
+
+def _pad_amounts(size: int, divisor: int) -> tuple[int, int]:
+    """Centre padding up to a multiple of `divisor`; the odd pixel goes after (as reference)."""
+    pad = math.ceil(size / divisor) * divisor - size
+    return pad // 2, pad - pad // 2
+
+
+def _bad(name: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"preprocessor field '{name}': unsupported value {value!r} ({expected})")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _channels(name: str, value: Any) -> tuple[float, float, float]:
+    if _is_number(value):
+        value = [value] * 3
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.empty(0)
+    if arr.shape != (3,) or not np.isfinite(arr).all():
+        raise _bad(name, value, "a number or 3 finite numbers")
+    return tuple(float(v) for v in arr)
+
+
+def _size(value: Any) -> dict[str, int]:
+    if _is_int(value) and value > 0:
+        return {"height": int(value), "width": int(value)}
+    if isinstance(value, dict) and set(value) >= {"height", "width"}:
+        h, w = value["height"], value["width"]
+        if _is_int(h) and _is_int(w) and h > 0 and w > 0:
+            return {"height": int(h), "width": int(w)}
+    raise _bad("size", value, "an int or {'height': int, 'width': int}")
+
+
+@dataclass(frozen=True)
+class DPTImageProcessor:
+    """Pre-/post-processing of the DPT family (DPT, DPT-Hybrid, DPT-DINOv2, Depth Anything)."""
+
+    do_resize: bool = True
+    size: dict[str, int] = field(default_factory=lambda: {"height": 384, "width": 384})
+    keep_aspect_ratio: bool = False
+    ensure_multiple_of: int = 1
+    resample: int = 3
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: tuple[float, float, float] = IMAGENET_STANDARD
+    image_std: tuple[float, float, float] = IMAGENET_STANDARD
+    do_pad: bool = False
+    size_divisor: int | None = None
+    do_reduce_labels: bool = False
+    _luts: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False,
+                                           compare=False)
+
+    def __post_init__(self) -> None:
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise _bad(name, getattr(self, name), "true or false")
+        object.__setattr__(self, "size", _size(self.size))
+        if not _is_int(self.ensure_multiple_of) or self.ensure_multiple_of < 1:
+            raise _bad("ensure_multiple_of", self.ensure_multiple_of, "a positive int")
+        if not _is_int(self.resample) or (self.do_resize and self.resample not in RESAMPLE_MODES):
+            raise _bad("resample", self.resample, "PIL 0 nearest, 2 bilinear or 3 bicubic")
+        if (not _is_number(self.rescale_factor) or not math.isfinite(self.rescale_factor)
+                or self.rescale_factor <= 0):
+            raise _bad("rescale_factor", self.rescale_factor, "a positive number")
+        object.__setattr__(self, "image_mean", _channels("image_mean", self.image_mean))
+        std = _channels("image_std", self.image_std)
+        if any(s == 0 for s in std):
+            raise _bad("image_std", self.image_std, "non-zero")
+        object.__setattr__(self, "image_std", std)
+        if self.size_divisor is not None and (not _is_int(self.size_divisor)
+                                              or self.size_divisor < 1):
+            raise _bad("size_divisor", self.size_divisor, "null or a positive int")
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> DPTImageProcessor:
+        """From a Hugging Face `preprocessor_config.json` dict; unknown keys are ignored."""
+        for key in ("image_processor_type", "feature_extractor_type"):
+            kind = config.get(key)
+            if kind is not None and not str(kind).startswith("DPT"):
+                raise _bad(key, kind, "a DPT image processor")
+        if config.get("do_center_crop"):
+            raise _bad("do_center_crop", config["do_center_crop"], "DPT never crops")
+        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
+        # null means "the class default", as in transformers; size_divisor null is a value.
+        kwargs = {k: config[k] for k in names
+                  if k in config and (config[k] is not None or k == "size_divisor")}
+        return cls(**kwargs)
+
+    def __hash__(self) -> int:  # `size` is a dict; hash the canonical config instead
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A `preprocessor_config.json` dict that transformers and `from_dict` read back."""
+        return {
+            "image_processor_type": PROCESSOR_TYPE,
+            "do_resize": bool(self.do_resize),
+            "size": dict(self.size),
+            "keep_aspect_ratio": bool(self.keep_aspect_ratio),
+            "ensure_multiple_of": int(self.ensure_multiple_of),
+            "resample": int(self.resample),
+            "do_rescale": bool(self.do_rescale),
+            "rescale_factor": float(self.rescale_factor),
+            "do_normalize": bool(self.do_normalize),
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "do_pad": bool(self.do_pad),
+            "size_divisor": self.size_divisor,
+            "do_reduce_labels": bool(self.do_reduce_labels),
+        }
+
+    # ------------------------------------------------------------------ pre-processing
+
+    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
+        if not self.do_resize:
+            return height, width
+        h, w = resize_output_size(height, width, (self.size["height"], self.size["width"]),
+                                  self.keep_aspect_ratio, self.ensure_multiple_of)
+        if h <= 0 or w <= 0:
+            raise ValueError(f"a {height}x{width} image resizes to an empty {h}x{w} one")
+        return h, w
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Model input (h, w) for a `height` x `width` frame: resize, then padding if any."""
+        if height <= 0 or width <= 0:
+            raise ValueError(f"image size must be positive, got {height}x{width}")
+        h, w = self._resized_size(height, width)
+        if self.do_pad and self.size_divisor is not None:
+            h, w = (math.ceil(v / self.size_divisor) * self.size_divisor for v in (h, w))
+        return h, w
+
+    def preprocess(self, images: Any, device: torch.device | str | None = None) -> torch.Tensor:
+        """uint8 RGB (H,W,3) / (B,H,W,3) (numpy, torch, or a list of same-size images) →
+        pixel_values (B,3,H,W) float32 on `device` (default: where a tensor input lives)."""
+        x = _as_batch(images, device)  # (B,H,W,3) uint8 on the target device
+        batch, height, width = x.shape[:3]
+        new_h, new_w = self._resized_size(height, width)
+        x = self._resize(x, new_h, new_w) if (new_h, new_w) != (height, width) else x.int()
+        index = x + torch.arange(0, 3 * 256, 256, device=x.device, dtype=torch.int32)
+        values = self._lut(x.device).index_select(0, index.reshape(-1)).view(index.shape)
+        values = values.permute(0, 3, 1, 2)  # channels-first view; one copy below
+        if not (self.do_pad and self.size_divisor is not None):
+            return values.contiguous()
+        top, bottom = _pad_amounts(new_h, self.size_divisor)
+        left, right = _pad_amounts(new_w, self.size_divisor)
+        out = values.new_zeros(batch, 3, top + new_h + bottom, left + new_w + right)
+        out[:, :, top:top + new_h, left:left + new_w] = values
+        return out
+
+    def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Pillow's resize of (B,H,W,3) uint8 images, reproduced exactly; int32 out."""
+        mode = RESAMPLE_MODES[self.resample]
+        in_h, in_w = x.shape[1:3]
+        dev = str(x.device)
+        if mode == "nearest":
+            rows, cols = _nearest_index(in_h, height, dev), _nearest_index(in_w, width, dev)
+            return x.index_select(1, rows).index_select(2, cols).int()
+        passes = []  # (axis, in size, out size); uint8-rounded in between, as in Pillow
+        if width != in_w:
+            passes.append((2, in_w, width))
+        if height != in_h:
+            passes.append((1, in_h, height))
+        # Pillow >= 13 (python-pillow/Pillow#9549) runs the vertical pass first when the
+        # height loses more than twice as many pixels as the width; before, always horizontal.
+        if height < in_h and in_h - height > 2 * (in_w - width):
+            passes.reverse()
+        y = x.int()
+        for dim, size_in, size_out in passes:
+            y = _pil_pass(y, *_pil_taps(size_in, size_out, mode, dev), dim=dim)
+        return y
+
+    def _lut(self, device: torch.device) -> torch.Tensor:
+        """(3*256,) uint8 value → output value, per channel, with the reference's arithmetic."""
+        key = str(device)
+        if key not in self._luts:
+            v = torch.arange(256, dtype=torch.float64)
+            v = (v * self.rescale_factor).float() if self.do_rescale else v.float()
+            v = v.expand(3, 256)
+            if self.do_normalize:
+                mean = torch.tensor(self.image_mean, dtype=torch.float32)[:, None]
+                std = torch.tensor(self.image_std, dtype=torch.float32)[:, None]
+                v = (v - mean) / std
+            self._luts[key] = v.reshape(-1).contiguous().to(device)
+        return self._luts[key]
+
+    # ------------------------------------------------------------------ post-processing
+
+    def post_process_depth_estimation(self, outputs: Any, target_sizes: Any = None
+                                      ) -> list[dict[str, torch.Tensor]]:
+        """[{"predicted_depth": (H,W)}] per image, bicubic-resized to `target_sizes` if given."""
+        depth = outputs.predicted_depth
+        if target_sizes is None:
+            return [{"predicted_depth": d} for d in depth]
+        sizes = _target_sizes(target_sizes, len(depth), "predicted depth")
+        resized = _resize_per_size(depth[:, None], sizes, "bicubic")
+        return [{"predicted_depth": d[0]} for d in resized]
+
+    def post_process_semantic_segmentation(self, outputs: Any, target_sizes: Any = None
+                                           ) -> list[torch.Tensor]:
+        """(H,W) int64 label maps: logits bilinear-resized to `target_sizes`, then argmax."""
+        logits = outputs.logits
+        if target_sizes is None:
+            return list(logits.argmax(dim=1))
+        sizes = _target_sizes(target_sizes, len(logits), "logits")
+        return [r.argmax(dim=0) for r in _resize_per_size(logits, sizes, "bilinear")]
+
+
+def _bilinear_filter(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x < 1.0, 1.0 - x, 0.0)
+
+
+def _bicubic_filter(x: np.ndarray) -> np.ndarray:
+    a = -0.5  # Pillow's (Keys) bicubic; same operation order as its C code
+    x = np.abs(x)
+    inner = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    outer = (((x - 5) * x + 8) * x - 4) * a
+    return np.where(x < 1.0, inner, np.where(x < 2.0, outer, 0.0))
+
+
+_FILTERS = {"bilinear": (_bilinear_filter, 1.0), "bicubic": (_bicubic_filter, 2.0)}
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_taps(in_size: int, out_size: int, mode: str, device: str
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` (Resample.c), vectorised over
+    outputs: (out, K) source indices and (out, K) int32 weights in 22-bit fixed point."""
+    flt, support = _FILTERS[mode]
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = support * filterscale
+    ksize = math.ceil(support) * 2 + 1
+    center = (np.arange(out_size) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5).astype(np.int64), 0)
+    xmax = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size) - xmin
+    taps = np.arange(ksize)
+    w = flt(((taps[None, :] + xmin[:, None]) - center[:, None] + 0.5) * (1.0 / filterscale))
+    w = np.where(taps[None, :] < xmax[:, None], w, 0.0)
+    total = np.zeros(out_size)
+    for k in range(ksize):  # sequential sum over the taps, as in C (numpy's sum is pairwise)
+        total = total + w[:, k]
+    w = np.where(total[:, None] != 0.0, w / np.where(total == 0.0, 1.0, total)[:, None], w)
+    fixed = np.trunc(np.where(w < 0, -0.5, 0.5) + w * (1 << _PRECISION_BITS)).astype(np.int32)
+    used = int(xmax.max())
+    index = np.minimum(xmin[:, None] + taps[None, :used], in_size - 1)
+    return (torch.from_numpy(index).to(device),
+            torch.from_numpy(np.ascontiguousarray(fixed[:, :used])).to(device))
+
+
+def _pil_pass(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, dim: int
+              ) -> torch.Tensor:
+    """One Pillow pass along `dim` (1 rows, 2 columns of (B,H,W,3) int32) in 22-bit fixed
+    point: Σ pixel·weight + ½, shifted, clipped to 0..255, exactly as Resample.c."""
+    shape = (-1, 1, 1) if dim == 1 else (-1, 1)
+    acc = x.index_select(dim, index[:, 0]) * weight[:, 0].view(shape)
+    for k in range(1, index.shape[1]):  # loop over the few filter taps, not over pixels
+        acc.addcmul_(x.index_select(dim, index[:, k]), weight[:, k].view(shape))
+    acc.add_(1 << (_PRECISION_BITS - 1))
+    return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255)
+
+
+@functools.lru_cache(maxsize=64)
+def _nearest_index(in_size: int, out_size: int, device: str) -> torch.Tensor:
+    """Pillow's NEAREST (ImagingScaleAffine): a coordinate accumulated in float64 steps."""
+    step = in_size / out_size
+    coord = np.cumsum(np.concatenate([[step * 0.5], np.full(out_size - 1, step)]))
+    return torch.from_numpy(np.clip(coord.astype(np.int64), 0, in_size - 1)).to(device)
+
+
+def _as_batch(images: Any, device: torch.device | str | None) -> torch.Tensor:
+    """Any accepted input → (B,H,W,3) uint8 tensor on `device`, moving only uint8 data."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("no images given")
+        if all(isinstance(im, torch.Tensor) for im in images):
+            items = [im if im.dim() == 4 else im[None] for im in images]
+            shapes = {tuple(im.shape[1:]) for im in items}
+            if len(shapes) > 1:
+                raise ValueError(f"images in one batch must share one size, got {sorted(shapes)}")
+            images = torch.cat([im.to(items[0].device) for im in items])
+        else:
+            arrays = [np.asarray(im.cpu() if isinstance(im, torch.Tensor) else im)
+                      for im in images]
+            arrays = [a if a.ndim == 4 else a[None] for a in arrays]
+            shapes = {a.shape[1:] for a in arrays}
+            if len(shapes) > 1:
+                raise ValueError(f"images in one batch must share one size, got {sorted(shapes)}")
+            images = np.concatenate(arrays)
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise TypeError(f"images must be uint8 RGB, got dtype {images.dtype}")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 RGB, got dtype {images.dtype}")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must be (H,W,3) or (B,H,W,3) RGB, got {tuple(images.shape)}")
+    if device is not None:
+        images = images.to(device, non_blocking=True)
+    return images
+
+
+def _target_sizes(target_sizes: Any, n: int, what: str) -> list[tuple[int, int]]:
+    if isinstance(target_sizes, torch.Tensor):
+        target_sizes = target_sizes.tolist()
+    if len(target_sizes) != n:
+        raise ValueError(f"Make sure that you pass in as many target sizes as the batch "
+                         f"dimension of the {what}")
+    return [(int(h), int(w)) for h, w in target_sizes]
+
+
+def _resize_per_size(x: torch.Tensor, sizes: list[tuple[int, int]], mode: str
+                     ) -> list[torch.Tensor]:
+    """Interpolate each (C,h,w) item to its size; one batched call when all sizes agree."""
+    if len(set(sizes)) == 1:
+        return list(F.interpolate(x, size=sizes[0], mode=mode, align_corners=False))
+    return [F.interpolate(item[None], size=s, mode=mode, align_corners=False)[0]
+            for item, s in zip(x, sizes)]
