@@ -7,7 +7,6 @@ host copy of each requested output.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -237,13 +236,13 @@ class Pipeline:
             bool(want & {"segmentation", "seg_colorized", "overlay"})
             or (need_points and s.pointcloud_label))
 
-        pixel_cache: dict[str, torch.Tensor] = {}
+        pixel_cache: dict[DPTImageProcessor, torch.Tensor] = {}
 
         def pixels(task: _Task) -> torch.Tensor:
-            key = json.dumps(task.processor.to_dict(), sort_keys=True, default=str)
-            if key not in pixel_cache:
-                pixel_cache[key] = task.processor.preprocess(rgb, device=self.device)
-            return pixel_cache[key].to(self.dtype)
+            # Processors compare equal by config: depth and seg models that share one get one pass.
+            if task.processor not in pixel_cache:
+                pixel_cache[task.processor] = task.processor.preprocess(rgb, device=self.device)
+            return pixel_cache[task.processor].to(self.dtype)
 
         pred = logits = None
         if need_depth:
