@@ -1,0 +1,294 @@
+"""`dpt-ros bag`: run the node's pipeline over a recorded bag and write a new bag.
+
+Input messages are deserialised with `rclpy.serialization.deserialize_message`, so
+ros/messages.py gets exactly the message objects the node gets from a subscription, and
+outputs are built by ros/messages.py and serialised with `serialize_message`, so the output
+bag holds the bytes the node would publish. rosbags only reads and writes raw CDR.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.errors import ReaderError
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.offline import bag_io
+from dpt_ros.offline.atomic import AtomicDir
+from dpt_ros.offline.camera_infos import CameraInfos
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.offline.interrupt import StopFlag
+from dpt_ros.offline.progress import Progress
+from dpt_ros.offline.topics import (
+    LABELS,
+    labels_message,
+    result_messages,
+    select_topics,
+    topic_name,
+    wanted_outputs,
+)
+from dpt_ros.ros import messages
+
+IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+@dataclass
+class BagOptions:
+    """What `dpt-ros bag` was asked to do."""
+
+    input: Path
+    output: Path
+    image_topic: str
+    camera_info_topic: str | None = None
+    batch_size: int = 8
+    prefix: str = "/dpt"
+    topics_out: list[str] | None = None  # None = every output the model can produce
+    storage: str | None = None  # sqlite3 | mcap; None = same as the input
+    force: bool = False
+    focal_length: float = 0.0  # node parameters camera.focal_length / camera.hfov: the
+    hfov: float = 60.0  # intrinsics of frames without any camera info
+
+
+@dataclass
+class BagReport:
+    """Counts for the summary and the exit code."""
+
+    images: int = 0  # image messages in the input (from the bag's index)
+    processed: int = 0
+    skipped: Counter = field(default_factory=Counter)  # (topic, reason) -> count
+    written: Counter = field(default_factory=Counter)  # output topic -> count
+    not_copied: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+    output: Path | None = None  # set once the output is in place
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.SKIPPED if self.skipped else ExitCode.OK
+
+    def summary(self) -> str:
+        rate = self.processed / self.elapsed if self.elapsed > 0 else 0.0
+        lines = [
+            f"processed {self.processed}/{self.images} images in {self.elapsed:.1f} s "
+            f"({rate:.1f} frames/s)"
+        ]
+        if self.skipped:
+            total = sum(self.skipped.values())
+            lines.append(f"skipped {total} malformed message(s):")
+            lines += [f"  {n} x {topic}: {why}" for (topic, why), n in sorted(self.skipped.items())]
+        if self.not_copied:
+            lines.append(f"not copied (unknown message definition): {', '.join(self.not_copied)}")
+        if self.interrupted:
+            lines.append("interrupted: no output was written")
+        elif self.output is not None:
+            lines.append(f"wrote {self.output}")
+            lines += [f"  {topic}: {n}" for topic, n in sorted(self.written.items())]
+        return "\n".join(lines)
+
+
+def run_bag(
+    opts: BagOptions,
+    pipeline: Pipeline,
+    stop: StopFlag | None = None,
+    stream: TextIO | None = None,
+) -> BagReport:
+    """Process `opts.input` into `opts.output`; raises CliError for user-facing failures."""
+    inp, out = Path(opts.input).absolute(), Path(opts.output).absolute()
+    _check_paths(inp, out)
+    atomic = AtomicDir(out, opts.force)
+    try:
+        reader = Reader(inp)
+        reader.open()
+    except (ReaderError, OSError, sqlite3.DatabaseError) as err:
+        raise CliError(ExitCode.INPUT, f"cannot read bag {inp}: {err}") from None
+    try:
+        return _Run(opts, pipeline, reader, atomic, stop, stream).run()
+    finally:
+        reader.close()
+
+
+def _check_paths(inp: Path, out: Path) -> None:
+    if not inp.exists():
+        raise CliError(ExitCode.INPUT, f"input bag {inp} does not exist")
+    ri, ro = inp.resolve(), out.resolve()
+    if ri == ro or ri in ro.parents or ro in ri.parents:
+        raise CliError(ExitCode.USAGE, "the output must be outside the input bag (and not hold it)")
+
+
+class _Run:
+    """One bag conversion: state shared by the read loop and the batch flush."""
+
+    def __init__(
+        self,
+        opts: BagOptions,
+        pipeline: Pipeline,
+        reader: Reader,
+        atomic: AtomicDir,
+        stop: StopFlag | None,
+        stream: TextIO | None,
+    ) -> None:
+        self.opts, self.pipeline, self.reader, self.atomic = opts, pipeline, reader, atomic
+        self.stop, self.stream = stop, stream
+        self.report = BagReport()
+        self.image_conns = self._connections(opts.image_topic, set(IMAGE_TYPES))
+        self.cam_conns = (
+            self._connections(opts.camera_info_topic, {CAMERA_INFO_TYPE})
+            if opts.camera_info_topic
+            else []
+        )
+        self.report.images = sum(c.msgcount for c in self.image_conns)
+        self.cameras = CameraInfos(self._first_camera_info(), opts.focal_length, opts.hfov)
+        try:
+            self.topics = select_topics(pipeline, opts.topics_out)
+        except ValueError as err:
+            raise CliError(ExitCode.USAGE, str(err)) from None
+        if not self.topics:
+            raise CliError(ExitCode.USAGE, "nothing to write: no output topic selected")
+        self.want = wanted_outputs(self.topics)
+        names = {topic_name(opts.prefix, t.name) for t in self.topics}
+        clash = sorted(names & {c.topic for c in reader.connections})
+        if clash:
+            raise CliError(
+                ExitCode.USAGE, f"the input already has {clash}; choose another --prefix"
+            )
+        self.batch: list[tuple[int, Any, Frame]] = []  # (log time, header, frame)
+        self.pending: list[tuple[int, Connection, bytes]] = []  # copies waiting for the batch
+
+    def _connections(self, topic: str, types: set[str]) -> list[Connection]:
+        conns = [c for c in self.reader.connections if c.topic == topic]
+        if not conns:
+            have = sorted({c.topic for c in self.reader.connections if c.msgtype in types})
+            raise CliError(ExitCode.INPUT, f"topic {topic} is not in the bag (candidates: {have})")
+        wrong = sorted({c.msgtype for c in conns} - types)
+        if wrong:
+            raise CliError(
+                ExitCode.INPUT, f"topic {topic} has type {wrong}, expected {sorted(types)}"
+            )
+        return conns
+
+    def _first_camera_info(self) -> dict[str, Any]:
+        """{frame_id: msg} of the bag's first decodable camera info (a short pre-scan)."""
+        if not self.cam_conns:
+            return {}
+        for _, _, raw in self.reader.messages(connections=self.cam_conns):
+            try:
+                msg = deserialize_message(raw, CameraInfo)
+            except Exception:  # a malformed one is counted in the main pass
+                continue
+            return {msg.header.frame_id: msg}
+        return {}
+
+    def run(self) -> BagReport:
+        storage = self.opts.storage or bag_io.input_storage(Path(self.opts.input))
+        start = time.monotonic()
+        progress = Progress(self.report.images or None, "bag", stream=self.stream)
+        tmp = self.atomic.start()
+        writer = None
+        done = False
+        try:
+            writer = bag_io.open_writer(tmp, storage)
+            copies = bag_io.copy_connections(writer, self.reader.connections)
+            self.report.not_copied = sorted(
+                {c.topic for c in self.reader.connections if c.id not in copies}
+            )
+            self.outputs = {
+                t.name: bag_io.add_output_connection(
+                    writer, topic_name(self.opts.prefix, t.name), t.msgtype
+                )
+                for t in self.topics
+            }
+            self.writer, self.progress = writer, progress
+            if LABELS in self.outputs:
+                raw = serialize_message(labels_message(self.pipeline.labels))
+                writer.write(self.outputs[LABELS], self.reader.start_time, raw)
+                self.report.written[topic_name(self.opts.prefix, LABELS)] += 1
+            self._read_all(copies)
+            progress.close()
+            self.report.elapsed = time.monotonic() - start
+            if not self.report.interrupted:
+                writer.close()
+                self.atomic.commit()
+                self.report.output = self.atomic.final
+                done = True
+        finally:
+            if not done:
+                if writer is not None:
+                    writer.abort()
+                self.atomic.abort()
+        return self.report
+
+    def _read_all(self, copies: dict[int, Connection]) -> None:
+        image_ids = {c.id: IMAGE_TYPES[c.msgtype] for c in self.image_conns}
+        cam_ids = {c.id for c in self.cam_conns}
+        try:
+            for conn, t, raw in self.reader.messages():
+                if self.stop is not None and self.stop.stop_requested:
+                    self.report.interrupted = True
+                    return
+                if conn.id in copies:
+                    self.pending.append((t, copies[conn.id], raw))
+                if conn.id in cam_ids:
+                    self._camera_info(conn.topic, raw)
+                elif conn.id in image_ids:
+                    self._image(conn.topic, t, raw, image_ids[conn.id])
+                    if len(self.batch) >= self.opts.batch_size:
+                        self._flush()
+        except (ReaderError, OSError, sqlite3.DatabaseError) as err:
+            raise CliError(ExitCode.INPUT, f"input bag unreadable: {err}") from None
+        self._flush()
+
+    def _camera_info(self, topic: str, raw: bytes) -> None:
+        try:
+            self.cameras.add(deserialize_message(raw, CameraInfo))
+        except Exception:  # rclpy raises its own RMWError types for bad CDR
+            self.report.skipped[(topic, "undecodable CDR")] += 1
+
+    def _image(self, topic: str, t: int, raw: bytes, cls: type) -> None:
+        try:
+            msg = deserialize_message(raw, cls)
+        except Exception:  # rclpy raises its own RMWError types for bad CDR
+            self.report.skipped[(topic, "undecodable CDR")] += 1
+            return
+        try:
+            rgb = (
+                messages.rgb_from_compressed_msg(msg)
+                if cls is CompressedImage
+                else messages.rgb_from_image_msg(msg)
+            )
+            intr = self.cameras.for_image(msg.header.frame_id, rgb.shape[1], rgb.shape[0])
+        except BadInput as err:
+            self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
+            return
+        self.batch.append((t, msg.header, Frame(rgb, intr)))
+
+    def _flush(self) -> None:
+        """Run the batch, then write copies and outputs in log-time order."""
+        records: list[tuple[int, int, Connection, bytes]] = [
+            (t, 0, conn, raw) for t, conn, raw in self.pending
+        ]
+        if self.batch:
+            results = self.pipeline.process([f for _, _, f in self.batch], self.want)
+            for (t, header, _), result in zip(self.batch, results):
+                for topic, msg in result_messages(result, header, self.topics):
+                    records.append((t, 1, self.outputs[topic.name], serialize_message(msg)))
+                    self.report.written[topic_name(self.opts.prefix, topic.name)] += 1
+                self.report.processed += 1
+        records.sort(key=lambda r: (r[0], r[1]))
+        for t, _, conn, data in records:
+            self.writer.write(conn, t, data)
+        self.progress.update(len(self.batch))
+        self.batch.clear()
+        self.pending.clear()

@@ -1,0 +1,177 @@
+"""`dpt-ros`: the offline tool (bag / predict / info). See docs/offline.md.
+
+Exit codes are listed in dpt_ros.offline.exitcodes.ExitCode; messages go to stderr, and
+stdout carries only what a command is asked to print (`info`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.offline.interrupt import StopFlag
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (override the parameter file)")
+    g.add_argument("--params", help="dpt_node parameter YAML (dpt_node: ros__parameters: ...)")
+    g.add_argument("--depth-model", help="depth checkpoint directory or Hub id")
+    g.add_argument("--segmentation-model", help="segmentation checkpoint directory or Hub id")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
+    g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model pass")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpt-ros", description="DPT depth/segmentation for recorded bags, images and videos"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bag = sub.add_parser("bag", help="process a ROS 2 bag (.db3/.mcap) into a new bag")
+    bag.add_argument("input", type=Path, help="input bag directory (or a .db3/.mcap file)")
+    bag.add_argument("output", type=Path, help="output bag directory (must not exist)")
+    bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage")
+    bag.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo for intrinsics")
+    bag.add_argument("--prefix", default="/dpt", help="namespace of the output topics")
+    bag.add_argument(
+        "--topics-out", nargs="+", metavar="NAME",
+        help="output topics to write, relative to --prefix (default: all the model produces)",
+    )
+    bag.add_argument("--storage", choices=("sqlite3", "mcap"), help="default: as the input")
+    bag.add_argument("--hfov", type=float, help="camera.hfov fallback (degrees)")
+    bag.add_argument("--focal-length", type=float, help="camera.focal_length fallback (px)")
+    bag.add_argument("--force", action="store_true", help="replace an existing output")
+    _model_args(bag)
+
+    pred = sub.add_parser("predict", help="images, folders and videos -> depth files")
+    pred.add_argument("paths", nargs="+", type=Path, help="images, folders or videos")
+    pred.add_argument("--out", required=True, type=Path, help="output directory")
+    pred.add_argument("--depth-format", choices=("png", "npy"), default="png",
+                      help="png: uint16 millimetres, 0 = invalid; npy: float32 metres, NaN")
+    pred.add_argument("--outputs", nargs="+", metavar="NAME",
+                      help="subset of: depth relative depth_colorized segmentation "
+                           "seg_colorized overlay points")
+    for name in ("fx", "fy", "cx", "cy"):
+        pred.add_argument(f"--{name}", type=float, help="intrinsics in pixels (for .ply)")
+    pred.add_argument("--hfov", type=float, help="horizontal field of view in degrees (.ply)")
+    pred.add_argument("--force", action="store_true", help="overwrite existing files")
+    _model_args(pred)
+
+    info = sub.add_parser("info", help="describe a checkpoint without running it")
+    info.add_argument("source", help="checkpoint directory or Hub repo id")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
+    from dpt_ros.offline.config import load_config
+
+    overrides = {
+        "depth_model": args.depth_model,
+        "segmentation_model": args.segmentation_model,
+        "device": args.device,
+        "dtype": args.dtype,
+        **extra,
+    }
+    config = load_config(args.params, overrides)
+    if config.ignored:
+        print(f"dpt-ros: ignoring unknown parameters {config.ignored}", file=sys.stderr)
+    return config
+
+
+def _cmd_bag(args: argparse.Namespace) -> ExitCode:
+    from dpt_ros.offline.atomic import check_output_free
+    from dpt_ros.offline.bag import BagOptions, run_bag
+    from dpt_ros.offline.config import build_pipeline
+
+    if not args.input.exists():
+        raise CliError(ExitCode.INPUT, f"input bag {args.input} does not exist")
+    check_output_free(args.output.absolute(), args.force)  # before the slow model load
+    config = _config(
+        args, {"camera.hfov": args.hfov, "camera.focal_length": args.focal_length}
+    )
+    pipeline = build_pipeline(config)
+    opts = BagOptions(
+        input=args.input,
+        output=args.output,
+        image_topic=args.image_topic,
+        camera_info_topic=args.camera_info_topic,
+        batch_size=args.batch_size,
+        prefix=args.prefix,
+        topics_out=args.topics_out,
+        storage=args.storage,
+        force=args.force,
+        focal_length=config.focal_length,
+        hfov=config.hfov,
+    )
+    with StopFlag() as stop:
+        report = run_bag(opts, pipeline, stop)
+    print(report.summary(), file=sys.stderr)
+    return report.exit_code
+
+
+def _cmd_predict(args: argparse.Namespace) -> ExitCode:
+    from dpt_ros.offline.config import build_pipeline
+    from dpt_ros.offline.files import collect_sources
+    from dpt_ros.offline.predict import IntrinsicsSpec, PredictOptions, run_predict
+
+    intrinsics = IntrinsicsSpec(args.fx, args.fy, args.cx, args.cy, args.hfov)
+    collect_sources(args.paths)  # fail on a bad path before the slow model load
+    pipeline = build_pipeline(_config(args, {}))
+    opts = PredictOptions(
+        paths=args.paths,
+        out=args.out,
+        depth_format=args.depth_format,
+        batch_size=args.batch_size,
+        intrinsics=intrinsics,
+        outputs=args.outputs,
+        force=args.force,
+    )
+    with StopFlag() as stop:
+        report = run_predict(opts, pipeline, stop)
+    print(report.summary(), file=sys.stderr)
+    return report.exit_code
+
+
+def _cmd_info(args: argparse.Namespace) -> ExitCode:
+    from dpt_ros.offline.info import checkpoint_info, format_info, info_json
+
+    info = checkpoint_info(args.source)
+    print(info_json(info) if args.json else format_info(info))
+    return ExitCode.OK
+
+
+COMMANDS = {"bag": _cmd_bag, "predict": _cmd_predict, "info": _cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry; returns the exit code (see ExitCode)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except CliError as err:
+        print(f"dpt-ros {args.command}: error: {err}", file=sys.stderr)
+        return int(err.code)
+    except KeyboardInterrupt:
+        print(f"dpt-ros {args.command}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:
+        traceback.print_exc()
+        print(f"dpt-ros {args.command}: internal error (a bug; please report it)", file=sys.stderr)
+        return int(ExitCode.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The node's parameter file and defaults, read and checked for offline runs.
+
+Same file, same names, same checks as dpt_node (dpt_ros.ros.params), and the same mapping
+onto Pipeline arguments (dpt_ros.core.params_file), so a YAML tuned on the robot gives the
+same outputs offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpt_ros.core.params_file import load_params_file, pipeline_kwargs_from_params
+from dpt_ros.core.pipeline import Pipeline, PipelineConfigError
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.ros.params import BY_NAME, DEFAULTS, check_update
+
+
+@dataclass
+class OfflineConfig:
+    """Node parameter values (defaults, then the file, then command-line overrides)."""
+
+    values: dict[str, Any]
+    ignored: list[str] = field(default_factory=list)  # names in the file the node doesn't know
+
+    @property
+    def focal_length(self) -> float:
+        return float(self.values["camera.focal_length"])
+
+    @property
+    def hfov(self) -> float:
+        return float(self.values["camera.hfov"])
+
+
+def load_config(params_path: str | None, overrides: dict[str, Any]) -> OfflineConfig:
+    """Read `params_path` (may be None) and apply `overrides` (None values are not set)."""
+    file_values: dict[str, Any] = {}
+    if params_path:
+        try:
+            file_values = load_params_file(params_path)
+        except ValueError as err:
+            raise CliError(ExitCode.CONFIG, str(err)) from None
+    known = {k: v for k, v in file_values.items() if k in BY_NAME}
+    known.update({k: v for k, v in overrides.items() if v is not None})
+    reason = check_update(known, {})
+    if reason:
+        raise CliError(ExitCode.CONFIG, f"invalid parameters: {reason}")
+    ignored = sorted(k for k in file_values if k not in BY_NAME)
+    return OfflineConfig({**DEFAULTS, **known}, ignored)
+
+
+def build_pipeline(config: OfflineConfig) -> Pipeline:
+    """The Pipeline the node would build from these parameters."""
+    threads = config.values.get("num_threads", 0)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    try:
+        return Pipeline(**pipeline_kwargs_from_params(config.values))
+    except (PipelineConfigError, ValueError) as err:
+        raise CliError(ExitCode.CONFIG, str(err)) from None

@@ -1,0 +1,115 @@
+"""Inputs of `dpt-ros predict`: image files, folders of them, and video files.
+
+Every input becomes a stem (where its outputs go, relative to --out) and a stream of RGB
+frames; a video's frames go to a folder named after the video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+class UnreadableInput(Exception):
+    """A file that is not a readable image or video (skipped and counted)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file and the output stem its frames map to."""
+
+    path: Path
+    stem: Path  # relative to --out: 'img' -> img_depth.png; a video's folder 'clip'
+    is_video: bool
+
+
+def collect_sources(paths: list[str | Path]) -> list[Source]:
+    """Files as given, folders expanded (recursively, sorted, sub-folders kept in the stem).
+
+    CliError(INPUT) for a missing path or an explicit file of unknown type; CliError(USAGE)
+    when two inputs would write the same outputs.
+    """
+    sources: list[Source] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                kind = _kind(f)
+                if kind is not None:
+                    sources.append(Source(f, f.relative_to(path).with_suffix(""), kind))
+        elif path.is_file():
+            kind = _kind(path)
+            if kind is None:
+                raise CliError(
+                    ExitCode.INPUT,
+                    f"{path}: not an image ({sorted(IMAGE_SUFFIXES)}) "
+                    f"or video ({sorted(VIDEO_SUFFIXES)})",
+                )
+            sources.append(Source(path, Path(path.stem), kind))
+        else:
+            raise CliError(ExitCode.INPUT, f"{path} does not exist")
+    stems: dict[Path, Path] = {}
+    for s in sources:
+        if s.stem in stems:
+            raise CliError(
+                ExitCode.USAGE,
+                f"{stems[s.stem]} and {s.path} would write the same outputs ({s.stem}_*); "
+                "rename one or run them separately",
+            )
+        stems[s.stem] = s.path
+    if not sources:
+        raise CliError(ExitCode.INPUT, "no images or videos found in the given paths")
+    return sources
+
+
+def _kind(path: Path) -> bool | None:
+    """True for a video, False for an image, None for anything else."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    return False if suffix in IMAGE_SUFFIXES else None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); UnreadableInput for a broken or non-image file."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UnreadableInput(f"{path}: {err}") from None
+
+
+def video_frame_count(path: Path) -> int | None:
+    """Frames in a video from its metadata (an estimate from duration x fps), or None."""
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path, plugin="FFMPEG")
+    except Exception:  # any decoder failure: the count is only for the ETA
+        return None
+    n = meta.get("nframes", math.inf)
+    if not math.isfinite(n):
+        n = meta.get("duration", 0.0) * meta.get("fps", 0.0)
+    return round(n) if n and math.isfinite(n) else None
+
+
+def read_video(path: Path) -> Iterator[np.ndarray]:
+    """RGB uint8 frames of a video (imageio + its bundled ffmpeg); UnreadableInput on failure."""
+    import imageio.v3 as iio
+
+    try:
+        for frame in iio.imiter(path, plugin="FFMPEG"):
+            yield np.asarray(frame)[..., :3]
+    except (OSError, RuntimeError, ValueError, StopIteration) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # not ffmpeg's log
+        raise UnreadableInput(f"{path}: {first}") from None

@@ -1,0 +1,121 @@
+"""`dpt-ros info`: what a checkpoint is, from its JSON files (and weight headers) only.
+
+No model is built and no weights are read: config.json says the architecture, task and
+whether depth is metric, preprocessor_config.json the input size, and the safetensors
+header (a few KB) the parameter count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from dpt_ros.model import ConfigError, ModelLoadError, load_config, load_processor, resolve_source
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+
+MAX_LABELS_SHOWN = 40
+
+
+def checkpoint_info(source: str) -> dict[str, Any]:
+    """Facts about a checkpoint directory or Hub repo id, as a JSON-ready dict."""
+    try:
+        config = load_config(source)
+        directory = resolve_source(source, weights=False)
+    except (ModelLoadError, ConfigError, OSError) as err:
+        raise CliError(ExitCode.INPUT, f"cannot read checkpoint {source}: {err}") from None
+    info: dict[str, Any] = {
+        "source": str(source),
+        "directory": str(directory),
+        "architecture": config.architecture,
+        "model_type": config.model_type,
+        "backbone": _backbone(config),
+        "task": config.task,
+        "patch_size": config.patch_size,
+    }
+    if config.task == "depth":
+        info["depth"] = "metric (metres)" if config.is_metric else "relative (inverse depth)"
+        if config.model_type == "depth_anything" and config.is_metric:
+            info["max_depth_m"] = config.max_depth
+    info["input"] = _input(source)
+    if config.task == "segmentation":
+        info["num_labels"] = config.num_labels
+        info["labels"] = {str(k): v for k, v in sorted(config.labels.items())}
+    info["parameters"] = _parameter_count(directory)
+    return info
+
+
+def _backbone(config: Any) -> str:
+    if config.model_type == "depth_anything":
+        return "dinov2"
+    if config.is_hybrid:
+        return "bit + vit (DPT-Hybrid)"
+    return config.backbone_type or "vit"
+
+
+def _input(source: str) -> dict[str, Any] | str:
+    try:
+        p = load_processor(source)
+    except (ModelLoadError, OSError, ValueError) as err:
+        return f"unknown ({err})"
+    if not p.do_resize:
+        return {"resize": False}
+    return {
+        "height": p.size["height"],
+        "width": p.size["width"],
+        "keep_aspect_ratio": bool(p.keep_aspect_ratio),
+        "ensure_multiple_of": int(p.ensure_multiple_of),
+    }
+
+
+def _parameter_count(directory: Path) -> int | None:
+    """Sum of tensor sizes from safetensors headers (no tensor data is read); None if unknown."""
+    from safetensors import safe_open
+
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for path in files:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                total += math.prod(f.get_slice(key).get_shape())
+    return total
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """Human-readable lines for the terminal."""
+    lines = [
+        f"source:        {info['source']}",
+        f"architecture:  {info['architecture']} (model_type {info['model_type']}, "
+        f"backbone {info['backbone']}, patch {info['patch_size']})",
+        f"task:          {info['task']}",
+    ]
+    if "depth" in info:
+        extra = f", max_depth {info['max_depth_m']} m" if "max_depth_m" in info else ""
+        lines.append(f"depth:         {info['depth']}{extra}")
+    inp = info["input"]
+    if isinstance(inp, dict) and "height" in inp:
+        aspect = ", keeps aspect ratio" if inp["keep_aspect_ratio"] else ""
+        multiple = (
+            f", multiple of {inp['ensure_multiple_of']}" if inp["ensure_multiple_of"] > 1 else ""
+        )
+        lines.append(f"input size:    {inp['height']} x {inp['width']}{aspect}{multiple}")
+    elif isinstance(inp, dict):
+        lines.append("input size:    native (no resize)")
+    else:
+        lines.append(f"input size:    {inp}")
+    if "labels" in info:
+        labels = list(info["labels"].items())
+        shown = ", ".join(f"{k}: {v}" for k, v in labels[:MAX_LABELS_SHOWN])
+        hidden = len(labels) - MAX_LABELS_SHOWN
+        more = f", ... ({hidden} more)" if hidden > 0 else ""
+        lines.append(f"labels ({info['num_labels']}): {shown}{more}")
+    if info["parameters"] is not None:
+        lines.append(f"parameters:    {info['parameters'] / 1e6:.2f} M")
+    return "\n".join(lines)
+
+
+def info_json(info: dict[str, Any]) -> str:
+    return json.dumps(info, indent=2)

@@ -1,0 +1,257 @@
+"""`dpt-ros predict`: images, folders and videos -> depth / segmentation files.
+
+Same Pipeline, same parameter file as the node. Files per frame (stem = image name, or
+`<video>/<frame index>`): `_depth.png` (uint16 mm, 0 = invalid) or `_depth.npy` (float32 m,
+NaN invalid) for metric depth, `_relative.npy` for relative models, `_depth_color.png`,
+`_seg.png` (class ids), `_seg_color.png`, `_overlay.png`, and `.ply` with intrinsics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.offline.files import (
+    Source,
+    UnreadableInput,
+    collect_sources,
+    read_image,
+    read_video,
+    video_frame_count,
+)
+from dpt_ros.offline.interrupt import StopFlag
+from dpt_ros.offline.ply import write_ply
+from dpt_ros.offline.progress import Progress
+from dpt_ros.offline.writers import depth_to_mm, write_bgr_png, write_npy, write_png
+
+# Pipeline output -> file name suffix after the stem ('depth' depends on --depth-format).
+SUFFIXES = {
+    "relative": "_relative.npy",
+    "depth_colorized": "_depth_color.png",
+    "segmentation": "_seg.png",
+    "seg_colorized": "_seg_color.png",
+    "overlay": "_overlay.png",
+    "points": ".ply",
+}
+
+
+@dataclass(frozen=True)
+class IntrinsicsSpec:
+    """Camera intrinsics from the command line, in pixels of the input images."""
+
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    hfov: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.hfov is not None and self.fx is not None:
+            raise CliError(ExitCode.USAGE, "give either --fx/--fy/--cx/--cy or --hfov, not both")
+        if self.fx is None and any(v is not None for v in (self.fy, self.cx, self.cy)):
+            raise CliError(ExitCode.USAGE, "--fy/--cx/--cy need --fx")
+
+    @property
+    def given(self) -> bool:
+        return self.fx is not None or self.hfov is not None
+
+    def for_size(self, width: int, height: int) -> Intrinsics | None:
+        """Intrinsics for one image: fy defaults to fx, the principal point to the centre."""
+        if self.hfov is not None:
+            return Intrinsics.from_hfov(width, height, self.hfov)
+        if self.fx is None:
+            return None
+        cx = self.cx if self.cx is not None else (width - 1) / 2.0
+        cy = self.cy if self.cy is not None else (height - 1) / 2.0
+        fy = self.fy if self.fy is not None else self.fx
+        return Intrinsics(self.fx, fy, cx, cy, width, height)
+
+
+@dataclass
+class PredictOptions:
+    paths: list[str | Path]
+    out: Path
+    depth_format: str = "png"  # png | npy
+    batch_size: int = 4
+    intrinsics: IntrinsicsSpec = field(default_factory=IntrinsicsSpec)
+    outputs: list[str] | None = None  # None = everything the model can produce
+    force: bool = False
+
+
+@dataclass
+class PredictReport:
+    sources: int = 0
+    frames: int = 0
+    files: int = 0
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+    out: Path | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.SKIPPED if self.skipped else ExitCode.OK
+
+    def summary(self) -> str:
+        rate = self.frames / self.elapsed if self.elapsed > 0 else 0.0
+        lines = [
+            f"processed {self.frames} frame(s) from {self.sources} input(s) in "
+            f"{self.elapsed:.1f} s ({rate:.1f} frames/s); wrote {self.files} file(s) to "
+            f"{self.out}"
+        ]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable input(s):")
+            lines += [f"  {why}" for why in self.skipped]
+        if self.interrupted:
+            lines.append("interrupted: the files listed above are complete; the rest were not run")
+        return "\n".join(lines)
+
+
+def available_outputs(pipeline: Pipeline, with_points: bool) -> list[str]:
+    """The file outputs this model can produce (metric depth/points only when metric)."""
+    names: list[str] = []
+    if pipeline.has_depth:
+        if pipeline.depth_is_metric:
+            names.append("depth")
+        if not pipeline.model_is_metric:
+            names.append("relative")
+        names.append("depth_colorized")
+        if pipeline.depth_is_metric and with_points:
+            names.append("points")
+    if pipeline.has_segmentation:
+        names += ["segmentation", "seg_colorized", "overlay"]
+    return names
+
+
+def select_outputs(pipeline: Pipeline, opts: PredictOptions) -> list[str]:
+    available = available_outputs(pipeline, opts.intrinsics.given)
+    if opts.outputs is None:
+        return available
+    missing = [o for o in opts.outputs if o not in available]
+    if missing:
+        raise CliError(
+            ExitCode.USAGE,
+            f"cannot write {missing} with this model/arguments (available: {available}; "
+            "'depth' needs a metric model or depth.scale, 'points' also needs intrinsics)",
+        )
+    return [o for o in available if o in opts.outputs]
+
+
+def file_name(stem: Path, output: str, depth_format: str) -> Path:
+    suffix = f"_depth.{depth_format}" if output == "depth" else SUFFIXES[output]
+    return stem.with_name(stem.name + suffix)
+
+
+def run_predict(
+    opts: PredictOptions,
+    pipeline: Pipeline,
+    stop: StopFlag | None = None,
+    stream: TextIO | None = None,
+) -> PredictReport:
+    """Process every input; raises CliError before writing anything for user errors."""
+    sources = collect_sources(opts.paths)
+    outputs = select_outputs(pipeline, opts)
+    out = Path(opts.out)
+    _check_free(sources, outputs, out, opts)
+    report = PredictReport(sources=len(sources), out=out)
+    total = sum((video_frame_count(s.path) or 1) if s.is_video else 1 for s in sources)
+    progress = Progress(total, "predict", stream=stream)
+    start = time.monotonic()
+    batch: list[tuple[Path, Frame]] = []
+    for stem, rgb in _frames(sources, report):
+        if stop is not None and stop.stop_requested:
+            report.interrupted = True
+            break
+        batch.append((stem, Frame(rgb, opts.intrinsics.for_size(rgb.shape[1], rgb.shape[0]))))
+        if len(batch) >= opts.batch_size:
+            _run_batch(batch, pipeline, outputs, out, opts.depth_format, report, progress)
+    if batch and not report.interrupted:
+        _run_batch(batch, pipeline, outputs, out, opts.depth_format, report, progress)
+    progress.close()
+    report.elapsed = time.monotonic() - start
+    return report
+
+
+def _check_free(sources: list[Source], outputs: list[str], out: Path, opts: PredictOptions) -> None:
+    """Refuse to overwrite earlier results unless --force (checked before any work)."""
+    if opts.force:
+        return
+    taken: list[Path] = []
+    for s in sources:
+        if s.is_video:
+            folder = out / s.stem
+            if folder.is_dir() and any(folder.iterdir()):
+                taken.append(folder)
+        else:
+            taken += [
+                p for o in outputs if (p := out / file_name(s.stem, o, opts.depth_format)).exists()
+            ]
+    if taken:
+        listed = ", ".join(str(p) for p in taken[:3]) + (" ..." if len(taken) > 3 else "")
+        raise CliError(ExitCode.OUTPUT_EXISTS, f"outputs exist ({listed}); pass --force")
+
+
+def _frames(sources: list[Source], report: PredictReport) -> Iterator[tuple[Path, np.ndarray]]:
+    """(stem, rgb) for every readable frame; unreadable inputs are recorded and skipped."""
+    for s in sources:
+        try:
+            if s.is_video:
+                for i, rgb in enumerate(read_video(s.path)):
+                    yield s.stem / f"{i:06d}", rgb
+            else:
+                yield s.stem, read_image(s.path)
+        except UnreadableInput as err:
+            report.skipped.append(str(err))
+
+
+def _run_batch(
+    batch: list[tuple[Path, Frame]],
+    pipeline: Pipeline,
+    outputs: list[str],
+    out: Path,
+    depth_format: str,
+    report: PredictReport,
+    progress: Progress,
+) -> None:
+    results = pipeline.process([f for _, f in batch], set(outputs))
+    for (stem, _), result in zip(batch, results):
+        report.files += _write_result(result, out / stem, outputs, depth_format)
+    report.frames += len(batch)
+    progress.update(len(batch))
+    batch.clear()
+
+
+def _write_result(result: FrameResult, stem: Path, outputs: list[str], depth_format: str) -> int:
+    """Write one frame's files; returns how many were written."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for name in outputs:
+        value = getattr(result, name)
+        if value is None:
+            continue
+        path = file_name(stem, name, depth_format)
+        if name == "depth":
+            if depth_format == "png":
+                write_png(path, depth_to_mm(value))
+            else:
+                write_npy(path, value.astype(np.float32))
+        elif name == "relative":
+            write_npy(path, value.astype(np.float32))
+        elif name == "segmentation":
+            write_png(path, value)
+        elif name == "points":
+            write_ply(value, path)
+        else:
+            write_bgr_png(path, value)
+        written += 1
+    return written

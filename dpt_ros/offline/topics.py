@@ -1,0 +1,142 @@
+"""The node's output topics and the messages for one FrameResult, as the node builds them.
+
+Topic names, encodings and the camera-info rule come from dpt_ros.ros.outputs (the node's
+own table); messages from dpt_ros.ros.messages. Names are relative to a prefix, so a bag
+written with `--prefix /dpt` has the topics a node named `/dpt` would publish.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dpt_ros.core.pipeline import FrameResult, Pipeline
+from dpt_ros.ros.outputs import (
+    DEPTH_IMAGES,
+    DEPTH_INFO_TOPIC,
+    LABELS_TOPIC,
+    METRIC_ONLY,
+    OUTPUT_TOPICS,
+    available_outputs,
+    image_encoding,
+)
+
+IMAGE = "sensor_msgs/msg/Image"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+STRING = "std_msgs/msg/String"
+
+
+@dataclass(frozen=True)
+class OutputTopic:
+    """One output topic: name under the prefix, message type, Pipeline output it carries."""
+
+    name: str
+    msgtype: str
+    output: str | None = None  # None: camera info (from result.intrinsics) or labels
+
+
+def _relative(topic: str) -> str:
+    return topic.removeprefix("~/")
+
+
+OUTPUT_TOPIC_LIST = (
+    *(
+        OutputTopic(_relative(topic), POINTCLOUD2 if out == "points" else IMAGE, out)
+        for out, topic in OUTPUT_TOPICS.items()
+    ),
+    OutputTopic(_relative(DEPTH_INFO_TOPIC), CAMERA_INFO),
+    OutputTopic(_relative(LABELS_TOPIC), STRING),
+)
+BY_NAME = {t.name: t for t in OUTPUT_TOPIC_LIST}
+DEPTH_INFO = _relative(DEPTH_INFO_TOPIC)
+LABELS = _relative(LABELS_TOPIC)
+
+
+def topic_name(prefix: str, name: str) -> str:
+    """'/dpt' + 'depth/colorized' -> '/dpt/depth/colorized'; the result is always absolute."""
+    stem = prefix.strip("/")
+    return f"/{stem}/{name}" if stem else f"/{name}"
+
+
+def available_topics(pipeline: Pipeline) -> list[OutputTopic]:
+    """What the node publishes for this pipeline when every output has a subscriber.
+
+    Settings are fixed for a bag run, so metric-only outputs (depth in metres, points) are
+    left out unless the depth is metric (a metric model, or depth.scale set).
+    """
+    outputs = set(
+        available_outputs(
+            pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric
+        )
+    )
+    if not pipeline.depth_is_metric:
+        outputs -= METRIC_ONLY
+    names = {t.name for t in OUTPUT_TOPIC_LIST if t.output in outputs}
+    if pipeline.has_depth:
+        names.add(DEPTH_INFO)
+    if pipeline.has_segmentation:
+        names.add(LABELS)
+    return [t for t in OUTPUT_TOPIC_LIST if t.name in names]
+
+
+def select_topics(pipeline: Pipeline, requested: list[str] | None) -> list[OutputTopic]:
+    """`requested` names (all available when None); ValueError for unknown or impossible ones."""
+    available = available_topics(pipeline)
+    if requested is None:
+        return available
+    unknown = [n for n in requested if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown output topic(s) {unknown}; choose from {list(BY_NAME)}")
+    names = {t.name for t in available}
+    impossible = [n for n in requested if n not in names]
+    if impossible:
+        raise ValueError(
+            f"output topic(s) {impossible} cannot be produced by this model (available: "
+            f"{sorted(names)}; metric depth and points need a metric model or depth.scale)"
+        )
+    return [t for t in available if t.name in requested]
+
+
+def wanted_outputs(topics: list[OutputTopic]) -> set[str]:
+    """The Pipeline `want` set for these topics."""
+    return {t.output for t in topics if t.output is not None}
+
+
+def result_messages(
+    result: FrameResult, header: Any, topics: list[OutputTopic]
+) -> list[tuple[OutputTopic, Any]]:
+    """The messages the node publishes for `result`, stamped with the input `header`.
+
+    As in the node, depth/camera_info goes out only together with a depth image.
+    """
+    from dpt_ros.ros import messages
+
+    out: list[tuple[OutputTopic, Any]] = []
+    sent_depth_image = False
+    info_topic = None
+    for topic in topics:
+        if topic.name == DEPTH_INFO:
+            info_topic = topic
+        if topic.output is None:
+            continue
+        value = getattr(result, topic.output)
+        if value is None:
+            continue
+        if topic.msgtype == POINTCLOUD2:
+            out.append((topic, messages.pointcloud_msg(value, header)))
+            continue
+        encoding = image_encoding(topic.output, value)
+        out.append((topic, messages.image_msg(value, encoding, header)))
+        sent_depth_image |= topic.output in DEPTH_IMAGES
+    if info_topic is not None and sent_depth_image and result.intrinsics is not None:
+        out.append((info_topic, messages.camera_info_msg(result.intrinsics, header)))
+    return out
+
+
+def labels_message(labels: dict[int, str]) -> Any:
+    """The latched ~/segmentation/labels message: JSON {"id": "name"} as the node sends it."""
+    from std_msgs.msg import String
+
+    return String(data=json.dumps({str(k): v for k, v in sorted(labels.items())}))
