@@ -1,0 +1,166 @@
+"""PointCloud2 payloads built on the tensor's device, then copied to the host once.
+
+Layout (little- or big-endian as the machine): x, y, z FLOAT32 at 0, 4, 8; then rgb at 12 as
+FLOAT32 holding the bits of 0x00RRGGBB (the PCL / RViz convention); then label UINT32.
+Every field is 4 bytes, so the point is built as a (..., n_fields) 4-byte tensor whose columns
+are written in place (float32 / int32 / uint8 views of one buffer) and only then viewed as
+bytes: one pass per field, no concatenation copy (measured 2x faster than torch.cat of byte
+views at 640x480), then the single device→host copy.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # pipeline.py imports this module; PackedCloud is imported at call time
+    from dpt_ros.core.pipeline import PackedCloud
+
+POINTFIELD_INT8 = 1
+POINTFIELD_UINT8 = 2
+POINTFIELD_INT16 = 3
+POINTFIELD_UINT16 = 4
+POINTFIELD_INT32 = 5
+POINTFIELD_UINT32 = 6
+POINTFIELD_FLOAT32 = 7
+POINTFIELD_FLOAT64 = 8
+
+# source RGB channel of each byte of the native-endian word 0x00RRGGBB (None: the zero byte)
+_RGB_BYTES = (2, 1, 0, None) if sys.byteorder == "little" else (None, 0, 1, 2)
+# On CPU the buffer is filled in row blocks of about this size: each field is a separate
+# strided pass, and at 1280x720 (18 MB) passes over the whole buffer ran out of cache
+# (pack 21 ms → 14 ms with blocks; no change at 640x480).
+_CPU_BLOCK_BYTES = 2 << 20
+
+
+def cloud_fields(with_rgb: bool, with_label: bool) -> list[tuple[str, int, int]]:
+    """(name, byte offset, PointField datatype) for the layout described above."""
+    fields = [(name, 4 * i, POINTFIELD_FLOAT32) for i, name in enumerate("xyz")]
+    if with_rgb:
+        fields.append(("rgb", 12, POINTFIELD_FLOAT32))
+    if with_label:
+        fields.append(("label", 4 * len(fields), POINTFIELD_UINT32))
+    return fields
+
+
+def _valid_mask(xyz: torch.Tensor, min_range: float, max_range: float) -> torch.Tensor:
+    """Finite points whose Euclidean range lies in [min_range, max_range] (0 = no maximum).
+
+    Everything is decided on the squared range: it is NaN or +inf iff a coordinate is NaN /
+    inf (or beyond ~1e19 m), and NaN fails every comparison, so `d2 < inf` is the finiteness
+    test. 3x faster than `isfinite(xyz).all(-1)` on the strided (H, W, 3) input.
+    """
+    x, y, z = xyz.unbind(-1)
+    dist2 = x * x
+    dist2.addcmul_(y, y).addcmul_(z, z)
+    valid = dist2 <= max_range * max_range if max_range > 0.0 else dist2 < math.inf
+    if min_range > 0.0:
+        valid &= dist2 >= min_range * min_range
+    return valid
+
+
+def _fill(
+    points: torch.Tensor,
+    xyz: torch.Tensor,
+    rgb: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    organised: bool,
+    min_range: float,
+    max_range: float,
+) -> torch.Tensor:
+    """Write one block of rows of the point buffer; returns its validity mask."""
+    valid = _valid_mask(xyz, min_range, max_range)
+    if organised:
+        # Invalid points become NaN by OR-ing all 32 bits on (0xFFFFFFFF is a quiet NaN):
+        # branch-free, 0.6 ms at 640x480 on CPU where torch.where / masked_fill with a
+        # scattered mask took 3-5 ms.
+        nan_bits = valid.to(torch.int32).sub_(1)  # 0 where valid, -1 (all bits) where not
+        xyz_bits, point_bits = xyz.view(torch.int32), points.view(torch.int32)
+        for axis in range(3):
+            torch.bitwise_or(xyz_bits[..., axis], nan_bits, out=point_bits[..., axis])
+    else:
+        points[..., :3] = xyz
+    if rgb is not None:
+        # 0x00RRGGBB as a native-endian 4-byte word, written byte by byte (no int32 temporaries)
+        word = points.view(torch.uint8)[..., 12:16]
+        for byte, channel in enumerate(_RGB_BYTES):
+            if channel is None:
+                word[..., byte] = 0
+            else:
+                word[..., byte] = rgb[..., channel]
+    if labels is not None:
+        points.view(torch.int32)[..., -1] = labels
+    return valid
+
+
+def pack_cloud(
+    xyz: torch.Tensor,
+    rgb: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    stride: int = 1,
+    min_range: float = 0.0,
+    max_range: float = 0.0,
+) -> PackedCloud:
+    """Pack (H, W, 3) float32 points (+ RGB uint8, + labels) into a PointCloud2 payload.
+
+    stride 1: organised H x W cloud, invalid / out-of-range points are NaN, is_dense False.
+    stride > 1: every stride-th row and column, invalid / out-of-range points dropped,
+    unorganised (height 1), is_dense True.
+    """
+    from dpt_ros.core.pipeline import PackedCloud
+
+    if xyz.dim() != 3 or xyz.shape[-1] != 3:
+        raise ValueError(f"xyz must be (H, W, 3), got {tuple(xyz.shape)}")
+    height, width = xyz.shape[:2]
+    if rgb is not None and tuple(rgb.shape) != (height, width, 3):
+        raise ValueError(f"rgb must be ({height}, {width}, 3), got {tuple(rgb.shape)}")
+    if labels is not None and tuple(labels.shape) != (height, width):
+        raise ValueError(f"labels must be ({height}, {width}), got {tuple(labels.shape)}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if stride > 1:
+        xyz = xyz[::stride, ::stride]
+        rgb = None if rgb is None else rgb[::stride, ::stride]
+        labels = None if labels is None else labels[::stride, ::stride]
+        height, width = xyz.shape[:2]
+
+    fields = cloud_fields(rgb is not None, labels is not None)
+    n_fields = len(fields)
+    device = xyz.device
+    xyz = xyz.to(torch.float32)
+    if labels is not None:
+        labels = labels.to(device=device)
+    points = torch.empty((height, width, n_fields), dtype=torch.float32, device=device)
+    rows = height
+    if device.type == "cpu":  # cache blocking; one block (one kernel per field) on GPUs
+        rows = max(1, _CPU_BLOCK_BYTES // max(1, width * 4 * n_fields))
+    valid_blocks = []
+    for top in range(0, height, rows):
+        block = slice(top, top + rows)
+        valid_blocks.append(_fill(
+            points[block],
+            xyz[block],
+            None if rgb is None else rgb[block],
+            None if labels is None else labels[block],
+            stride == 1,
+            min_range,
+            max_range,
+        ))
+    if stride > 1:
+        valid = valid_blocks[0] if len(valid_blocks) == 1 else torch.cat(valid_blocks)
+        points = points[valid]  # (N, n_fields); the boolean gather is the only extra pass
+        height, width = 1, points.shape[0]
+    data = points.reshape(-1).view(torch.uint8).cpu().numpy()
+    point_step = 4 * n_fields
+    return PackedCloud(
+        data=data,
+        fields=fields,
+        height=height,
+        width=width,
+        point_step=point_step,
+        row_step=point_step * width,
+        is_dense=stride > 1,
+    )

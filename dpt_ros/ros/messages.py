@@ -1,0 +1,170 @@
+"""numpy ↔ sensor_msgs conversion; large uint8[] fields are filled straight from buffers.
+
+How a uint8[] field is set matters (rclpy Jazzy 7.1.6, generated sensor_msgs 5.3.6; 0.9 MB /
+6.1 MB payloads on a 2-core EPYC VM; `benchmarks/bench_node.py --fill-methods` re-measures):
+
+- `msg.data = bytes`: 0.06 / 0.6 ms by default, but 115 / 450-1000 ms when field checks are
+  on (ROS_PYTHON_CHECK_FIELDS=1): the setter then tests every element in Python.
+- `msg.data = array.array('B', ndarray_or_memoryview)`: 50-60 / 200-630 ms. array.array only
+  memcpy's a bytes/bytearray initialiser; any other buffer is iterated element by element.
+- `msg.data = ndarray`: rejected by the checks; unchecked, the setter's `array('B', value)`
+  iterates it element by element as above. A Python list is element-wise in every case.
+- `a = array('B'); a.frombytes(buffer)`: one memcpy. Through the setter it costs a second
+  copy when checks are off (`array('B', a)`: 0.05 / 0.8 ms); stored in the `_data` slot that
+  the generated property reads it is one copy in total, 0.02 / 0.2 ms, checks on or off.
+  That is what `_fill_uint8` does. The message stays well formed (the field holds an
+  `array('B')`, as the setter would leave it) and serialization reads it through the buffer
+  protocol (one more memcpy, in C).
+
+Reading is free: `np.frombuffer(msg.data, np.uint8)` views the received array in place.
+"""
+
+from __future__ import annotations
+
+import array as pyarray
+import sys
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.image_codec import decode_compressed, decode_image
+from dpt_ros.core.pipeline import PackedCloud
+
+# encoding → (dtype, channels) accepted by image_msg
+IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "32FC1": (np.dtype(np.float32), 1),
+    "mono8": (np.dtype(np.uint8), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgb8": (np.dtype(np.uint8), 3),
+}
+_DISTORTION_SIZES = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
+
+
+def _fill_uint8(msg: object, field: str, buffer: np.ndarray) -> None:
+    """Set a uint8[] message field from a buffer with one memcpy (see the module notes)."""
+    contiguous = np.ascontiguousarray(buffer)
+    data = pyarray.array("B")
+    data.frombytes(contiguous.reshape(-1).view(np.uint8))
+    slot = "_" + field
+    if slot in getattr(type(msg), "__slots__", ()):
+        setattr(msg, slot, data)
+    else:  # not a rosidl-generated class: the public setter accepts array('B') as is
+        setattr(msg, field, data)
+
+
+def _is_bigendian(dtype: np.dtype) -> bool:
+    if dtype.byteorder == ">":
+        return True
+    if dtype.byteorder == "<":
+        return False
+    return sys.byteorder == "big"  # native ('=') or not applicable ('|')
+
+
+def header_copy(header: Header) -> Header:
+    """An independent copy of a header (messages published together must not share one)."""
+    return Header(
+        stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec),
+        frame_id=header.frame_id,
+    )
+
+
+def rgb_from_image_msg(msg: Image) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a raw Image; raises BadInput. May be a view of `msg.data`."""
+    return decode_image(msg.data, msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian)
+
+
+def rgb_from_compressed_msg(msg: CompressedImage) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput("compressed")."""
+    return decode_compressed(msg.data, msg.format)
+
+
+def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
+    """An Image for a (H, W) or (H, W, 3) array; step = width * bytes per pixel, no padding.
+
+    The array's byte order is kept and reported in `is_bigendian` (native unless the dtype
+    says otherwise).
+    """
+    if encoding not in IMAGE_ENCODINGS:
+        known = ", ".join(IMAGE_ENCODINGS)
+        raise ValueError(f"unsupported encoding {encoding!r}; expected one of {known}")
+    dtype, channels = IMAGE_ENCODINGS[encoding]
+    want_shape = "(H, W)" if channels == 1 else f"(H, W, {channels})"
+    shape_ok = array.ndim == 2 if channels == 1 else array.ndim == 3 and array.shape[2] == channels
+    if not shape_ok or array.dtype.newbyteorder("=") != dtype:
+        raise ValueError(
+            f"{encoding} needs a {dtype} array of shape {want_shape}, "
+            f"got {array.dtype} {array.shape}"
+        )
+    height, width = array.shape[:2]
+    msg = Image(
+        header=header_copy(header),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(_is_bigendian(array.dtype)),
+        step=width * channels * dtype.itemsize,
+    )
+    _fill_uint8(msg, "data", array)
+    return msg
+
+
+def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
+    """Intrinsics of the image that comes with this CameraInfo.
+
+    K is used (P when K is all zero); ROI and binning are applied as image_geometry's
+    PinholeCameraModel does, so the result describes the published (cropped, binned) image.
+    """
+    k, p = msg.k, msg.p
+    fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
+    if fx == 0.0 and fy == 0.0 and p[0] != 0.0:
+        fx, fy, cx, cy = float(p[0]), float(p[5]), float(p[2]), float(p[6])
+    width, height = int(msg.width), int(msg.height)
+    roi = msg.roi
+    if roi.width > 0 and roi.height > 0:
+        cx, cy = cx - roi.x_offset, cy - roi.y_offset
+        width, height = int(roi.width), int(roi.height)
+    bx, by = max(1, int(msg.binning_x)), max(1, int(msg.binning_y))
+    return Intrinsics(fx / bx, fy / by, cx / bx, cy / by, width // bx, height // by)
+
+
+def camera_info_msg(
+    intr: Intrinsics, header: Header, distortion_model: str = "plumb_bob"
+) -> CameraInfo:
+    """A rectified-camera CameraInfo: K and P from `intr`, R identity, zero distortion."""
+    msg = CameraInfo(
+        header=header_copy(header),
+        width=int(intr.width),
+        height=int(intr.height),
+        distortion_model=distortion_model,
+    )
+    msg.k = np.array([intr.fx, 0.0, intr.cx, 0.0, intr.fy, intr.cy, 0.0, 0.0, 1.0])
+    msg.r = np.eye(3).reshape(-1)
+    msg.p = np.array(
+        [intr.fx, 0.0, intr.cx, 0.0, 0.0, intr.fy, intr.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    )
+    msg.d = pyarray.array("d", [0.0] * _DISTORTION_SIZES.get(distortion_model, 0))
+    return msg
+
+
+def pointcloud_msg(packed: PackedCloud, header: Header) -> PointCloud2:
+    """A PointCloud2 around a packed payload (native byte order, as pack_cloud builds it)."""
+    msg = PointCloud2(
+        header=header_copy(header),
+        height=int(packed.height),
+        width=int(packed.width),
+        fields=[
+            PointField(name=name, offset=offset, datatype=datatype, count=1)
+            for name, offset, datatype in packed.fields
+        ],
+        is_bigendian=sys.byteorder == "big",
+        point_step=int(packed.point_step),
+        row_step=int(packed.row_step),
+        is_dense=bool(packed.is_dense),
+    )
+    _fill_uint8(msg, "data", packed.data)
+    return msg
