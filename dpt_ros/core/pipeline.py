@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.pointcloud import pack_cloud
+from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
 from dpt_ros.model.processing import DPTImageProcessor
@@ -51,19 +51,6 @@ class Frame:
 
     rgb: np.ndarray
     intrinsics: Intrinsics | None = None
-
-
-@dataclass
-class PackedCloud:
-    """PointCloud2 payload: `data` is the finished byte buffer (uint8, row_step * height)."""
-
-    data: np.ndarray
-    fields: list[tuple[str, int, int]]  # (name, byte offset, PointField datatype)
-    height: int
-    width: int
-    point_step: int
-    row_step: int
-    is_dense: bool
 
 
 @dataclass

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-if TYPE_CHECKING:  # pipeline.py imports this module; PackedCloud is imported at call time
-    from dpt_ros.core.pipeline import PackedCloud
+
+@dataclass
+class PackedCloud:
+    """PointCloud2 payload: `data` is the finished byte buffer (uint8, row_step * height)."""
+
+    data: np.ndarray
+    fields: list[tuple[str, int, int]]  # (name, byte offset, PointField datatype)
+    height: int
+    width: int
+    point_step: int
+    row_step: int
+    is_dense: bool
 
 POINTFIELD_INT8 = 1
 POINTFIELD_UINT8 = 2
@@ -110,7 +121,6 @@ def pack_cloud(
     stride > 1: every stride-th row and column, invalid / out-of-range points dropped,
     unorganised (height 1), is_dense True.
     """
-    from dpt_ros.core.pipeline import PackedCloud
 
     if xyz.dim() != 3 or xyz.shape[-1] != 3:
         raise ValueError(f"xyz must be (H, W, 3), got {tuple(xyz.shape)}")

@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.image_codec import decode_compressed, decode_image
-from dpt_ros.core.pipeline import PackedCloud
+from dpt_ros.core.pointcloud import PackedCloud
 
 # encoding → (dtype, channels) accepted by image_msg
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
