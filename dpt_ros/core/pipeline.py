@@ -7,7 +7,10 @@ host copy of each requested output.
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +23,8 @@ from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
 from dpt_ros.model.processing import DPTImageProcessor
+
+log = logging.getLogger(__name__)
 
 OUTPUTS = frozenset(
     {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
@@ -103,17 +108,43 @@ def select_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
 @dataclass
 class _Task:
-    """One loaded model and the processor that feeds it."""
+    """One loaded model, the processor that feeds it and how its forward is run."""
 
     model: torch.nn.Module
     processor: DPTImageProcessor
     source: str
+    compile_mode: str = "none"
+    backend: str | Callable = "inductor"
+    forward: Callable[[torch.Tensor], object] | None = None
+
+    def __post_init__(self) -> None:
+        self.forward = self.model
+        if self.compile_mode != "none":
+            # Static shapes: one graph per camera size; "reduce-overhead" adds CUDA graphs.
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            self.forward = torch.compile(self.model, mode=mode, dynamic=False,
+                                         backend=self.backend)
+
+    def __call__(self, pixel_values: torch.Tensor):
+        try:
+            return self.forward(pixel_values)
+        except Exception as exc:  # compilation errors surface on the first call of a shape
+            if self.forward is self.model:
+                raise
+            log.warning("torch.compile (%s) failed for %s, running eager instead: %s",
+                        self.compile_mode, self.source, str(exc).splitlines()[0][:200])
+            self.forward = self.model
+            return self.model(pixel_values)
 
 
-def _load_task(source: str, task: str, device: torch.device, dtype: torch.dtype,
-               input_size: tuple[int, int] | None) -> _Task:
+def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dtype,
+               input_size: tuple[int, int] | None, compile_mode: str,
+               backend: str | Callable) -> _Task:
     try:
         model = load_model(source, device=device, dtype=dtype, task=task)
         processor = load_processor(source)
@@ -128,7 +159,7 @@ def _load_task(source: str, task: str, device: torch.device, dtype: torch.dtype,
         overrides = {"do_resize": True, "size": {"height": h, "width": w},
                      "keep_aspect_ratio": False}
         processor = DPTImageProcessor.from_dict({**processor.to_dict(), **overrides})
-    return _Task(model, processor, source)
+    return _Task(model, processor, source, compile_mode, backend)
 
 
 class Pipeline:
@@ -142,17 +173,25 @@ class Pipeline:
         dtype: str = "float32",
         input_size: tuple[int, int] | None = None,
         settings: PipelineSettings | None = None,
+        compile_mode: str = "none",
+        compile_backend: str | Callable = "inductor",
     ) -> None:
+        """`compile_mode` wraps each model in torch.compile (static shapes; `reduce-overhead` also
+        captures CUDA graphs); any failure falls back to eager with one warning."""
+        if compile_mode not in COMPILE_MODES:
+            raise PipelineConfigError(f"compile_mode '{compile_mode}' is not one of "
+                                      f"{', '.join(COMPILE_MODES)}")
         if not depth_model and not segmentation_model:
             raise PipelineConfigError("no model configured: set depth_model and/or "
                                       "segmentation_model (a Hub id or a checkpoint directory)")
         self.device = select_device(device)
         self.dtype = select_dtype(dtype, self.device)
         self.settings = settings or PipelineSettings()
-        self._depth = (_load_task(depth_model, "depth", self.device, self.dtype, input_size)
-                       if depth_model else None)
-        self._seg = (_load_task(segmentation_model, "segmentation", self.device, self.dtype,
-                                input_size) if segmentation_model else None)
+        load = functools.partial(_load_task, device=self.device, dtype=self.dtype,
+                                 input_size=input_size, compile_mode=compile_mode,
+                                 backend=compile_backend)
+        self._depth = load(depth_model, "depth") if depth_model else None
+        self._seg = load(segmentation_model, "segmentation") if segmentation_model else None
         self.labels: dict[int, str] = dict(self._seg.model.config.labels) if self._seg else {}
         n_classes = max(len(self.labels), 1)
         self._palette = palette(n_classes).to(self.device)
@@ -233,9 +272,9 @@ class Pipeline:
 
         pred = logits = None
         if need_depth:
-            pred = self._depth.model(pixels(self._depth)).predicted_depth.float()
+            pred = self._depth(pixels(self._depth)).predicted_depth.float()
         if need_seg:
-            logits = self._seg.model(pixels(self._seg)).logits.float()
+            logits = self._seg(pixels(self._seg)).logits.float()
         t1 = time.perf_counter()
 
         if s.output_resolution == "model":
