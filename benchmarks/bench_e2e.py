@@ -1,0 +1,124 @@
+"""End-to-end frame time of the processing core: a uint8 camera frame on the host in,
+metric depth + colorized depth + PointCloud2 bytes on the host out.
+
+Random weights at the real configs (Depth-Anything-V2-Metric-Indoor-Small at 518,
+DPT-Hybrid-384, DPT-Large-384; relative models get a depth scale so the metric path and the
+cloud are exercised). Each case runs the fp32 eager pipeline (the baseline) and the
+configured fast path (`--dtype`, `--compile`) in the same run and prints p50/p99 and the
+ratio. On CUDA the frame time is taken around `Pipeline.process`, which ends with the host
+copies, so it is the true host-to-host latency.
+
+Run: `python benchmarks/bench_e2e.py [--cases ...] [--repeat N] [--dtype bfloat16]
+[--compile reduce-overhead] [--size 720x1280]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "test")]
+
+from _model_util import randomize  # noqa: E402
+from test_model_real_configs import CONFIGS  # noqa: E402
+
+from dpt_ros.core.geometry import Intrinsics  # noqa: E402
+from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings  # noqa: E402
+from dpt_ros.model import DepthAnythingForDepthEstimation, DPTConfig, DPTForDepthEstimation  # noqa: E402
+from dpt_ros.model.loading import save_model  # noqa: E402
+
+PROCESSORS = {
+    "dpt": {"do_resize": True, "size": {"height": 384, "width": 384}, "keep_aspect_ratio": False,
+            "ensure_multiple_of": 1, "resample": 2, "do_rescale": True,
+            "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5] * 3,
+            "image_std": [0.5] * 3, "image_processor_type": "DPTImageProcessor"},
+    "depth_anything": {"do_resize": True, "size": {"height": 518, "width": 518},
+                       "keep_aspect_ratio": True, "ensure_multiple_of": 14, "resample": 3,
+                       "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                       "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+                       "image_processor_type": "DPTImageProcessor"},
+}
+CASES = {
+    "DA-V2-Metric-Small-518": "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf",
+    "DPT-Hybrid-384": "Intel/dpt-hybrid-midas",
+    "DPT-Large-384": "Intel/dpt-large",
+}
+WANT = {"depth", "depth_colorized", "points"}
+
+
+def make_checkpoint(repo: str, root: Path) -> Path:
+    config = DPTConfig.from_dict(CONFIGS[repo])
+    cls = (DepthAnythingForDepthEstimation if config.model_type == "depth_anything"
+           else DPTForDepthEstimation)
+    out = save_model(randomize(cls(config).eval()), root / repo.replace("/", "--"))
+    (out / "preprocessor_config.json").write_text(json.dumps(PROCESSORS[config.model_type]))
+    return out
+
+
+def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> np.ndarray:
+    for _ in range(2):  # warm-up: allocator, cuDNN autotune, compilation
+        pipe.process([frame], WANT)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        (result,) = pipe.process([frame], WANT)
+        times.append(time.perf_counter() - start)
+        assert result.points is not None and result.depth_colorized is not None
+    return np.array(times) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default=None, help="fast path dtype (default: bfloat16 on CUDA)")
+    ap.add_argument("--compile", default=None, help="fast path compile mode (default: "
+                    "reduce-overhead on CUDA, none on CPU)")
+    ap.add_argument("--size", default="720x1280", help="camera frame HxW")
+    args = ap.parse_args()
+    height, width = (int(v) for v in args.size.split("x"))
+    cuda = args.device != "cpu" and torch.cuda.is_available()
+    fast_dtype = args.dtype or ("bfloat16" if cuda else "float32")
+    fast_compile = args.compile or ("reduce-overhead" if cuda else "none")
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, torch "
+          f"{torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{torch.cuda.get_device_name() if cuda else 'CPU'}; frame {height}x{width}")
+    rng = np.random.default_rng(0)
+    frame = Frame(rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+                  Intrinsics.from_hfov(width, height, 70.0))
+    settings = PipelineSettings(depth_scale=1.0, depth_shift=0.1)
+    print("| case | path | p50 ms | p99 ms | speed-up (p50) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases:
+            ckpt = str(make_checkpoint(CASES[name], Path(tmp)))
+            paths = [("fp32 eager", "float32", "none"),
+                     (f"{fast_dtype} {fast_compile}", fast_dtype, fast_compile)]
+            if paths[1][1:] == paths[0][1:]:
+                paths = paths[:1]
+            base = None
+            for label, dtype, mode in paths:
+                pipe = Pipeline(depth_model=ckpt, device=args.device, dtype=dtype,
+                                compile_mode=mode, settings=settings)
+                t = frame_times(pipe, frame, args.repeat)
+                p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
+                base = base or p50
+                print(f"| {name} | {label} | {p50:.1f} | {p99:.1f} | {base / p50:.2f}x |",
+                      flush=True)
+                del pipe
+                if cuda:
+                    torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
