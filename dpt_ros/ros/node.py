@@ -1,0 +1,362 @@
+"""dpt_node: camera images in; depth, segmentation and point clouds out.
+
+Thin by design: parameters come from `params`, QoS from `qos`, counters from `diagnostics`,
+the queue of one from `worker`, message conversion from `messages`, and all the maths from
+`dpt_ros.core.pipeline.Pipeline`. This file wires them to rclpy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from array import array
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
+from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.ros import messages
+from dpt_ros.ros.diagnostics import Stats, Throttle, diagnostic_array
+from dpt_ros.ros.outputs import (
+    DEPTH_IMAGES,
+    DEPTH_INFO_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    LABELS_TOPIC,
+    OUTPUT_TOPICS,
+    available_outputs,
+    fallback_intrinsics,
+    image_encoding,
+    wanted_outputs,
+)
+from dpt_ros.ros.params import (
+    BY_NAME,
+    SPECS,
+    ParamSpec,
+    check_update,
+    forced_outputs,
+    pipeline_kwargs,
+    pipeline_settings,
+)
+from dpt_ros.ros.qos import (
+    BEST_EFFORT,
+    choose_reliability,
+    input_qos,
+    latched_qos,
+    output_qos,
+    reliability_name,
+)
+from dpt_ros.ros.worker import LatestSlot, Worker
+
+NODE_NAME = "dpt_node"
+IMAGE_INPUT = "image"  # remap these two (the launch file does)
+INFO_INPUT = "camera_info"
+WARMUP_SIZE = (480, 640)
+
+
+class StartupError(RuntimeError):
+    """Configuration the node cannot start with (reported as one line, exit code 1)."""
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """ROS descriptor of one parameter: description, choices, range, read-only flag."""
+    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if isinstance(spec.default, list):
+        if spec.lo is not None:
+            desc.additional_constraints = f"each value in [{spec.lo}, {spec.hi}]"
+    elif spec.lo is not None and spec.hi is not None:
+        if isinstance(spec.default, float):
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=float(spec.lo), to_value=float(spec.hi))
+            ]
+        else:
+            desc.integer_range = [IntegerRange(from_value=int(spec.lo), to_value=int(spec.hi))]
+    return desc
+
+
+def _plain(value: Any) -> Any:
+    """rclpy hands array parameters over as array.array; the checks want lists."""
+    return value.tolist() if isinstance(value, array) else value
+
+
+class DptNode(Node):
+    """The ROS face of `Pipeline`; see docs/ros_node.md for topics, parameters and QoS."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._values = self._declare_parameters()
+        self.pipeline = self._load_pipeline()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._forced = forced_outputs(self._values)
+        self._compressed = self._values["input_transport"] == "compressed"
+
+        self.stats = Stats()
+        self._throttle = Throttle(period=5.0)
+        self._camera_infos: dict[str, CameraInfo] = {}
+        self._warned_frames: set[str] = set()
+        self._warned_empty_frame = False
+
+        self._available = available_outputs(
+            self.pipeline.has_depth, self.pipeline.has_segmentation, self.pipeline.model_is_metric
+        )
+        out_qos = output_qos()
+        self._pubs = {
+            name: self.create_publisher(
+                PointCloud2 if name == "points" else Image, OUTPUT_TOPICS[name], out_qos
+            )
+            for name in self._available
+        }
+        self._info_pub = (
+            self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, out_qos)
+            if self.pipeline.has_depth
+            else None
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._publish_labels()
+
+        if self._values["warmup"]:
+            self.pipeline.warmup(*WARMUP_SIZE)
+
+        self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
+        self._worker = Worker(self._slot, self._process, self._on_worker_crash)
+        self._worker.start()
+
+        base = self.resolve_topic_name(IMAGE_INPUT)
+        self._image_topic = base + "/compressed" if self._compressed else base
+        self._image_sub = None
+        self._reliability: str | None = None
+        self._update_input_qos()
+        self._info_sub = self.create_subscription(
+            CameraInfo,
+            INFO_INPUT,
+            self._on_camera_info,
+            input_qos(BEST_EFFORT, self._values["qos.depth"]),
+        )
+        self._diag_timer = self.create_timer(self._values["diagnostics_period"], self._on_timer)
+        self.get_logger().info(self._summary())
+
+    # ----------------------------------------------------------------- set-up
+    def _declare_parameters(self) -> dict[str, Any]:
+        """Declare every parameter, then check the whole set (relations between values can
+        only be judged once all of them are known)."""
+        declared = self.declare_parameters(
+            "", [(s.name, s.default, descriptor(s)) for s in SPECS]
+        )
+        values = {p.name: _plain(p.value) for p in declared}
+        reason = check_update(values, {})
+        if reason:
+            raise StartupError(f"invalid parameters: {reason}")
+        return values
+
+    def _load_pipeline(self) -> Pipeline:
+        threads = self._values["num_threads"]
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        return Pipeline(**pipeline_kwargs(self._values))
+
+    def _publish_labels(self) -> None:
+        if not self.pipeline.has_segmentation:
+            self._labels_pub = None
+            return
+        self._labels_pub = self.create_publisher(String, LABELS_TOPIC, latched_qos())
+        labels = {str(k): v for k, v in sorted(self.pipeline.labels.items())}
+        self._labels_pub.publish(String(data=json.dumps(labels)))
+
+    def _summary(self) -> str:
+        p = self.pipeline
+        models = ", ".join(
+            f"{slot}={self._values[slot]}"
+            for slot in ("depth_model", "segmentation_model")
+            if self._values[slot]
+        )
+        kind = "metric" if p.model_is_metric else "relative"
+        depth = f"; depth is {kind}" if p.has_depth else ""
+        return (
+            f"ready: {models} on {p.device} ({self._values['dtype']}){depth}; input "
+            f"{self._image_topic} ({self._reliability}); outputs {sorted(self._available)}"
+        )
+
+    # ------------------------------------------------------------- parameters
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        updates = {p.name: _plain(p.value) for p in params if p.name in BY_NAME}
+        reason = check_update(updates, self._values)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        self._values.update(updates)
+        self.pipeline.settings = pipeline_settings(self._values)
+        self._forced = forced_outputs(self._values)
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ input
+    def _update_input_qos(self) -> None:
+        """(Re)subscribe when the reliability we should use differs from the one we have."""
+        publishers = self.get_publishers_info_by_topic(self._image_topic)
+        want = choose_reliability(
+            self._values["qos.reliability"],
+            [reliability_name(p.qos_profile.reliability) for p in publishers],
+            self._reliability,
+        )
+        if want == self._reliability and self._image_sub is not None:
+            return
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        msg_type = CompressedImage if self._compressed else Image
+        self._image_sub = self.create_subscription(
+            msg_type, self._image_topic, self._on_image, input_qos(want, self._values["qos.depth"])
+        )
+        if self._reliability is not None:
+            self.get_logger().info(f"input QoS of {self._image_topic} is now {want}")
+        self._reliability = want
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Never blocks: hand the newest frame to the worker, count the one it replaces."""
+        self.stats.on_received()
+        if self._slot.put((msg, time.monotonic())):
+            self.stats.on_dropped()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_infos[msg.header.frame_id] = msg
+
+    def _intrinsics_for(self, frame_id: str, width: int, height: int) -> Intrinsics:
+        info = self._camera_infos.get(frame_id)
+        if info is None:
+            if frame_id not in self._warned_frames:
+                self._warned_frames.add(frame_id)
+                self.get_logger().warning(
+                    f"no camera_info for frame '{frame_id}' yet: using intrinsics from "
+                    "camera.focal_length / camera.hfov"
+                )
+            return fallback_intrinsics(
+                self._values["camera.focal_length"], self._values["camera.hfov"], width, height
+            )
+        return validate_intrinsics(messages.intrinsics_from_camera_info(info), width, height)
+
+    # ----------------------------------------------------------------- worker
+    def _wanted(self) -> set[str]:
+        subscribed = [n for n, pub in self._pubs.items() if pub.get_subscription_count() > 0]
+        return wanted_outputs(
+            self._available, subscribed, self._forced, self.pipeline.depth_is_metric
+        )
+
+    def _process(self, item: tuple[Any, float]) -> None:
+        msg, received = item
+        want = self._wanted()
+        if not want:
+            return
+        if not msg.header.frame_id and not self._warned_empty_frame:
+            self._warned_empty_frame = True
+            self.get_logger().warning(
+                "input images have an empty frame_id: outputs (and ~/points) cannot be "
+                "placed in TF; fix the camera driver's frame_id"
+            )
+        try:
+            if self._compressed:
+                rgb = messages.rgb_from_compressed_msg(msg)
+            else:
+                rgb = messages.rgb_from_image_msg(msg)
+            intr = self._intrinsics_for(msg.header.frame_id, rgb.shape[1], rgb.shape[0])
+        except BadInput as exc:
+            self._reject(exc.kind, str(exc))
+            return
+        try:
+            result = self.pipeline.process([Frame(rgb, intr)], want)[0]
+        except Exception as exc:  # a failing frame (e.g. out of memory) must not stop the node
+            self._reject("processing", f"{type(exc).__name__}: {exc}", error=True)
+            return
+        self._publish(result, msg.header)
+        self.stats.on_processed(time.monotonic() - received)
+
+    def _publish(self, result: FrameResult, header) -> None:
+        if self._slot.closed:  # shutting down: the context may already be gone
+            return
+        sent_depth_image = False
+        for name, pub in self._pubs.items():
+            value = getattr(result, name)
+            if value is None:
+                continue
+            if name == "points":
+                pub.publish(messages.pointcloud_msg(value, header))
+                continue
+            pub.publish(messages.image_msg(value, image_encoding(name, value), header))
+            sent_depth_image |= name in DEPTH_IMAGES
+        if self._info_pub is not None and result.intrinsics is not None and sent_depth_image:
+            self._info_pub.publish(messages.camera_info_msg(result.intrinsics, header))
+
+    def _reject(self, kind: str, why: str, error: bool = False) -> None:
+        self.stats.on_error(kind)
+        if self._throttle.ready(kind):
+            log = self.get_logger().error if error else self.get_logger().warning
+            log(f"skipped a frame ({kind}): {why}")
+
+    def _on_worker_crash(self, exc: BaseException) -> None:
+        self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
+
+    # ------------------------------------------------------------ diagnostics
+    def _on_timer(self) -> None:
+        self._update_input_qos()
+        p = self.pipeline
+        info = {
+            "depth_model": self._values["depth_model"],
+            "segmentation_model": self._values["segmentation_model"],
+            "device": str(p.device),
+            "dtype": self._values["dtype"],
+            "depth_metric": str(p.depth_is_metric).lower(),
+            "input_topic": self._image_topic,
+            "input_reliability": str(self._reliability),
+        }
+        snap = self.stats.snapshot()
+        self._diag_pub.publish(
+            diagnostic_array(
+                snap, f"{self.get_name()}: processing", str(p.device), info,
+                self.get_clock().now().to_msg(),
+            )
+        )
+
+    def close(self) -> None:
+        """Stop the worker before the node goes away (it publishes through this node)."""
+        self._worker.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the `dpt_node` console script and `python -m dpt_ros.ros.node`."""
+    try:
+        rclpy.init(args=args)
+        node = DptNode()
+    except Exception as exc:  # one clear line, not a traceback, for any start-up failure
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

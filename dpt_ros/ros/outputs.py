@@ -1,0 +1,73 @@
+"""Which outputs dpt_node offers and which it computes for a frame: plain functions, so the
+rules (metric honesty, lazy work) are tested without ROS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from dpt_ros.core.geometry import Intrinsics
+
+# Pipeline output name -> topic (relative to the node: ~/...).
+OUTPUT_TOPICS: dict[str, str] = {
+    "depth": "~/depth",
+    "relative": "~/depth/relative",
+    "depth_colorized": "~/depth/colorized",
+    "segmentation": "~/segmentation",
+    "seg_colorized": "~/segmentation/colorized",
+    "overlay": "~/segmentation/overlay",
+    "points": "~/points",
+}
+DEPTH_INFO_TOPIC = "~/depth/camera_info"
+LABELS_TOPIC = "~/segmentation/labels"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+
+# Outputs that the published ~/depth/camera_info describes.
+DEPTH_IMAGES = ("depth", "relative", "depth_colorized")
+METRIC_ONLY = frozenset({"depth", "points"})
+
+
+def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: bool) -> list[str]:
+    """Outputs the loaded models can produce at all (each gets a publisher).
+
+    `depth` and `points` are offered for relative models too, because setting depth.scale at
+    run time makes them metric; they stay silent until then.
+    """
+    names: list[str] = []
+    if has_depth:
+        names += ["depth", "depth_colorized", "points"]
+        if not model_is_metric:
+            names.append("relative")
+    if has_segmentation:
+        names += ["segmentation", "seg_colorized", "overlay"]
+    return names
+
+
+def wanted_outputs(
+    available: Iterable[str], subscribed: Iterable[str], forced: Iterable[str], metric: bool
+) -> set[str]:
+    """What to compute for the next frame: outputs somebody listens to or that are forced,
+    never metric ones (depth in metres, points) while the depth is not metric."""
+    want = (set(subscribed) | set(forced)) & set(available)
+    return want if metric else want - METRIC_ONLY
+
+
+def image_encoding(name: str, array: np.ndarray) -> str:
+    """ROS encoding of an output array (REP 118 depth, class-id images, BGR colour)."""
+    if name in ("depth", "relative"):
+        return "32FC1"
+    if name == "segmentation":
+        return "mono8" if array.dtype == np.uint8 else "16UC1"
+    return "bgr8"
+
+
+def fallback_intrinsics(
+    focal_length: float, hfov_deg: float, width: int, height: int
+) -> Intrinsics:
+    """Intrinsics from parameters for a camera that publishes no camera_info."""
+    if focal_length > 0:
+        return Intrinsics(
+            focal_length, focal_length, (width - 1) / 2.0, (height - 1) / 2.0, width, height
+        )
+    return Intrinsics.from_hfov(width, height, hfov_deg)

@@ -1,0 +1,195 @@
+"""dpt_node's parameters: one table of names, defaults, ranges and descriptions, and the
+checks a set-parameters request must pass.
+
+Plain Python (no rclpy), so the table drives the node's declarations, the launch-file test
+and the docs, and the checks are unit-tested without ROS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
+from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
+
+COLORMAPS = ("turbo", "inferno", "viridis")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its default fixes the ROS type; lo/hi become the descriptor's range."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    lo: float | None = None
+    hi: float | None = None
+    read_only: bool = False
+
+
+def _publish_spec(output: str) -> ParamSpec:
+    return ParamSpec(
+        f"publish.{output}",
+        False,
+        f"Compute and publish '{output}' even when nobody subscribes (outputs are lazy).",
+    )
+
+
+SPECS: tuple[ParamSpec, ...] = (
+    # Start-up (read-only): changing them means reloading the model, i.e. restarting the node.
+    ParamSpec("depth_model", "", "Depth checkpoint: Hugging Face Hub id or local directory "
+              "('' = no depth). Either model may be empty, not both.", read_only=True),
+    ParamSpec("segmentation_model", "", "Segmentation checkpoint: Hub id or local directory "
+              "('' = no segmentation).", read_only=True),
+    ParamSpec("device", "auto", "Torch device: auto (CUDA when present), cpu, cuda, cuda:N.",
+              read_only=True),
+    ParamSpec("dtype", "float32", "Model weights/activations dtype.",
+              choices=("float32", "float16", "bfloat16"), read_only=True),
+    ParamSpec("input_size", [0, 0], "Model input [height, width] override in pixels "
+              "(multiples of the patch size); [0, 0] = the checkpoint's preprocessor size.",
+              lo=0, hi=4096, read_only=True),
+    ParamSpec("input_transport", "raw", "raw: subscribe to 'image' (sensor_msgs/Image); "
+              "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
+              choices=("raw", "compressed"), read_only=True),
+    ParamSpec("qos.depth", 5, "History depth of the image and camera_info subscriptions.",
+              lo=1, hi=100, read_only=True),
+    ParamSpec("warmup", True, "Run one dummy inference at start-up so the first frame is not "
+              "slow.", read_only=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (and input "
+              "QoS re-checks).", lo=0.05, hi=60.0, read_only=True),
+    ParamSpec("num_threads", 0, "torch CPU threads; 0 = torch's default.", lo=0, hi=256,
+              read_only=True),
+    # Runtime-changeable.
+    ParamSpec("qos.reliability", "auto", "Input QoS reliability: auto matches the image "
+              "publisher (best-effort until one is seen), or force reliable / best_effort.",
+              choices=("auto", "reliable", "best_effort")),
+    ParamSpec("output_resolution", "input", "Output images at the input resolution or at the "
+              "model's resolution (camera_info is scaled to match).", choices=("input", "model")),
+    ParamSpec("depth.scale", 0.0, "Relative models: metric depth = 1 / (scale * prediction + "
+              "shift) (inverse-depth space); 0 = unset, then no ~/depth and no ~/points.",
+              lo=0.0, hi=1e6),
+    ParamSpec("depth.shift", 0.0, "Shift of the inverse-depth affine fit (see depth.scale).",
+              lo=-1e6, hi=1e6),
+    ParamSpec("colormap", "turbo", "Colour map of ~/depth/colorized.", choices=COLORMAPS),
+    ParamSpec("depth.min", 0.0, "Fixed colour range low end (metres, or model units for "
+              "relative output); min = max = 0 uses per-frame percentiles.", lo=0.0, hi=1e6),
+    ParamSpec("depth.max", 0.0, "Fixed colour range high end; must exceed depth.min when set.",
+              lo=0.0, hi=1e6),
+    ParamSpec("percentiles", [2.0, 98.0], "Per-frame colour range: [low, high] percentiles "
+              "of the valid depth.", lo=0.0, hi=100.0),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in "
+              "~/segmentation/overlay (0 = input image only).", lo=0.0, hi=1.0),
+    ParamSpec("pointcloud.stride", 1, "1 = organised H x W cloud; N > 1 keeps every N-th "
+              "pixel in both directions and drops invalid points (unorganised).", lo=1, hi=64),
+    ParamSpec("pointcloud.min_range", 0.0, "Drop points closer than this (metres).",
+              lo=0.0, hi=1000.0),
+    ParamSpec("pointcloud.max_range", 0.0, "Drop points farther than this (metres); 0 = none.",
+              lo=0.0, hi=1000.0),
+    ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
+    ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
+              "segmentation runs (semantic point cloud)."),
+    ParamSpec("camera.focal_length", 0.0, "Fallback focal length in pixels used until a "
+              "camera_info arrives; 0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
+    ParamSpec("camera.hfov", 60.0, "Fallback horizontal field of view in degrees.",
+              lo=1.0, hi=179.0),
+    *(_publish_spec(o) for o in sorted(OUTPUTS)),
+)
+
+BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SPECS}
+
+
+def _scalar_ok(want: type, value: Any) -> bool:
+    if want is float:
+        return isinstance(value, float | int) and not isinstance(value, bool)
+    return type(value) is want
+
+
+def _type_ok(spec: ParamSpec, value: Any) -> bool:
+    if isinstance(spec.default, list):
+        want = type(spec.default[0])
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(spec.default)
+            and all(_scalar_ok(want, v) for v in value)
+        )
+    return _scalar_ok(type(spec.default), value)
+
+
+def _describe_type(spec: ParamSpec) -> str:
+    if isinstance(spec.default, list):
+        return f"list of {len(spec.default)} {type(spec.default[0]).__name__}s"
+    return type(spec.default).__name__
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why `value` is not acceptable for parameter `name` (None when it is)."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return f"unknown parameter '{name}'"
+    if not _type_ok(spec, value):
+        return f"{name} must be a {_describe_type(spec)}, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
+    if name == "device" and not DEVICE_RE.match(value):
+        return f"device must be auto, cpu, cuda or cuda:N; got '{value}'"
+    for v in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(v, float) and v != v:
+            return f"{name} must not be NaN"
+        if spec.lo is not None and v < spec.lo:
+            return f"{name} must be >= {spec.lo}; got {value}"
+        if spec.hi is not None and v > spec.hi:
+            return f"{name} must be <= {spec.hi}; got {value}"
+    return None
+
+
+def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """Why applying `updates` on top of `current` is rejected (None when accepted).
+
+    Checks each value, then the relations between parameters on the merged view, so a
+    request that sets depth.min and depth.max together is judged as a whole.
+    """
+    for name, value in updates.items():
+        reason = check_value(name, value)
+        if reason:
+            return reason
+    merged = {**DEFAULTS, **current, **updates}
+    lo, hi = merged["depth.min"], merged["depth.max"]
+    if (lo or hi) and not lo < hi:
+        return f"depth.max ({hi}) must exceed depth.min ({lo}) (both 0 = per-frame range)"
+    p_lo, p_hi = merged["percentiles"]
+    if not p_lo < p_hi:
+        return f"percentiles: low ({p_lo}) must be below high ({p_hi})"
+    height, width = merged["input_size"]
+    if (height > 0) != (width > 0):
+        return "input_size: set both height and width, or [0, 0] for the checkpoint's size"
+    rmin, rmax = merged["pointcloud.min_range"], merged["pointcloud.max_range"]
+    if rmax and not rmin < rmax:
+        return f"pointcloud.max_range ({rmax}) must exceed pointcloud.min_range ({rmin})"
+    return None
+
+
+def forced_outputs(values: Mapping[str, Any]) -> set[str]:
+    """Outputs that `publish.<name>` forces on even without subscribers."""
+    return {o for o in OUTPUTS if values.get(f"publish.{o}", False)}
+
+
+def _field_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter names as params_file / PipelineSettings spell them: `depth.scale` ->
+    `depth_scale`, `pointcloud.stride` -> `pointcloud_stride` (the dots group them in YAML)."""
+    return {k.replace(".", "_"): v for k, v in {**DEFAULTS, **values}.items()}
+
+
+def pipeline_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipeline(**kwargs) arguments, settings included, through the shared params_file map."""
+    return pipeline_kwargs_from_params(_field_names(values))
+
+
+def pipeline_settings(values: Mapping[str, Any]) -> PipelineSettings:
+    """The runtime-changeable part (what a set-parameters request replaces)."""
+    return settings_from_params(_field_names(values))

@@ -1,0 +1,84 @@
+"""QoS choices for dpt_node.
+
+Input: by default the image subscription matches the publisher's reliability, as
+image_pipeline does (`image_proc::getQosProfile`: the publisher's profile, sensor-data history;
+sensor-data QoS when no publisher is known yet). A best-effort reader of a reliable camera
+matches but, with the pip Fast DDS, silently loses every frame of about 1 MB or more; a
+reliable reader of a best-effort camera does not match at all. Unlike image_pipeline, the node
+re-checks the publishers every second while in `auto`, because a node started before its
+camera would otherwise stay best-effort forever.
+
+Output: reliable, volatile, keep-last 1 — what rviz2 and default rclpy/rclcpp subscribers
+ask for; depth 1 keeps only the newest (possibly multi-MB) message per topic in the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+RELIABLE = "reliable"
+BEST_EFFORT = "best_effort"
+
+
+def choose_reliability(mode: str, publishers: Iterable[str], current: str | None) -> str:
+    """The input reliability for `mode` (auto/reliable/best_effort) given the reliability of
+    each known publisher ("reliable"/"best_effort"/other).
+
+    auto: best-effort if any publisher is best-effort (the only setting that matches them
+    all), reliable if all are reliable; with no publisher, keep `current`, or start with
+    best-effort (sensor-data QoS, as image_pipeline).
+    """
+    if mode in (RELIABLE, BEST_EFFORT):
+        return mode
+    kinds = set(publishers)
+    if not kinds:
+        return current or BEST_EFFORT
+    return BEST_EFFORT if BEST_EFFORT in kinds else RELIABLE
+
+
+def reliability_name(policy: ReliabilityPolicy) -> str:
+    """Our name for an rmw reliability policy as reported by graph queries."""
+    if policy == ReliabilityPolicy.BEST_EFFORT:
+        return BEST_EFFORT
+    if policy == ReliabilityPolicy.RELIABLE:
+        return RELIABLE
+    return "other"
+
+
+def input_qos(reliability: str, depth: int) -> QoSProfile:
+    """Subscription profile for image / camera_info (sensor-data history, chosen reliability)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=(
+            ReliabilityPolicy.RELIABLE if reliability == RELIABLE else ReliabilityPolicy.BEST_EFFORT
+        ),
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def output_qos() -> QoSProfile:
+    """Publisher profile for every image / cloud output."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def latched_qos() -> QoSProfile:
+    """Transient-local: late subscribers still get the class names published once."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )

@@ -1,0 +1,282 @@
+"""dpt_node's plain-Python logic, without ROS communication: parameter checks, QoS choice,
+output selection, the queue of one, diagnostics counters, config files and docs."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+from _node_util import ROOT
+
+from dpt_ros.core.params_file import load_params_file
+from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
+from dpt_ros.ros import params
+from dpt_ros.ros.diagnostics import Stats, Throttle
+from dpt_ros.ros.outputs import available_outputs, fallback_intrinsics, wanted_outputs
+from dpt_ros.ros.qos import BEST_EFFORT, RELIABLE, choose_reliability
+from dpt_ros.ros.worker import LatestSlot, Worker
+
+CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# ------------------------------------------------------------------ parameters
+def test_contract_parameter_names_are_declared():
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport",
+                 "depth.scale", "depth.shift", "pointcloud.stride", "pointcloud.min_range",
+                 "pointcloud.max_range", "pointcloud.color", "output_resolution"):
+        assert name in params.BY_NAME, name
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport"):
+        assert params.BY_NAME[name].read_only
+    for spec in params.SPECS:
+        assert spec.description.strip(), spec.name
+        if isinstance(spec.default, int | float | list) and not isinstance(spec.default, bool):
+            assert spec.lo is not None and spec.hi is not None, spec.name
+
+
+@pytest.mark.parametrize(
+    ("updates", "fragment"),
+    [
+        ({"colormap": "jet"}, "one of turbo, inferno, viridis"),
+        ({"pointcloud.stride": 0}, ">= 1"),
+        ({"overlay_alpha": 1.5}, "<= 1.0"),
+        ({"depth.scale": -1.0}, ">= 0.0"),
+        ({"depth.min": 5.0, "depth.max": 2.0}, "must exceed depth.min"),
+        ({"depth.min": 1.0}, "must exceed depth.min"),
+        ({"percentiles": [90.0, 10.0]}, "below high"),
+        ({"percentiles": [10.0]}, "list of 2 floats"),
+        ({"pointcloud.min_range": 3.0, "pointcloud.max_range": 1.0}, "must exceed"),
+        ({"device": "gpu"}, "auto, cpu, cuda"),
+        ({"input_size": [64, 0]}, "both height and width"),
+        ({"output_resolution": 3}, "must be a str"),
+        ({"pointcloud.color": 1}, "must be a bool"),
+        ({"depth.shift": float("nan")}, "NaN"),
+    ],
+)
+def test_bad_updates_are_rejected_with_a_reason(updates, fragment):
+    reason = params.check_update(updates, params.DEFAULTS)
+    assert reason is not None and fragment in reason
+
+
+def test_good_updates_pass_and_relations_use_the_merged_view():
+    assert params.check_update({"depth.min": 0.5, "depth.max": 4.0}, params.DEFAULTS) is None
+    current = {**params.DEFAULTS, "depth.min": 0.5, "depth.max": 4.0}
+    assert params.check_update({"depth.max": 0.4}, current) is not None
+    assert params.check_update({"depth.max": 6.0}, current) is None
+    assert params.check_update({"device": "cuda:1", "colormap": "viridis"}, {}) is None
+    assert params.check_update({"depth.shift": 3}, {}) is None  # ints are fine for doubles
+
+
+def test_parameters_map_onto_pipeline_arguments():
+    values = {**params.DEFAULTS, "depth_model": "/m", "depth.scale": 2.0, "depth.shift": 0.1,
+              "pointcloud.stride": 4, "pointcloud.max_range": 8.0, "pointcloud.color": False,
+              "colormap": "inferno", "percentiles": [5.0, 95.0], "overlay_alpha": 0.25,
+              "input_size": [128, 160], "output_resolution": "model"}
+    kwargs = params.pipeline_kwargs(values)
+    assert kwargs["depth_model"] == "/m" and kwargs["input_size"] == (128, 160)
+    s = kwargs["settings"]
+    assert s == PipelineSettings(
+        depth_scale=2.0, depth_shift=0.1, colormap="inferno", percentiles=(5.0, 95.0),
+        output_resolution="model", overlay_alpha=0.25, pointcloud_stride=4,
+        pointcloud_max_range=8.0, pointcloud_color=False,
+    )
+    assert params.pipeline_kwargs(params.DEFAULTS)["input_size"] is None
+    assert params.pipeline_settings(values) == s
+
+
+def test_forced_outputs():
+    assert params.forced_outputs(params.DEFAULTS) == set()
+    assert params.forced_outputs({"publish.points": True, "publish.overlay": False}) == {"points"}
+    assert {f"publish.{o}" for o in OUTPUTS} <= set(params.BY_NAME)
+
+
+# ---------------------------------------------------------------- config files
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_files_hold_valid_declared_parameters(path):
+    doc = yaml.safe_load(path.read_text())
+    assert list(doc) == ["dpt_node"] and list(doc["dpt_node"]) == ["ros__parameters"]
+    values = _flatten(doc["dpt_node"]["ros__parameters"])
+    for name, value in values.items():
+        assert name in params.BY_NAME, f"{path.name}: {name} is not a dpt_node parameter"
+        spec = params.BY_NAME[name]
+        assert type(value) is type(spec.default), f"{path.name}: {name} has the wrong ROS type"
+    assert params.check_update(values, {}) is None
+    assert load_params_file(path) == values  # the offline tool reads the same names
+    assert values.get("depth_model") or values.get("segmentation_model")
+
+
+def test_default_config_lists_every_parameter_with_its_default():
+    values = _flatten(yaml.safe_load((ROOT / "config/dpt.yaml").read_text())["dpt_node"][
+        "ros__parameters"])
+    assert set(values) == set(params.BY_NAME)
+    for name, value in values.items():
+        if name != "depth_model":
+            assert value == params.DEFAULTS[name], name
+
+
+def test_docs_describe_every_parameter_and_topic():
+    text = (ROOT / "docs/ros_node.md").read_text()
+    for name in params.BY_NAME:
+        assert f"`{name}`" in text, name
+    for topic in ("~/depth", "~/depth/relative", "~/depth/colorized", "~/depth/camera_info",
+                  "~/segmentation", "~/segmentation/colorized", "~/segmentation/overlay",
+                  "~/segmentation/labels", "~/points", "/diagnostics"):
+        assert f"`{topic}`" in text, topic
+    assert "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA" in text and "Troubleshooting" in text
+
+
+# ---------------------------------------------------------------------- QoS
+@pytest.mark.parametrize(
+    ("mode", "pubs", "current", "expected"),
+    [
+        ("auto", [], None, BEST_EFFORT),  # nobody yet: sensor-data QoS, as image_pipeline
+        ("auto", [], RELIABLE, RELIABLE),  # publisher went away: keep what matched it
+        ("auto", [RELIABLE], BEST_EFFORT, RELIABLE),
+        ("auto", [BEST_EFFORT], RELIABLE, BEST_EFFORT),
+        ("auto", [RELIABLE, BEST_EFFORT], None, BEST_EFFORT),  # the only one matching both
+        ("reliable", [BEST_EFFORT], None, RELIABLE),
+        ("best_effort", [RELIABLE], None, BEST_EFFORT),
+    ],
+)
+def test_input_reliability_choice(mode, pubs, current, expected):
+    assert choose_reliability(mode, pubs, current) == expected
+
+
+# ------------------------------------------------------------------ outputs
+def test_metric_honesty_and_lazy_selection():
+    rel = available_outputs(has_depth=True, has_segmentation=False, model_is_metric=False)
+    assert set(rel) == {"depth", "relative", "depth_colorized", "points"}
+    met = available_outputs(True, True, model_is_metric=True)
+    assert "relative" not in met and {"segmentation", "overlay", "points"} <= set(met)
+    assert available_outputs(False, True, False) == ["segmentation", "seg_colorized", "overlay"]
+
+    subscribed = ["depth", "points", "depth_colorized"]
+    assert wanted_outputs(rel, subscribed, [], metric=False) == {"depth_colorized"}
+    assert wanted_outputs(rel, subscribed, [], metric=True) == set(subscribed)
+    assert wanted_outputs(rel, [], ["relative", "overlay"], metric=False) == {"relative"}
+    assert wanted_outputs(met, [], [], metric=True) == set()
+
+
+def test_fallback_intrinsics():
+    intr = fallback_intrinsics(0.0, 90.0, 640, 480)
+    assert math.isclose(intr.fx, 320.0) and math.isclose(intr.fy, 320.0)
+    assert (intr.cx, intr.cy, intr.width, intr.height) == (319.5, 239.5, 640, 480)
+    intr = fallback_intrinsics(500.0, 90.0, 64, 48)
+    assert (intr.fx, intr.fy, intr.cx, intr.cy) == (500.0, 500.0, 31.5, 23.5)
+
+
+# --------------------------------------------------------------- queue of one
+def test_latest_slot_keeps_only_the_newest():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True  # 1 was never taken: dropped
+    assert slot.take(0.0) == 2
+    assert slot.take(0.01) is None
+    slot.put(3)
+    slot.close()
+    assert slot.take(0.0) is None
+
+
+def test_worker_processes_newest_and_survives_errors():
+    slot: LatestSlot[int] = LatestSlot()
+    seen: list[int] = []
+    crashes: list[BaseException] = []
+    gate = threading.Event()
+
+    def handle(i: int) -> None:
+        gate.wait(2.0)
+        if i == 0:
+            raise RuntimeError("boom")
+        seen.append(i)
+
+    worker = Worker(slot, handle, crashes.append)
+    worker.start()
+    slot.put(0)
+    time.sleep(0.1)  # the worker holds item 0 and waits on the gate
+    dropped = sum(slot.put(i) for i in range(1, 11))
+    gate.set()
+    deadline = time.monotonic() + 5
+    while 10 not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert seen == [10] and dropped == 9
+    assert len(crashes) == 1 and str(crashes[0]) == "boom"
+
+
+# ---------------------------------------------------------------- diagnostics
+def test_stats_rates_drops_latency_and_errors():
+    clock = FakeClock()
+    stats = Stats(clock=clock)
+    for _ in range(30):
+        stats.on_received()
+    stats.on_dropped(10)
+    for ms in range(1, 21):
+        stats.on_processed(ms / 1000.0)
+    stats.on_error("step")
+    stats.on_error("step")
+    stats.on_error("camera_info")
+    clock.t += 2.0
+    s = stats.snapshot()
+    assert (s.received, s.processed, s.dropped) == (30, 20, 10)
+    assert math.isclose(s.input_rate, 15.0) and math.isclose(s.processed_rate, 10.0)
+    # 1..20 ms: the median lies between 10 and 11; p95 is 95% of the way from 19 to 20
+    # (linear interpolation at rank 0.95 * 19 = 18.05).
+    assert math.isclose(s.latency_p50_ms, 10.5) and math.isclose(s.latency_p95_ms, 19.05)
+    assert s.errors == {"step": 2, "camera_info": 1} and s.new_errors == 3
+    clock.t += 1.0
+    s2 = stats.snapshot()
+    assert s2.input_rate == 0.0 and s2.new_errors == 0 and s2.received == 30
+
+
+def test_stats_latency_window_forgets_old_frames():
+    stats = Stats(window=10, clock=FakeClock())
+    for _ in range(50):
+        stats.on_processed(1.0)
+    for _ in range(10):
+        stats.on_processed(0.002)
+    assert math.isclose(stats.snapshot().latency_p95_ms, 2.0)
+    assert np.isnan(Stats().snapshot().latency_p50_ms)
+
+
+def test_throttle_per_kind():
+    clock = FakeClock()
+    t = Throttle(period=5.0, clock=clock)
+    assert t.ready("step") and not t.ready("step") and t.ready("encoding")
+    clock.t += 5.0
+    assert t.ready("step")
+
+
+def test_ros_descriptors_carry_ranges_and_read_only_flags():
+    pytest.importorskip("rclpy")
+    from dpt_ros.ros.node import descriptor
+
+    stride = descriptor(params.BY_NAME["pointcloud.stride"])
+    assert (stride.integer_range[0].from_value, stride.integer_range[0].to_value) == (1, 64)
+    alpha = descriptor(params.BY_NAME["overlay_alpha"])
+    assert (alpha.floating_point_range[0].from_value, alpha.floating_point_range[0].to_value) \
+        == (0.0, 1.0)
+    assert "turbo" in descriptor(params.BY_NAME["colormap"]).additional_constraints
+    for spec in params.SPECS:
+        d = descriptor(spec)
+        assert d.description == spec.description and d.read_only == spec.read_only
