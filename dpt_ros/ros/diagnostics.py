@@ -1,4 +1,5 @@
-"""Counters behind dpt_node's /diagnostics: rates, drops, latency percentiles, errors by kind.
+"""Counters behind dpt_node's /diagnostics: rates, drops, latency percentiles, errors by kind,
+per-camera counts and model passes (batches).
 
 `Stats` is plain Python and thread-safe (the subscription callbacks and the worker thread
 both write to it); `diagnostic_array` turns one snapshot into the ROS message.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,33 +31,57 @@ class Snapshot:
     latency_p95_ms: float
     new_errors: int
     extra: dict[str, str] = field(default_factory=dict)
+    cameras: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> counters
+    batches: int = 0  # model passes (Pipeline.process calls that produced results)
+    batch_size_max: int = 0  # most frames in one pass
+
+
+CAMERA_COUNTERS = ("frames_received", "frames_processed", "frames_dropped")
 
 
 class Stats:
-    """Event counters; latency percentiles over the last `window` processed frames."""
+    """Event counters, in total and per named camera (`camera=""`: totals only); latency
+    percentiles over the last `window` processed frames; batch counts."""
 
-    def __init__(self, window: int = 200, clock=time.monotonic) -> None:
+    def __init__(self, window: int = 200, clock=time.monotonic,
+                 cameras: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self.received = 0
         self.processed = 0
         self.dropped = 0
         self.errors: Counter[str] = Counter()
+        self.cameras: dict[str, Counter[str]] = {c: Counter() for c in cameras if c}
+        self.batches = 0
+        self.batch_size_max = 0
         self._latencies: deque[float] = deque(maxlen=window)
         self._last = (clock(), 0, 0, 0)  # time, received, processed, total errors
 
-    def on_received(self) -> None:
+    def _count(self, camera: str, key: str, n: int = 1) -> None:
+        if camera:
+            self.cameras.setdefault(camera, Counter())[key] += n
+
+    def on_received(self, camera: str = "") -> None:
         with self._lock:
             self.received += 1
+            self._count(camera, "frames_received")
 
-    def on_dropped(self, n: int = 1) -> None:
+    def on_dropped(self, n: int = 1, camera: str = "") -> None:
         with self._lock:
             self.dropped += n
+            self._count(camera, "frames_dropped", n)
 
-    def on_processed(self, latency_s: float) -> None:
+    def on_processed(self, latency_s: float, camera: str = "") -> None:
         with self._lock:
             self.processed += 1
             self._latencies.append(latency_s)
+            self._count(camera, "frames_processed")
+
+    def on_batch(self, size: int) -> None:
+        """One model pass over `size` frames."""
+        with self._lock:
+            self.batches += 1
+            self.batch_size_max = max(self.batch_size_max, size)
 
     def on_error(self, kind: str) -> None:
         with self._lock:
@@ -81,6 +106,9 @@ class Stats:
                 latency_p50_ms=float(p50),
                 latency_p95_ms=float(p95),
                 new_errors=n_err - e0,
+                cameras={c: {k: n[k] for k in CAMERA_COUNTERS} for c, n in self.cameras.items()},
+                batches=self.batches,
+                batch_size_max=self.batch_size_max,
             )
             self._last = (now, self.received, self.processed, n_err)
             return snap
@@ -125,6 +153,9 @@ def diagnostic_array(
         "frames_received": str(snap.received),
         "frames_processed": str(snap.processed),
         "frames_dropped": str(snap.dropped),
+        **{f"{c}.{k}": str(v) for c, counts in snap.cameras.items() for k, v in counts.items()},
+        "batches": str(snap.batches),
+        "batch_size_max": str(snap.batch_size_max),
         "latency_p50_ms": f"{snap.latency_p50_ms:.1f}",
         "latency_p95_ms": f"{snap.latency_p95_ms:.1f}",
         "errors_total": str(sum(snap.errors.values())),

@@ -71,3 +71,13 @@ def fallback_intrinsics(
             focal_length, focal_length, (width - 1) / 2.0, (height - 1) / 2.0, width, height
         )
     return Intrinsics.from_hfov(width, height, hfov_deg)
+
+
+def camera_topic(topic: str, camera: str) -> str:
+    """`topic` of one camera of a multi-camera node: `image` -> `front/image`, `~/depth` ->
+    `~/front/depth`. The unnamed camera ("", the single-camera node) keeps the plain names."""
+    if not camera:
+        return topic
+    if topic.startswith("~/"):
+        return f"~/{camera}/{topic[2:]}"
+    return f"{camera}/{topic}"

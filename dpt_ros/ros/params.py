@@ -17,6 +17,7 @@ from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
 
 COLORMAPS = ("turbo", "inferno", "viridis")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+CAMERA_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")  # relative name
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,14 @@ SPECS: tuple[ParamSpec, ...] = (
               "QoS re-checks).", lo=0.05, hi=60.0, read_only=True),
     ParamSpec("num_threads", 0, "torch CPU threads; 0 = torch's default.", lo=0, hi=256,
               read_only=True),
+    ParamSpec("cameras", [], "Input namespaces served by this node, e.g. [front, rear]: "
+              "<cam>/image + <cam>/camera_info in, ~/<cam>/... out, the newest frame of each "
+              "camera batched into one model pass. Empty = one camera on image / camera_info.",
+              read_only=True),
     # Runtime-changeable.
+    ParamSpec("batch_wait_ms", 0.0, "With several cameras: how long the worker waits after "
+              "the first frame for the other cameras' frames, so frames arriving together "
+              "share one model pass (0 = take what is there).", lo=0.0, hi=100.0),
     ParamSpec("qos.reliability", "auto", "Input QoS reliability: auto matches the image "
               "publisher (best-effort until one is seen), or force reliable / best_effort.",
               choices=("auto", "reliable", "best_effort")),
@@ -111,11 +119,11 @@ def _scalar_ok(want: type, value: Any) -> bool:
 
 
 def _type_ok(spec: ParamSpec, value: Any) -> bool:
-    if isinstance(spec.default, list):
-        want = type(spec.default[0])
+    if isinstance(spec.default, list):  # [] = a list of strings of any length
+        want = type(spec.default[0]) if spec.default else str
         return (
             isinstance(value, list | tuple)
-            and len(value) == len(spec.default)
+            and (not spec.default or len(value) == len(spec.default))
             and all(_scalar_ok(want, v) for v in value)
         )
     return _scalar_ok(type(spec.default), value)
@@ -123,6 +131,8 @@ def _type_ok(spec: ParamSpec, value: Any) -> bool:
 
 def _describe_type(spec: ParamSpec) -> str:
     if isinstance(spec.default, list):
+        if not spec.default:
+            return "list of strs"
         return f"list of {len(spec.default)} {type(spec.default[0]).__name__}s"
     return type(spec.default).__name__
 
@@ -138,6 +148,12 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
     if name == "device" and not DEVICE_RE.match(value):
         return f"device must be auto, cpu, cuda or cuda:N; got '{value}'"
+    if name == "cameras":
+        bad = [c for c in value if not CAMERA_RE.match(c)]
+        if bad:
+            return f"cameras must be relative topic namespaces like 'front'; got {bad[0]!r}"
+        if len(set(value)) != len(value):
+            return f"cameras must not repeat a name; got {list(value)}"
     for v in value if isinstance(value, list | tuple) else [value]:
         if isinstance(v, float) and v != v:
             return f"{name} must not be NaN"

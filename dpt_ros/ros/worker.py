@@ -1,38 +1,52 @@
-"""A queue of one and the thread that drains it: the newest frame wins, so latency never
-grows with load and the subscription callback never waits for inference."""
+"""Queues of one and the thread that drains them: the newest frame of each camera wins, so
+latency never grows with load and the subscription callbacks never wait for inference."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import time
+from collections.abc import Callable, Iterable
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-class LatestSlot(Generic[T]):
-    """Holds at most one item; `put` replaces (and reports) an item nobody took yet."""
+class LatestSlots(Generic[T]):
+    """One queue of one per key (camera). `put` replaces (and reports) an item nobody took
+    yet; `take` hands over the newest item of every key that has one, in one batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Iterable[str], batch_wait: float = 0.0) -> None:
         self._cond = threading.Condition()
-        self._item: T | None = None
+        self._keys = frozenset(keys)
+        self._items: dict[str, T] = {}
+        self._first = 0.0  # time.monotonic() of the oldest waiting item
         self._closed = False
+        self.batch_wait = batch_wait  # seconds to wait after the first item for the others
 
-    def put(self, item: T) -> bool:
-        """Store `item`; True when it replaced an unprocessed one (a dropped frame)."""
+    def put(self, key: str, item: T) -> bool:
+        """Store `item` for `key`; True when it replaced an unprocessed one (a dropped frame)."""
         with self._cond:
-            replaced = self._item is not None
-            self._item = item
+            replaced = key in self._items
+            if not self._items:
+                self._first = time.monotonic()
+            self._items[key] = item
             self._cond.notify()
             return replaced
 
-    def take(self, timeout: float | None = None) -> T | None:
-        """The newest item, waiting up to `timeout`; None on timeout or once closed."""
+    def take(self, timeout: float | None = None) -> dict[str, T] | None:
+        """The newest item of each key, waiting up to `timeout` for a first one and then until
+        every key has one or `batch_wait` has passed since the first arrived; None on timeout
+        or once closed."""
         with self._cond:
-            if self._item is None and not self._closed:
+            if not self._items and not self._closed:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return None if self._closed else item
+            if self._items and self.batch_wait > 0:
+                left = self._first + self.batch_wait - time.monotonic()
+                self._cond.wait_for(lambda: self._closed or self._keys <= self._items.keys(),
+                                    max(left, 0.0))
+            items, self._items = self._items, {}
+            return None if self._closed or not items else items
 
     def close(self) -> None:
         with self._cond:
@@ -44,6 +58,40 @@ class LatestSlot(Generic[T]):
         return self._closed
 
 
+class LatestSlot(Generic[T]):
+    """A single queue of one: `put` replaces (and reports) an item nobody took yet."""
+
+    def __init__(self) -> None:
+        self._slots: LatestSlots[T] = LatestSlots([""])
+
+    def put(self, item: T) -> bool:
+        """Store `item`; True when it replaced an unprocessed one (a dropped frame)."""
+        return self._slots.put("", item)
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting up to `timeout`; None on timeout or once closed."""
+        items = self._slots.take(timeout)
+        return None if items is None else items[""]
+
+    def close(self) -> None:
+        self._slots.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._slots.closed
+
+
+class Source(Protocol[T_co]):
+    """What `Worker` drains: `LatestSlot` (items) or `LatestSlots` (batches of items)."""
+
+    def take(self, timeout: float | None = None) -> T_co | None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
 class Worker(Generic[T]):
     """Runs `handle(item)` on a daemon thread for each item taken from `slot`.
 
@@ -53,7 +101,7 @@ class Worker(Generic[T]):
 
     def __init__(
         self,
-        slot: LatestSlot[T],
+        slot: Source[T],
         handle: Callable[[T], None],
         on_crash: Callable[[BaseException], None],
         name: str = "dpt_worker",
