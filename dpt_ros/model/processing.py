@@ -110,8 +110,8 @@ class DPTImageProcessor:
     do_pad: bool = False
     size_divisor: int | None = None
     do_reduce_labels: bool = False
-    _luts: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False,
-                                           compare=False)
+    _luts: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in _BOOL_FIELDS:
@@ -197,12 +197,13 @@ class DPTImageProcessor:
         x = _as_batch(images, device)  # (B,H,W,3) uint8 on the target device
         batch, height, width = x.shape[:3]
         new_h, new_w = self._resized_size(height, width)
-        x = self._resize(x, new_h, new_w) if (new_h, new_w) != (height, width) else x.int()
-        index = x + torch.arange(0, 3 * 256, 256, device=x.device, dtype=torch.int32)
-        values = self._lut(x.device).index_select(0, index.reshape(-1)).view(index.shape)
-        values = values.permute(0, 3, 1, 2)  # channels-first view; one copy below
+        levels = self._resize(x, new_h, new_w)  # (B,3,h,w) view, integer values 0..255
+        lut, offsets = self._lut(x.device)
+        index = torch.empty(levels.shape, dtype=torch.int32, device=x.device)
+        index.copy_(levels).add_(offsets)  # one strided read; index into the per-channel table
+        values = lut.index_select(0, index.view(-1)).view(index.shape)
         if not (self.do_pad and self.size_divisor is not None):
-            return values.contiguous()
+            return values
         top, bottom = _pad_amounts(new_h, self.size_divisor)
         left, right = _pad_amounts(new_w, self.size_divisor)
         out = values.new_zeros(batch, 3, top + new_h + bottom, left + new_w + right)
@@ -210,29 +211,36 @@ class DPTImageProcessor:
         return out
 
     def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Pillow's resize of (B,H,W,3) uint8 images, reproduced exactly; int32 out."""
-        mode = RESAMPLE_MODES[self.resample]
+        """Pillow's resize of (B,H,W,3) uint8 images, reproduced exactly: a (B,3,h,w) view
+        (any strides, any real dtype) holding the resized uint8 levels."""
         in_h, in_w = x.shape[1:3]
+        if (height, width) == (in_h, in_w):
+            return x.permute(0, 3, 1, 2)
+        mode = RESAMPLE_MODES[self.resample]
         dev = str(x.device)
         if mode == "nearest":
             rows, cols = _nearest_index(in_h, height, dev), _nearest_index(in_w, width, dev)
-            return x.index_select(1, rows).index_select(2, cols).int()
-        passes = []  # (axis, in size, out size); uint8-rounded in between, as in Pillow
+            return x.index_select(1, rows).index_select(2, cols).permute(0, 3, 1, 2)
+        passes = []  # (axis of x, out size); uint8-rounded in between, as in Pillow
         if width != in_w:
-            passes.append((2, in_w, width))
+            passes.append((2, width))
         if height != in_h:
-            passes.append((1, in_h, height))
+            passes.append((1, height))
         # Pillow >= 13 (python-pillow/Pillow#9549) runs the vertical pass first when the
         # height loses more than twice as many pixels as the width; before, always horizontal.
         if height < in_h and in_h - height > 2 * (in_w - width):
             passes.reverse()
-        y = x.int()
-        for dim, size_in, size_out in passes:
-            y = _pil_pass(y, *_pil_taps(size_in, size_out, mode, dev), dim=dim)
-        return y
+        # Each pass contracts the leading axis, so bring the resized axis to the front first.
+        v, axes = x, [0, 1, 2, 3]  # axes: which axis of x each axis of v is
+        for axis, size in passes:
+            v = v.movedim(axes.index(axis), 0)
+            axes = [axis] + [a for a in axes if a != axis]
+            v = _band_pass(v, _band(v.shape[0], size, mode, dev))
+        return v.permute(*(axes.index(a) for a in (0, 3, 1, 2)))
 
-    def _lut(self, device: torch.device) -> torch.Tensor:
-        """(3*256,) uint8 value → output value, per channel, with the reference's arithmetic."""
+    def _lut(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3*256,) uint8 value → output value, per channel, with the reference's arithmetic,
+        and the (1,3,1,1) int32 offsets of the three channels' tables in it."""
         key = str(device)
         if key not in self._luts:
             v = torch.arange(256, dtype=torch.float64)
@@ -242,7 +250,8 @@ class DPTImageProcessor:
                 mean = torch.tensor(self.image_mean, dtype=torch.float32)[:, None]
                 std = torch.tensor(self.image_std, dtype=torch.float32)[:, None]
                 v = (v - mean) / std
-            self._luts[key] = v.reshape(-1).contiguous().to(device)
+            offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32).view(1, 3, 1, 1)
+            self._luts[key] = (v.reshape(-1).contiguous().to(device), offsets.to(device))
         return self._luts[key]
 
     # ------------------------------------------------------------------ post-processing
@@ -284,10 +293,11 @@ _FILTERS = {"bilinear": (_bilinear_filter, 1.0), "bicubic": (_bicubic_filter, 2.
 
 
 @functools.lru_cache(maxsize=64)
-def _pil_taps(in_size: int, out_size: int, mode: str, device: str
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def _pil_coeffs(in_size: int, out_size: int, mode: str
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` (Resample.c), vectorised over
-    outputs: (out, K) source indices and (out, K) int32 weights in 22-bit fixed point."""
+    outputs: per output its first source index and tap count, and (out, K) int64 weights in
+    22-bit fixed point (0 past the output's last tap)."""
     flt, support = _FILTERS[mode]
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -303,23 +313,47 @@ def _pil_taps(in_size: int, out_size: int, mode: str, device: str
     for k in range(ksize):  # sequential sum over the taps, as in C (numpy's sum is pairwise)
         total = total + w[:, k]
     w = np.where(total[:, None] != 0.0, w / np.where(total == 0.0, 1.0, total)[:, None], w)
-    fixed = np.trunc(np.where(w < 0, -0.5, 0.5) + w * (1 << _PRECISION_BITS)).astype(np.int32)
-    used = int(xmax.max())
-    index = np.minimum(xmin[:, None] + taps[None, :used], in_size - 1)
-    return (torch.from_numpy(index).to(device),
-            torch.from_numpy(np.ascontiguousarray(fixed[:, :used])).to(device))
+    fixed = np.trunc(np.where(w < 0, -0.5, 0.5) + w * (1 << _PRECISION_BITS)).astype(np.int64)
+    return xmin, xmax, fixed[:, :int(xmax.max())]
 
 
-def _pil_pass(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, dim: int
-              ) -> torch.Tensor:
-    """One Pillow pass along `dim` (1 rows, 2 columns of (B,H,W,3) int32) in 22-bit fixed
-    point: Σ pixel·weight + ½, shifted, clipped to 0..255, exactly as Resample.c."""
-    shape = (-1, 1, 1) if dim == 1 else (-1, 1)
-    acc = x.index_select(dim, index[:, 0]) * weight[:, 0].view(shape)
-    for k in range(1, index.shape[1]):  # loop over the few filter taps, not over pixels
-        acc.addcmul_(x.index_select(dim, index[:, k]), weight[:, k].view(shape))
-    acc.add_(1 << (_PRECISION_BITS - 1))
-    return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255)
+_BLOCK = 8  # outputs per block of a banded pass
+
+
+@functools.lru_cache(maxsize=64)
+def _band(in_size: int, out_size: int, mode: str, device: str
+          ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One Pillow pass as a block-banded matrix: outputs in blocks of `_BLOCK`, each block
+    reading one window of L consecutive inputs. Returns the (nb*L,) window indices and the
+    (nb, block, L) float64 weights, Pillow's fixed-point integers (exact in float64)."""
+    xmin, xmax, fixed = _pil_coeffs(in_size, out_size, mode)
+    block = min(_BLOCK, out_size)
+    nb = -(-out_size // block)
+    j = np.minimum(np.arange(nb * block), out_size - 1).reshape(nb, block)
+    lo, hi = xmin[j].min(1), (xmin + xmax)[j].max(1)
+    length = int((hi - lo).max())
+    start = np.minimum(lo, in_size - length)  # windows stay inside the input
+    weights = np.zeros((nb, block, length))
+    out, tap = np.nonzero(np.arange(fixed.shape[1])[None, :] < xmax[:, None])
+    weights[out // block, out % block, xmin[out] + tap - start[out // block]] = fixed[out, tap]
+    window = (start[:, None] + np.arange(length)[None, :]).reshape(-1)
+    return (torch.from_numpy(window).to(device), torch.from_numpy(weights).to(device),
+            out_size)
+
+
+def _band_pass(v: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor, int]) -> torch.Tensor:
+    """One Pillow pass over the leading axis of `v` (any layout, integer levels): Σ level ·
+    weight + ½ in 22-bit fixed point, floored, clipped to 0..255, exactly as Resample.c,
+    as one batched matmul over all blocks and all other axes. Contiguous float64 out."""
+    window, weights, out_size = band
+    nb, block, length = weights.shape
+    rest = v.shape[1:]
+    src = torch.empty(v.shape, dtype=torch.float64, device=v.device).copy_(v)  # transposes
+    src = src.view(v.shape[0], -1)
+    acc = torch.matmul(weights, src.index_select(0, window).view(nb, length, -1))
+    acc = acc.view(nb * block, -1)[:out_size]
+    acc.add_(1 << (_PRECISION_BITS - 1)).mul_(2.0 ** -_PRECISION_BITS).floor_().clamp_(0, 255)
+    return acc.view(-1, *rest)
 
 
 @functools.lru_cache(maxsize=64)

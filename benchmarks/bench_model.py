@@ -1,0 +1,130 @@
+"""Forward time of our models against transformers on the same weights and input, same run.
+
+Real-size configs (Intel/dpt-hybrid-midas, Intel/dpt-large, Depth-Anything-V2-Small) with
+random weights: the transformers model is built, saved with save_pretrained and loaded back
+with our load_model, so both run identical tensors. Runs alternate (reference, ours, ...) so
+load spikes on a shared machine hit both; median and minimum are reported with hf/ours
+(> 1: ours is faster) and the max relative output difference.
+
+  CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1
+  CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4
+
+Run: `python benchmarks/bench_model.py [--repeat N] [--cpu-cases ...] [--no-cuda]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "test")]
+
+from _model_util import randomize  # noqa: E402
+from test_model_real_configs import CONFIGS, build_reference  # noqa: E402
+
+from dpt_ros.model import load_model  # noqa: E402
+
+CASES = {
+    "DPT-Hybrid-384": ("Intel/dpt-hybrid-midas", 384),
+    "DPT-Large-384": ("Intel/dpt-large", 384),
+    "DA-V2-Small-518": ("depth-anything/Depth-Anything-V2-Small-hf", 518),
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(model: torch.nn.Module, x: torch.Tensor) -> float:
+    _sync(x.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model(x).predicted_depth
+    _sync(x.device)
+    _time.last = out  # type: ignore[attr-defined]
+    return time.perf_counter() - start
+
+
+def bench(
+    name: str, device: torch.device, dtype: torch.dtype, batches: list[int], repeat: int,
+    warmup: int,
+) -> list[dict]:
+    repo, size = CASES[name]
+    ref = randomize(build_reference(CONFIGS[repo])).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        ref.save_pretrained(tmp)
+        ours = load_model(tmp, device=device, dtype=dtype)
+    ref = ref.to(device=device, dtype=dtype)
+    rows = []
+    for batch in batches:
+        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+        x = x.to(device=device, dtype=dtype)
+        for _ in range(warmup):
+            _time(ref, x)
+            _time(ours, x)
+        t_ref, t_ours = [], []
+        for _ in range(repeat):
+            t_ref.append(_time(ref, x))
+            r = _time.last  # type: ignore[attr-defined]
+            t_ours.append(_time(ours, x))
+        o = _time.last  # type: ignore[attr-defined]
+        err = ((o.float() - r.float()).abs().max() / r.float().abs().max()).item()
+        rows.append({
+            "model": name, "device": device.type, "dtype": str(dtype).replace("torch.", ""),
+            "batch": batch, "ours_ms": 1e3 * statistics.median(t_ours),
+            "hf_ms": 1e3 * statistics.median(t_ref), "rel_err": err,
+            "ours_min_ms": 1e3 * min(t_ours), "hf_min_ms": 1e3 * min(t_ref),
+        })
+        print(_format(rows[-1]), flush=True)
+    del ref, ours
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _format(row: dict) -> str:
+    ratio = row["hf_ms"] / row["ours_ms"]
+    return (f"{row['model']:<16} {row['device']:<4} {row['dtype']:<8} b={row['batch']}  "
+            f"ours {row['ours_ms']:9.1f} ms  transformers {row['hf_ms']:9.1f} ms  "
+            f"hf/ours {ratio:5.2f}  (min: {row['ours_min_ms']:.1f} vs {row['hf_min_ms']:.1f} ms, "
+            f"hf/ours {row['hf_min_ms'] / row['ours_min_ms']:.2f})  "
+            f"max|Δ|/max|ref| {row['rel_err']:.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518"],
+                        choices=list(CASES))
+    parser.add_argument("--cuda-cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}, {threads} threads")
+    for name in args.cpu_cases:
+        bench(name, torch.device("cpu"), torch.float32, [1], args.repeat, warmup=1)
+    if torch.cuda.is_available() and not args.no_cuda:
+        print(torch.cuda.get_device_name())
+        for dtype in (torch.float16, torch.bfloat16):
+            for name in args.cuda_cases:
+                bench(name, torch.device("cuda"), dtype, [1, 4], max(args.repeat, 20), warmup=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Load and save Hugging Face DPT / Depth Anything checkpoints without transformers.
+
+A source is a local directory (config.json + model.safetensors | sharded safetensors with
+model.safetensors.index.json | pytorch_model.bin) or a Hub repo id fetched through
+huggingface_hub's cache. Every failure is a ModelLoadError naming the file or key, because the
+usual caller is a ROS node whose parameter points at the wrong place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig
+from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
+from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+
+MODEL_CLASSES: dict[str, type[nn.Module]] = {
+    "DPTForDepthEstimation": DPTForDepthEstimation,
+    "DPTForSemanticSegmentation": DPTForSemanticSegmentation,
+    "DPTModel": DPTModel,
+    "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
+}
+TASKS = tuple(sorted(set(ARCHITECTURE_TASKS.values())))
+CONFIG_NAME = "config.json"
+PROCESSOR_NAME = "preprocessor_config.json"
+# (single file, shard index) in order of preference.
+WEIGHT_LAYOUTS = (
+    ("model.safetensors", "model.safetensors.index.json"),
+    ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+)
+_HUB_PATTERNS = {
+    "config": [CONFIG_NAME, PROCESSOR_NAME],
+    "safetensors": ["model.safetensors", "model.safetensors.index.json", "model-*.safetensors"],
+    "torch": ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"],
+}
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_DPT_PREFIX = "dpt."
+
+
+class ModelLoadError(RuntimeError):
+    """A checkpoint that cannot be found, read or matched to the model; names file / key."""
+
+
+# --- source resolution ----------------------------------------------------------------------
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_cache_dir() -> Path:
+    """HF_HUB_CACHE, else HF_HOME/hub, else huggingface_hub's default; read at call time so
+    a process (or test) that sets the environment late is still honoured."""
+    from huggingface_hub import constants
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _has_weights(directory: Path, layouts: tuple[tuple[str, str], ...]) -> bool:
+    return any((directory / name).is_file() for layout in layouts for name in layout)
+
+
+def _download(repo_id: str, weights: bool) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    cache = _hub_cache_dir()
+    offline = _env_true("HF_HUB_OFFLINE") or bool(constants.HF_HUB_OFFLINE)
+
+    def fetch(*groups: str) -> Path:
+        patterns = [p for g in ("config", *groups) for p in _HUB_PATTERNS[g]]
+        return Path(snapshot_download(
+            repo_id, cache_dir=cache, allow_patterns=patterns, local_files_only=offline))
+
+    try:
+        path = fetch("safetensors") if weights else fetch()
+        # Only when the repo has no safetensors do we fetch the (larger, older) torch files.
+        if weights and not _has_weights(path, WEIGHT_LAYOUTS[:1]):
+            path = fetch("torch")
+    except LocalEntryNotFoundError as e:
+        why = ("offline mode is on (HF_HUB_OFFLINE=1)" if offline
+               else "the Hub could not be reached (no network?)")
+        raise ModelLoadError(
+            f"Hub repo {repo_id!r} is not in the local Hugging Face cache ({cache}) and cannot "
+            f"be downloaded: {why}"
+        ) from e
+    except (HfHubHTTPError, HFValidationError, OSError, ValueError) as e:
+        raise ModelLoadError(f"Hub repo {repo_id!r}: {type(e).__name__}: {e}") from e
+    return path
+
+
+def resolve_source(source: str | os.PathLike[str], *, weights: bool = True) -> Path:
+    """A local model directory, or the cached snapshot of a Hub repo id ('org/name').
+
+    From the Hub only config.json, preprocessor_config.json and (with `weights`) one weight
+    layout are fetched. HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE are respected.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file; expected a model directory or a Hub repo id")
+    text = str(source)
+    if not _REPO_ID.fullmatch(text) or text.startswith(".") or ".." in text or "--" in text:
+        raise ModelLoadError(f"model directory {path} does not exist")
+    try:
+        return _download(text, weights)
+    except ModelLoadError as e:
+        raise ModelLoadError(f"no local directory {text!r}, and {e}") from e.__cause__
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelLoadError(f"{path.name} not found in {path.parent}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
+
+
+def _config_from_directory(directory: Path) -> DPTConfig:
+    path = directory / CONFIG_NAME
+    try:
+        return DPTConfig.from_dict(_read_json(path))
+    except ConfigError as e:
+        raise ModelLoadError(f"{path}: {e}") from e
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    for single, index in WEIGHT_LAYOUTS:
+        if (directory / single).is_file():
+            return [directory / single]
+        if (directory / index).is_file():
+            weight_map = _read_json(directory / index).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise ModelLoadError(f"{directory / index} has no weight_map")
+            files = [directory / name for name in sorted(set(weight_map.values()))]
+            for f in files:
+                if not f.is_file():
+                    raise ModelLoadError(f"shard {f.name} (listed in {index}) not found in "
+                                         f"{directory}")
+            return files
+    names = ", ".join(name for layout in WEIGHT_LAYOUTS for name in layout)
+    raise ModelLoadError(f"no weights in {directory}: expected one of {names}")
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"weights file {path} does not hold a flat dict of tensors")
+    return state
+
+
+def _read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], str]:
+    files = _weight_files(directory)
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(_read_weights(f))
+    return state, ", ".join(str(f) for f in files)
+
+
+# --- matching -------------------------------------------------------------------------------
+
+
+def _build(config: DPTConfig) -> nn.Module:
+    """Construct on the meta device (no memory, no initialisation: the checkpoint overwrites
+    every tensor); modules that compute with tensors while being built (BiT's drop-path
+    schedule) are constructed normally instead."""
+    cls = MODEL_CLASSES[config.architecture]
+    try:
+        with torch.device("meta"):
+            return cls(config)
+    except (NotImplementedError, RuntimeError):
+        return cls(config)
+
+
+def _align_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers adds / strips the base-model prefix ('dpt.') when a checkpoint of the bare
+    DPTModel meets a task model or the reverse; do the same."""
+    if not isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation)):
+        return state
+    expected = model.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key not in expected:
+            if key.startswith(_DPT_PREFIX) and key[len(_DPT_PREFIX):] in expected:
+                key = key[len(_DPT_PREFIX):]
+            elif _DPT_PREFIX + key in expected:
+                key = _DPT_PREFIX + key
+        out[key] = value
+    return out
+
+
+def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    expected = model.state_dict()
+    # What transformers tolerates: checkpoint entries for buffers the model does not persist,
+    # and BatchNorm step counters (unused in eval) absent from the checkpoint.
+    not_persisted = {name for name, _ in model.named_buffers() if name not in expected}
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected and k not in not_persisted]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                        ("shape mismatch", shapes)):
+        if keys:
+            more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+            problems.append(f"{label}: {', '.join(keys[:5])}{more}")
+    if problems:
+        raise ModelLoadError(
+            f"{where} does not match {type(model).__name__}: " + "; ".join(problems))
+
+
+def _complete(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The checked state dict as the model wants it: tolerated extras dropped, tolerated
+    missing entries (BatchNorm step counters) at zero as in a fresh module."""
+    expected = model.state_dict()
+    out = {k: v for k, v in state.items() if k in expected}
+    for key, value in expected.items():
+        if key not in out:
+            out[key] = torch.zeros(value.shape, dtype=value.dtype)
+    return out
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def load_config(source: str | os.PathLike[str]) -> DPTConfig:
+    """The DPTConfig of a model directory or Hub repo id (no weights read)."""
+    return _config_from_directory(resolve_source(source, weights=False))
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    task: str | None = None,
+) -> nn.Module:
+    """The checkpoint's model class (config.architectures[0]), strictly loaded, in eval mode
+    on `device` / `dtype`. `task` ('depth' / 'segmentation' / 'features') rejects a checkpoint
+    made for something else."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task={task!r}; accepted: {', '.join(TASKS)} or None")
+    directory = resolve_source(source)
+    config = _config_from_directory(directory)
+    if task is not None and config.task != task:
+        raise ModelLoadError(
+            f"{directory / CONFIG_NAME} is a {config.task} checkpoint "
+            f"({config.architecture}); a {task} model was asked for"
+        )
+    state, where = _read_state_dict(directory)
+    try:
+        model = _build(config)
+    except ConfigError as e:
+        raise ModelLoadError(f"{directory / CONFIG_NAME}: {e}") from e
+    state = _align_keys(model, state)
+    _check_keys(model, state, where)
+    # Always copy: safetensors tensors are views of the (memory-mapped) file, which must not
+    # back the model (saving over the file later would pull the weights from under it).
+    placed = {
+        k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype, copy=True)
+        for k, v in _complete(model, state).items()
+    }
+    del state
+    model.load_state_dict(placed, strict=True, assign=True)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def load_processor(source: str | os.PathLike[str]) -> Any:
+    """The DPTImageProcessor described by preprocessor_config.json."""
+    from dpt_ros.model.processing import DPTImageProcessor
+
+    path = resolve_source(source, weights=False) / PROCESSOR_NAME
+    try:
+        return DPTImageProcessor.from_dict(_read_json(path))
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelLoadError(f"{path}: {e}") from e
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
+    """config.json + model.safetensors in the Hugging Face layout (transformers reads it)."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(model.config, architectures=[type(model).__name__])
+    (out / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out

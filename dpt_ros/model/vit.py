@@ -1,0 +1,192 @@
+"""The DPT ViT encoder: plain and hybrid (BiT) embeddings and pre-norm blocks.
+
+Attribute names reproduce transformers' DPT keys (`embeddings.patch_embeddings.projection`,
+`encoder.layer.N.attention.attention.query`, ...) so Hub checkpoints load unchanged; the
+computation is timm-style and uses scaled_dot_product_attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dpt_ros.model.config import ConfigError, DPTConfig
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+# transformers' ACT2FN names (config.ACTIVATION_NAMES lists the same keys).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "quick_gelu": QuickGELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def resize_pos_embed(posemb: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
+    """Bilinearly resample the square position grid to (grid_h, grid_w), keeping the [CLS]
+    entry, exactly as transformers' DPT `_resize_pos_embed` (align_corners=False)."""
+    tok, grid = posemb[:, :1], posemb[0, 1:]
+    old = int(grid.shape[0] ** 0.5)
+    if (grid_h, grid_w) == (old, old):
+        return posemb
+    grid = grid.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bilinear")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
+    return torch.cat([tok, grid], dim=1)
+
+
+def _check_channels(pixel_values: torch.Tensor, expected: int) -> None:
+    if pixel_values.ndim != 4 or pixel_values.shape[1] != expected:
+        raise ValueError(
+            f"pixel_values must be (B, {expected}, H, W), got {tuple(pixel_values.shape)}"
+        )
+
+
+class PatchEmbeddings(nn.Module):
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        p = config.patch_size
+        self.projection = nn.Conv2d(config.num_channels, config.hidden_size, p, stride=p)
+
+
+class ViTEmbeddings(nn.Module):
+    """[CLS] + patch tokens + position embeddings resampled to the input's patch grid."""
+
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        grid = config.image_size // config.patch_size
+        self.patch_size = config.patch_size
+        self.num_channels = config.num_channels
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.patch_embeddings = PatchEmbeddings(config)
+        self.position_embeddings = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        _check_channels(pixel_values, self.num_channels)
+        b, _, h, w = pixel_values.shape
+        tokens = self.patch_embeddings.projection(pixel_values).flatten(2).transpose(1, 2)
+        pos = resize_pos_embed(self.position_embeddings, h // self.patch_size, w // self.patch_size)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1) + pos
+        return self.dropout(x), []
+
+
+class HybridEmbeddings(nn.Module):
+    """DPT-Hybrid: BiT stages 1-2 go to the neck, stage 3 is projected into ViT tokens.
+
+    Unlike the reference (384x384 only) the position grid is resampled for any input size.
+    """
+
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        from dpt_ros.model.bit import BitBackbone
+
+        self.backbone = BitBackbone(config.backbone_config)
+        if len(self.backbone.channels) != 3:
+            raise ConfigError(
+                f"config field backbone_config.out_features gives {len(self.backbone.channels)} "
+                "BiT stages; accepted: 3"
+            )
+        grid = config.image_size // config.patch_size
+        self.patch_size = config.patch_size
+        self.num_channels = config.num_channels
+        # The reference sizes the projection from backbone_featmap_shape, not the backbone.
+        self.projection = nn.Conv2d(config.backbone_featmap_shape[1], config.hidden_size, 1)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        _check_channels(pixel_values, self.num_channels)
+        b, _, h, w = pixel_values.shape
+        maps = self.backbone(pixel_values)
+        tokens = self.projection(maps[-1]).flatten(2).transpose(1, 2)
+        pos = resize_pos_embed(self.position_embeddings, h // self.patch_size, w // self.patch_size)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1) + pos
+        return x, list(maps[:2])
+
+
+class _QKV(nn.Module):
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        c, bias = config.hidden_size, config.qkv_bias
+        self.query = nn.Linear(c, c, bias=bias)
+        self.key = nn.Linear(c, c, bias=bias)
+        self.value = nn.Linear(c, c, bias=bias)
+
+
+class _Dense(nn.Module):
+    """A Linear stored under `dense`, the name transformers' checkpoints use."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cin, cout)
+
+
+class _Attention(nn.Module):
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        self.attention = _QKV(config)
+        self.output = _Dense(config.hidden_size, config.hidden_size)
+
+
+class Block(nn.Module):
+    """Pre-norm ViT block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.attn_drop = config.attention_probs_dropout_prob
+        self.attention = _Attention(config)
+        self.intermediate = _Dense(config.hidden_size, config.intermediate_size)
+        self.output = _Dense(config.intermediate_size, config.hidden_size)
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.act = make_activation(config.hidden_act)
+        self.drop = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        h = self.layernorm_before(x)
+        qkv = self.attention.attention
+        shape = (b, n, self.num_heads, c // self.num_heads)
+        q = qkv.query(h).view(shape).transpose(1, 2)
+        k = qkv.key(h).view(shape).transpose(1, 2)
+        v = qkv.value(h).view(shape).transpose(1, 2)
+        a = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0
+        )
+        a = a.transpose(1, 2).reshape(b, n, c)
+        x = x + self.drop(self.attention.output.dense(a))
+        h = self.act(self.intermediate.dense(self.layernorm_after(x)))
+        return x + self.drop(self.output.dense(h))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: DPTConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
+        """[input, after block 1, ..., after block `depth`] (all blocks by default)."""
+        states = [x]
+        for block in self.layer[:depth]:
+            x = block(x)
+            states.append(x)
+        return states

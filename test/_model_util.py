@@ -1,0 +1,107 @@
+"""Helpers for the model tests: tiny transformers reference models with every parameter
+randomised (so no zero-initialised bias or unit norm hides a mistake), saved the Hugging Face
+way and compared with ours."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+TOL = 1e-4  # max|ours - reference| <= TOL * max|reference|
+
+
+def tiny_bit(**overrides) -> dict:
+    """A small BiT (DPT-Hybrid layout: 3 stages, SAME padding, bottleneck)."""
+    d = {
+        "model_type": "bit",
+        "global_padding": "same",
+        "layer_type": "bottleneck",
+        "depths": [1, 1, 1],
+        "hidden_sizes": [16, 32, 64, 128],  # 4 widths for 3 stages, as DPT-Hybrid stores
+        "embedding_size": 8,
+        "num_groups": 4,
+        "out_features": ["stage1", "stage2", "stage3"],
+        "embedding_dynamic_padding": True,
+    }
+    d.update(overrides)
+    return d
+
+
+def tiny_dinov2(**overrides) -> dict:
+    d = {
+        "model_type": "dinov2",
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "image_size": 56,
+        "patch_size": 14,
+        "out_indices": [1, 2, 3, 4],
+        "reshape_hidden_states": False,
+    }
+    d.update(overrides)
+    return d
+
+
+def tiny_vit(**overrides) -> dict:
+    """Keyword arguments for transformers.DPTConfig: a 4-block ViT, patch 16, 64x64."""
+    d = {
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "intermediate_size": 48,
+        "image_size": 64,
+        "patch_size": 16,
+        "backbone_out_indices": [0, 1, 2, 3],
+        "neck_hidden_sizes": [8, 16, 24, 32],
+        "fusion_hidden_size": 16,
+    }
+    d.update(overrides)
+    return d
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Every parameter and BatchNorm statistic random; scale ~1/sqrt(fan_in) keeps deep
+    stacks finite. Norm weights around 1, biases around 0 but never zero. Works on a model
+    made with `to_empty` (nothing is read before it is written)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if p.ndim == 1 and leaf in ("weight", "lambda1", "lambda2"):
+                p.normal_(1.0, 0.1, generator=g)
+            elif p.ndim == 1:
+                p.normal_(0.0, 0.1, generator=g)
+            elif p.ndim == 3 or "token" in name:
+                p.normal_(0.0, 0.2, generator=g)
+            else:
+                p.normal_(0.0, min(0.2, 1.0 / math.sqrt(p[0].numel())), generator=g)
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.normal_(0.0, 0.1, generator=g)
+            elif name.endswith("running_var"):
+                b.uniform_(0.5, 1.5, generator=g)
+            elif name.endswith("num_batches_tracked"):
+                b.zero_()
+    return model
+
+
+def save_reference(model: nn.Module, path: Path) -> Path:
+    model.save_pretrained(str(path))
+    return path
+
+
+def assert_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> float:
+    """Same shape and max|Δ| <= tol * max|ref|; returns the relative error."""
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    scale = ref.abs().max().item()
+    assert scale > 0, "reference output is all zero: the comparison would prove nothing"
+    err = (ours.double() - ref.double()).abs().max().item() / scale
+    assert err <= tol, f"max|Δ| = {err:.3g} x max|ref|"
+    return err
+
+
+def image(h: int, w: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
