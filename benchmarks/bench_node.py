@@ -2,6 +2,8 @@
 
 Stages (what the node does around `model(...)` for one frame):
   conversion in    sensor_msgs/Image (bgr8) → RGB uint8
+  pre-processing   RGB uint8 → 384x384 normalised pixel_values (DPT processor, bilinear)
+  depth upsample   384x384 model output → input size (bicubic)
   depth colour map robust 2/98 % range + turbo LUT → BGR
   seg colours      class palette → BGR, 50 % overlay on the input
   points           back-projection + PointCloud2 packing (xyz, rgb, label; organised)
@@ -28,6 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image as PILImage
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
@@ -35,10 +39,15 @@ from dpt_ros.core.colormap import colorize, lut, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.pointcloud import pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, overlay, palette
+from dpt_ros.model.processing import DPTImageProcessor
 from dpt_ros.ros.messages import image_msg, pointcloud_msg, rgb_from_image_msg
 
 SIZES = ((480, 640), (720, 1280))
-STAGES = ("conversion in", "depth colour map", "seg colours", "points", "message fill")
+STAGES = ("conversion in", "pre-processing", "depth upsample", "depth colour map",
+          "seg colours", "points", "message fill")
+PROCESSOR = DPTImageProcessor.from_dict({
+    "size": {"height": 384, "width": 384}, "resample": 2, "image_mean": [0.5] * 3,
+    "image_std": [0.5] * 3})
 
 
 def _times_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -68,6 +77,7 @@ def _inputs(height: int, width: int) -> dict[str, object]:
     msg.data = array.array("B", rgb.flip(-1).contiguous().numpy().tobytes())
     return {
         "depth": depth,
+        "model_depth": F.interpolate(depth[None, None], size=(384, 384), mode="bilinear")[0, 0],
         "rgb": rgb,
         "labels": labels,
         "msg": msg,
@@ -83,6 +93,13 @@ def ours(inp: dict) -> dict[str, Callable[[], object]]:
 
     def conversion() -> None:
         state["rgb_in"] = rgb_from_image_msg(inp["msg"])
+
+    def preprocess() -> None:
+        state["pixels"] = PROCESSOR.preprocess(rgb)
+
+    def upsample() -> None:
+        state["depth_in"] = F.interpolate(inp["model_depth"][None, None], size=depth.shape,
+                                          mode="bicubic", align_corners=False)[0, 0]
 
     def depth_colours() -> None:
         vmin, vmax = robust_range(depth)
@@ -100,9 +117,10 @@ def ours(inp: dict) -> dict[str, Callable[[], object]]:
         image_msg(state["depth_bgr"], "bgr8", inp["header"])
         pointcloud_msg(state["cloud"], inp["header"])
 
-    for fn in (conversion, depth_colours, seg_colours, points):
+    stages = (conversion, preprocess, upsample, depth_colours, seg_colours, points)
+    for fn in stages:
         fn()  # fill() needs the products of the earlier stages
-    return dict(zip(STAGES, (conversion, depth_colours, seg_colours, points, fill)))
+    return dict(zip(STAGES, (*stages, fill)))
 
 
 def baseline(inp: dict) -> dict[str, Callable[[], object]]:
@@ -118,6 +136,15 @@ def baseline(inp: dict) -> dict[str, Callable[[], object]]:
         msg = inp["msg"]
         data = np.array(list(msg.data), dtype=np.uint8)
         state["rgb_in"] = data.reshape(msg.height, msg.width, 3)[:, :, ::-1].copy()
+
+    def preprocess() -> None:  # what a PIL-based processor does
+        small = np.asarray(PILImage.fromarray(rgb).resize((384, 384), PILImage.BILINEAR))
+        norm = (small.astype(np.float32) / 255.0 - 0.5) / 0.5
+        state["pixels"] = torch.from_numpy(norm.transpose(2, 0, 1).copy())[None]
+
+    def upsample() -> None:
+        small = PILImage.fromarray(inp["model_depth"].numpy(), mode="F")
+        state["depth_in"] = np.asarray(small.resize((width, height), PILImage.BICUBIC))
 
     def depth_colours() -> None:
         vmin, vmax = np.nanpercentile(depth, [2.0, 98.0])
@@ -157,9 +184,10 @@ def baseline(inp: dict) -> dict[str, Callable[[], object]]:
                                 row_step=20 * width, is_dense=False)
         cloud_msg.data = state["cloud"].view(np.uint8).tolist()
 
-    for fn in (conversion, depth_colours, seg_colours, points):
+    stages = (conversion, preprocess, upsample, depth_colours, seg_colours, points)
+    for fn in stages:
         fn()
-    return dict(zip(STAGES, (conversion, depth_colours, seg_colours, points, fill)))
+    return dict(zip(STAGES, (*stages, fill)))
 
 
 def _row(stage: str, median: float, best: float, base: float) -> None:
