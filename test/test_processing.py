@@ -10,6 +10,7 @@ import torch
 from transformers import DPTImageProcessorPil
 from transformers.models.dpt.image_processing_pil_dpt import get_resize_output_image_size
 
+from dpt_ros.model import processing
 from dpt_ros.model.processing import DPTImageProcessor
 
 # The preprocessor_config.json files of the checkpoints in use (meta keys included).
@@ -119,6 +120,43 @@ def test_portrait_frame_matches_pil(name: str) -> None:
     image = natural_image(*PORTRAIT, seed=11)
     ours = DPTImageProcessor.from_dict(config).preprocess(image)
     assert torch.equal(ours, reference(config, [image]))
+
+
+def test_large_downscale_matches_pil() -> None:
+    """300x bicubic: too many taps for the float32 split, so the float64 matmul does it."""
+    config = {"size": {"height": 3, "width": 10}, "resample": 3}
+    image = natural_image(900, 3000, seed=4)
+    ours = DPTImageProcessor.from_dict(config).preprocess(image)
+    assert torch.equal(ours, reference(config, [image]))
+
+
+def test_float64_path_matches_float32_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where float32 matmuls may not be IEEE (CUDA, TF32/bf16 settings) the passes run in
+    float64: same levels, bit for bit, for both pass orders and all filters."""
+    images = [natural_image(480, 640, seed=1), natural_image(*PORTRAIT, seed=2)]
+    configs = [*CONFIGS.values(), *EXTRA_CONFIGS.values()]
+    fast = [[DPTImageProcessor.from_dict(c).preprocess(i) for i in images] for c in configs]
+    monkeypatch.setattr(processing, "_float32_is_exact", lambda device: False)
+    for config, expected in zip(configs, fast):
+        proc = DPTImageProcessor.from_dict(config)
+        for image, out in zip(images, expected):
+            assert torch.equal(proc.preprocess(image), out), config
+
+
+def test_repeated_calls_reuse_no_stale_state() -> None:
+    """Scratch buffers are kept between calls: alternating sizes and pass orders on one
+    processor give what fresh processors give, and results never alias the buffers."""
+    config = CONFIGS["depth_anything518"]
+    proc = DPTImageProcessor.from_dict(config)
+    sizes = [(240, 320), PORTRAIT, (240, 320), (333, 517), PORTRAIT, (333, 517)]
+    outputs = []
+    for seed, size in enumerate(sizes):
+        image = natural_image(*size, seed=seed)
+        out = proc.preprocess(image)
+        assert torch.equal(out, DPTImageProcessor.from_dict(config).preprocess(image)), size
+        outputs.append((out, out.clone()))
+    for out, copy in outputs:
+        assert torch.equal(out, copy)
 
 
 def test_output_size_matches_reference_rounding() -> None:

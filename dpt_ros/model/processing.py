@@ -3,11 +3,14 @@
 Pre-processing runs on the device the frames are on (uint8 in, one batch at once), so a camera
 frame uploaded as uint8 is never copied back to the host. Resizing reproduces Pillow (which
 the reference uses) exactly rather than approximately: Pillow's own filter taps and 22-bit
-fixed-point weights, its order of the two passes, uint8 in between, applied as a few
-vectorised int32 gathers per pass. `F.interpolate(antialias=True)` differs from Pillow by up
-to 2 grey levels on ~6% of values (ties rounded differently), hence this. Rescale and
-normalise go through a per-channel 256-entry lookup table built with the reference's own
-arithmetic (float64 rescale → float32, float32 normalise): all of it is bit-exact.
+fixed-point weights, its order of the two passes, uint8 in between. Each pass is one batched
+matmul of cached block-banded weight matrices (Pillow's integer weights) with strided windows
+of the image, in float64, or on the CPU in float32 with each weight split in two halves so
+that every sum stays an exactly representable integer; the halves are added up in int32.
+`F.interpolate(antialias=True)` differs from Pillow by up to 2 grey levels on ~6% of values
+(ties rounded differently), hence this. Rescale and normalise go through a per-channel
+256-entry lookup table built with the reference's own arithmetic (float64 rescale →
+float32, float32 normalise): all of it is bit-exact.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +117,8 @@ class DPTImageProcessor:
     do_reduce_labels: bool = False
     _luts: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _work: _Workspace = field(default_factory=lambda: _Workspace(), init=False, repr=False,
+                              compare=False)
 
     def __post_init__(self) -> None:
         for name in _BOOL_FIELDS:
@@ -197,10 +204,10 @@ class DPTImageProcessor:
         x = _as_batch(images, device)  # (B,H,W,3) uint8 on the target device
         batch, height, width = x.shape[:3]
         new_h, new_w = self._resized_size(height, width)
-        levels = self._resize(x, new_h, new_w)  # (B,3,h,w) view, integer values 0..255
+        levels = self._resize(x, new_h, new_w)  # (B,3,h,w) view, any strides and dtype
         lut, offsets = self._lut(x.device)
-        index = torch.empty(levels.shape, dtype=torch.int32, device=x.device)
-        index.copy_(levels).add_(offsets)  # one strided read; index into the per-channel table
+        index = self._work.scratch("index", tuple(levels.shape), torch.int32, x.device)
+        index.copy_(levels).add_(offsets)  # one strided read; index into per-channel tables
         values = lut.index_select(0, index.view(-1)).view(index.shape)
         if not (self.do_pad and self.size_divisor is not None):
             return values
@@ -212,7 +219,7 @@ class DPTImageProcessor:
 
     def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Pillow's resize of (B,H,W,3) uint8 images, reproduced exactly: a (B,3,h,w) view
-        (any strides, any real dtype) holding the resized uint8 levels."""
+        (any strides, any real dtype) of the resized 0..255 levels."""
         in_h, in_w = x.shape[1:3]
         if (height, width) == (in_h, in_w):
             return x.permute(0, 3, 1, 2)
@@ -230,12 +237,17 @@ class DPTImageProcessor:
         # height loses more than twice as many pixels as the width; before, always horizontal.
         if height < in_h and in_h - height > 2 * (in_w - width):
             passes.reverse()
-        # Each pass contracts the leading axis, so bring the resized axis to the front first.
-        v, axes = x, [0, 1, 2, 3]  # axes: which axis of x each axis of v is
-        for axis, size in passes:
-            v = v.movedim(axes.index(axis), 0)
-            axes = [axis] + [a for a in axes if a != axis]
-            v = _band_pass(v, _band(v.shape[0], size, mode, dev))
+        exact32 = _float32_is_exact(x.device)
+        v, axes = x, [0, 1, 2, 3]  # axes: which axis of x (b, h, w, c) each axis of v is
+        for i, (axis, size) in enumerate(passes):
+            if i == 0:  # layouts that copy the (b, h, w, c) frame cheaply: see _band_pass
+                rows, rest = axis == 1, ([0, 2, 3] if axis == 1 else [0, 3, 1])
+            else:
+                rows, rest = False, [a for a in axes if a != axis]
+            band = _band(v.shape[axes.index(axis)], size, mode, rows, exact32, dev)
+            v = _band_pass(v.permute(*(axes.index(a) for a in [axis, *rest])), band,
+                           self._work, i)
+            axes = [axis, *rest]
         return v.permute(*(axes.index(a) for a in (0, 3, 1, 2)))
 
     def _lut(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,43 +329,176 @@ def _pil_coeffs(in_size: int, out_size: int, mode: str
     return xmin, xmax, fixed[:, :int(xmax.max())]
 
 
-_BLOCK = 8  # outputs per block of a banded pass
+_MAX_BLOCK = 32  # outputs per block of a banded pass, at most
+
+
+class _Workspace(threading.local):
+    """Scratch tensors of one thread, kept from frame to frame: the resize needs tens of MB
+    of them, and fresh CPU allocations that size cost page faults (milliseconds a frame)."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[Any, tuple[Any, torch.Tensor]] = {}
+
+    def get(self, key: Any, spec: Any, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The tensor kept under `key` if it was made for `spec`, else a new one, `make()`."""
+        kept = self.tensors.get(key)
+        if kept is None or kept[0] != spec:
+            kept = (spec, make())
+            self.tensors[key] = kept
+        return kept[1]
+
+    def scratch(self, role: str, shape: tuple[int, ...], dtype: torch.dtype,
+                device: torch.device) -> torch.Tensor:
+        """An uninitialised `shape` tensor from the one flat buffer of (role, dtype, device),
+        grown as needed: both passes use the same ones (their lifetimes do not overlap)."""
+        numel = math.prod(shape)
+        key = (role, dtype, device)
+        flat = self.tensors.get(key, (None, None))[1]
+        if flat is None or flat.numel() < numel:
+            flat = torch.empty(numel, dtype=dtype, device=device)
+            self.tensors[key] = (None, flat)
+        return flat[:numel].view(shape)
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:  # copies and pickles start empty
+        return _Workspace, ()
+
+
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity
+class _Band:
+    """One Pillow pass as a block-banded matrix applied with one batched matmul."""
+
+    size_out: int
+    rows: bool  # source (N, R), windows span rows; else (R, N), windows span columns
+    pad: int  # zero inputs before the first real one
+    padded: int  # source length along the resampled axis, pads included
+    stride: int  # block b reads inputs [b*stride, b*stride + length) of the padded source
+    length: int
+    block: int  # outputs per block
+    weights: torch.Tensor  # float64 (nb, block, length) or float32 (nb, 2, block, length)
+    split: bool  # float32, weights = hi + lo: hi a multiple of 2**s, 0 <= lo < 2**s
+    clip: bool  # negative weights: sums may leave 0..255
+
+
+def _float32_is_exact(device: torch.device) -> bool:
+    """Whether float32 matmuls here are IEEE float32 (not TF32 / bf16 reduced precision):
+    on the CPU unless oneDNN was told to trade precision; never assumed on accelerators."""
+    if device.type != "cpu":
+        return False
+    try:
+        precision = torch.backends.mkldnn.matmul.fp32_precision
+        if precision == "none":
+            precision = torch.backends.fp32_precision
+    except (AttributeError, RuntimeError):  # older torch: no per-backend setting
+        try:
+            return torch.get_float32_matmul_precision() == "highest"
+        except RuntimeError:
+            return False
+    return precision in ("ieee", "none")
+
+
+def _block_layout(lo: np.ndarray, hi: np.ndarray, in_size: int
+                  ) -> tuple[float, int, int, int, int, int]:
+    """(cost, block, stride, pad, length, padded) of the cheapest regular block windows: outputs
+    j in blocks of `block`, block b reading `length` inputs from b*stride - pad. lo/hi: per
+    output its first and one-past-last tap."""
+    out_size = len(lo)
+    scale = in_size / out_size
+    best = None
+    for block in range(1, min(_MAX_BLOCK, out_size) + 1):
+        nb = -(-out_size // block)
+        j = np.minimum(np.arange(nb * block), out_size - 1).reshape(nb, block)
+        first, last = lo[j].min(1), hi[j].max(1)
+        for stride in sorted({math.floor(block * scale), math.ceil(block * scale)}):
+            base = np.arange(nb) * stride
+            pad = max(0, int((base - first).max()))
+            length = int((last - base).max()) + pad
+            padded = max(pad + in_size, (nb - 1) * stride + length)
+            # multiply-adds, plus a rough per-block and per-row overhead of the batched matmul
+            cost = nb * (block + 4) * (length + 8)
+            if best is None or cost < best[0]:
+                best = (cost, block, stride, pad, length, padded)
+    assert best is not None
+    return best
+
+
+def _split_shift(fixed: np.ndarray) -> int | None:
+    """Smallest s such that weights = hi + lo, hi = (w >> s) << s and 0 <= lo < 2**s, keep
+    every float32 sum of the pass exact: 255 Σ|hi| <= 2**(24+s) and 255 Σ lo <= 2**24 (every
+    partial sum is then an integer float32 holds exactly, whatever the summation order), and
+    their int32 recombination cannot overflow. None when no s does (float64 instead)."""
+    if 255 * int(np.abs(fixed).sum(-1).max()) + (1 << 24) + (1 << 21) >= 1 << 31:
+        return None
+    for shift in range(_PRECISION_BITS + 1):
+        hi = fixed >> shift
+        if 255 * int(np.abs(hi).sum(-1).max()) <= 1 << 24:
+            return shift if 255 * int((fixed - (hi << shift)).sum(-1).max()) <= 1 << 24 else None
+    return None
 
 
 @functools.lru_cache(maxsize=64)
-def _band(in_size: int, out_size: int, mode: str, device: str
-          ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """One Pillow pass as a block-banded matrix: outputs in blocks of `_BLOCK`, each block
-    reading one window of L consecutive inputs. Returns the (nb*L,) window indices and the
-    (nb, block, L) float64 weights, Pillow's fixed-point integers (exact in float64)."""
+def _band(in_size: int, out_size: int, mode: str, rows: bool, exact32: bool, device: str
+          ) -> _Band:
+    """Pillow's taps of one pass laid out as dense (block x length) weight blocks on regularly
+    spaced windows of a zero-padded source, so that no gather is needed (the windows are a
+    strided view). Weights are Pillow's fixed-point integers, exact in either dtype."""
     xmin, xmax, fixed = _pil_coeffs(in_size, out_size, mode)
-    block = min(_BLOCK, out_size)
+    _, block, stride, pad, length, padded = _block_layout(xmin, xmin + xmax, in_size)
     nb = -(-out_size // block)
-    j = np.minimum(np.arange(nb * block), out_size - 1).reshape(nb, block)
-    lo, hi = xmin[j].min(1), (xmin + xmax)[j].max(1)
-    length = int((hi - lo).max())
-    start = np.minimum(lo, in_size - length)  # windows stay inside the input
-    weights = np.zeros((nb, block, length))
+    dense = np.zeros((nb, block, length), np.int64)
     out, tap = np.nonzero(np.arange(fixed.shape[1])[None, :] < xmax[:, None])
-    weights[out // block, out % block, xmin[out] + tap - start[out // block]] = fixed[out, tap]
-    window = (start[:, None] + np.arange(length)[None, :]).reshape(-1)
-    return (torch.from_numpy(window).to(device), torch.from_numpy(weights).to(device),
-            out_size)
+    b = out // block
+    dense[b, out % block, xmin[out] + tap + pad - b * stride] = fixed[out, tap]
+    shift = _split_shift(dense) if exact32 else None
+    if shift is None:
+        weights = torch.from_numpy(dense.astype(np.float64))
+    else:
+        hi = (dense >> shift) << shift
+        weights = torch.from_numpy(np.stack([hi, dense - hi], 1).astype(np.float32))
+    return _Band(out_size, rows, pad, padded, stride, length, block, weights.to(device),
+                 shift is not None, bool((fixed < 0).any() or 255 * fixed.sum(-1).max()
+                                         + (1 << 21) >= 256 << _PRECISION_BITS))
 
 
-def _band_pass(v: torch.Tensor, band: tuple[torch.Tensor, torch.Tensor, int]) -> torch.Tensor:
-    """One Pillow pass over the leading axis of `v` (any layout, integer levels): Σ level ·
-    weight + ½ in 22-bit fixed point, floored, clipped to 0..255, exactly as Resample.c,
-    as one batched matmul over all blocks and all other axes. Contiguous float64 out."""
-    window, weights, out_size = band
-    nb, block, length = weights.shape
-    rest = v.shape[1:]
-    src = torch.empty(v.shape, dtype=torch.float64, device=v.device).copy_(v)  # transposes
-    src = src.view(v.shape[0], -1)
-    acc = torch.matmul(weights, src.index_select(0, window).view(nb, length, -1))
-    acc = acc.view(nb * block, -1)[:out_size]
-    acc.add_(1 << (_PRECISION_BITS - 1)).mul_(2.0 ** -_PRECISION_BITS).floor_().clamp_(0, 255)
-    return acc.view(-1, *rest)
+def _band_pass(v: torch.Tensor, band: _Band, work: _Workspace, step: int) -> torch.Tensor:
+    """One Pillow pass over the leading axis of `v` (0..255 levels, any strides and dtype):
+    Σ level · weight + ½ in 22-bit fixed point, floored, clipped to 0..255, exactly as
+    Resample.c, as one batched matmul over all blocks and all other axes. `v` is first
+    copied (converted, transposed as needed) into a zero-padded source: (N, R) with the
+    resampled axis leading (`rows`) or (R, N) with it last, whichever the caller's layout
+    copies cheaply. Returns the (out, *v.shape[1:]) levels, a view of a `work` tensor."""
+    size, rest = v.shape[0], tuple(v.shape[1:])
+    weights, dev = band.weights, v.device
+    nb, length, n = weights.shape[0], band.length, band.padded
+    r = math.prod(rest)
+    lo, hi = band.pad, band.pad + size
+    # The pads stay zero: only [lo:hi] is ever written to a buffer made for this band.
+    shape = (n, *rest) if band.rows else (*rest, n)
+    src = work.get(("src", step), (band, shape, dev),
+                   lambda: torch.zeros(shape, dtype=weights.dtype, device=dev))
+    if band.rows:
+        src[lo:hi].copy_(v)
+        windows = src.as_strided((nb, length, r), (band.stride * r, r, 1))
+    else:
+        v = v.movedim(0, -1)
+        if v.dtype == torch.uint8:  # the camera frame: deinterleave as uint8 (faster)
+            v = work.scratch("frame", tuple(v.shape), torch.uint8, dev).copy_(v)
+        src[..., lo:hi].copy_(v)
+        windows = src.as_strided((nb, length, r), (band.stride, 1, n))
+    rows = band.block * (2 if band.split else 1)
+    # The previous pass's output, `v`, is in "out"/"acc": read (copied to `src`) by now.
+    acc = work.scratch("acc", (nb, rows, r), weights.dtype, dev)
+    torch.bmm(weights.view(nb, rows, length), windows, out=acc)
+    if band.split:  # float32 sums of the two weight halves, exact; added up in int32
+        sums = work.scratch("sums", (nb, 2, band.block, r), torch.int32, dev)
+        sums.view(acc.shape).copy_(acc)
+        out = work.scratch("out", (nb, band.block, r), torch.int32, dev)
+        torch.add(sums[:, 0], sums[:, 1], out=out).add_(1 << (_PRECISION_BITS - 1))
+        out.bitwise_right_shift_(_PRECISION_BITS)
+    else:  # float64: every sum is exact
+        out = acc.add_(1 << (_PRECISION_BITS - 1)).mul_(2.0 ** -_PRECISION_BITS).floor_()
+    if band.clip:
+        out.clamp_(0, 255)
+    return out.view(nb * band.block, r)[:band.size_out].view(band.size_out, *rest)
 
 
 @functools.lru_cache(maxsize=64)
