@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _checkpoints import make_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the package may not be pip-installed yet
@@ -26,84 +27,6 @@ CONFIG = ROOT / "config" / "dpt.yaml"
 NODE = "/dpt_node"
 IMAGE_TOPIC = "/cam/image_raw"
 INFO_TOPIC = "/cam/camera_info"
-
-
-# --------------------------------------------------------------------- checkpoints
-def _save_processor(directory: Path, height: int, width: int) -> None:
-    from transformers import DPTImageProcessorPil
-
-    DPTImageProcessorPil(
-        size={"height": height, "width": width}, keep_aspect_ratio=False, do_pad=False
-    ).save_pretrained(directory)
-
-
-def make_checkpoints(root: Path) -> dict[str, Path]:
-    """Tiny random-weight Hugging Face checkpoints: a relative DPT (ViT, patch 16, 64x64),
-    a metric Depth Anything (DINOv2, patch 14, 56x56, max 10 m) and a DPT segmenter with
-    5 classes (64x64). `transformers` is the test oracle; the node never imports it."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTConfig,
-        DPTForDepthEstimation,
-        DPTForSemanticSegmentation,
-    )
-
-    torch.manual_seed(0)
-    vit = dict(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=48,
-        patch_size=16,
-        image_size=64,
-        backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 16, 24, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=16,
-        initializer_range=0.1,  # transformers' 0.02 leaves only ~1e-9 at the output
-    )
-    paths = {name: root / name for name in ("relative", "metric", "segmentation")}
-
-    relative = DPTForDepthEstimation(DPTConfig(**vit)).eval()
-    with torch.no_grad():  # lift the last conv above its ReLU: ~98% of pixels positive
-        relative.head.head[4].bias.fill_(0.05)
-    relative.save_pretrained(paths["relative"])
-    _save_processor(paths["relative"], 64, 64)
-
-    labels = {i: name for i, name in enumerate(["wall", "floor", "chair", "table", "person"])}
-    seg_cfg = DPTConfig(**vit, id2label=labels, label2id={v: k for k, v in labels.items()})
-    seg = DPTForSemanticSegmentation(seg_cfg).eval()
-    seg.save_pretrained(paths["segmentation"])
-    _save_processor(paths["segmentation"], 64, 64)
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=48,
-        patch_size=14,
-        image_size=56,
-        out_indices=[1, 2, 3, 4],
-        reshape_hidden_states=False,
-        initializer_range=0.1,
-    )
-    da_cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        patch_size=14,
-        neck_hidden_sizes=[8, 16, 24, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=16,
-        depth_estimation_type="metric",
-        max_depth=10,
-        initializer_range=0.1,
-    )
-    DepthAnythingForDepthEstimation(da_cfg).eval().save_pretrained(paths["metric"])
-    _save_processor(paths["metric"], 56, 56)
-    return paths
 
 
 # ---------------------------------------------------------------------- the node

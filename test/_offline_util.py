@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _checkpoints import make_checkpoints
 
 IMAGE_TOPIC = "/cam/image_raw"
 COMPRESSED_TOPIC = "/cam/image_raw/compressed"
@@ -23,76 +24,12 @@ FX, FY, CX, CY = 35.0, 36.0, 19.0, 14.5
 LABELS = ["wall", "floor", "chair"]
 
 
-def _save_processor(directory: Path, size: int) -> None:
-    from transformers import DPTImageProcessorPil
-
-    DPTImageProcessorPil(
-        size={"height": size, "width": size}, keep_aspect_ratio=False, do_pad=False
-    ).save_pretrained(directory)
-
-
 @functools.cache
 def checkpoints() -> dict[str, Path]:
-    """{'relative': DPT ViT, 'metric': Depth Anything metric, 'segmentation': DPT, 3 classes}."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTConfig,
-        DPTForDepthEstimation,
-        DPTForSemanticSegmentation,
-    )
-
+    """The shared tiny checkpoints at 32² / 28² with LABELS, built once per session."""
     root = Path(tempfile.mkdtemp(prefix="dpt_offline_ckpt_"))
     atexit.register(shutil.rmtree, root, True)
-    torch.manual_seed(0)
-    vit = dict(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=48,
-        patch_size=16,
-        image_size=32,
-        neck_hidden_sizes=[8, 16, 16, 16],
-        fusion_hidden_size=16,
-        backbone_out_indices=[0, 1, 2, 3],
-        reassemble_factors=[4, 2, 1, 0.5],
-        head_hidden_size=8,
-    )
-    paths = {name: root / name for name in ("relative", "metric", "segmentation")}
-    DPTForDepthEstimation(DPTConfig(**vit)).eval().save_pretrained(paths["relative"])
-    _save_processor(paths["relative"], 32)
-
-    id2label = dict(enumerate(LABELS))
-    seg_cfg = DPTConfig(**vit, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    DPTForSemanticSegmentation(seg_cfg).eval().save_pretrained(paths["segmentation"])
-    _save_processor(paths["segmentation"], 32)
-
-    backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=48,
-        patch_size=14,
-        image_size=28,
-        out_features=["stage1", "stage2"],
-        reshape_hidden_states=False,
-    )
-    da_cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        patch_size=14,
-        neck_hidden_sizes=[8, 16],
-        reassemble_factors=[2, 1],
-        fusion_hidden_size=8,
-        head_hidden_size=8,
-        depth_estimation_type="metric",
-        max_depth=10,
-    )
-    DepthAnythingForDepthEstimation(da_cfg).eval().save_pretrained(paths["metric"])
-    _save_processor(paths["metric"], 28)
-    return paths
+    return make_checkpoints(root, vit_size=32, dinov2_size=28, labels=LABELS)
 
 
 def frame_rgb(i: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:

@@ -270,6 +270,7 @@ def test_labels_are_latched_and_diagnostics_report(io, peer):
     assert found is not None
     values = diagnostics_values(found)
     assert values["device"] == "cpu" and values["depth_metric"] == "true"
+    assert values["compile"] == "none"
     assert int(values["frames_processed"]) >= len(FRAMES)
     assert values["input_reliability"] == "reliable"
     assert float(values["latency_p95_ms"]) > 0

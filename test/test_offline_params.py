@@ -28,6 +28,7 @@ def test_repo_config_maps_onto_pipeline_arguments():
     assert kwargs["depth_model"] == raw["depth_model"]
     assert kwargs["segmentation_model"] == raw["segmentation_model"]
     assert kwargs["device"] == raw["device"] and kwargs["dtype"] == raw["dtype"]
+    assert kwargs["compile_mode"] == raw["compile"]
     assert kwargs["input_size"] is None  # [0, 0] = the checkpoint's own size
     s = kwargs["settings"]
     assert s.depth_scale == raw["depth"]["scale"] and s.depth_shift == raw["depth"]["shift"]
@@ -48,6 +49,18 @@ def test_metric_example_config():
     assert (s.depth_min, s.depth_max) == (0.3, 10.0)
     assert (s.pointcloud_stride, s.pointcloud_min_range, s.pointcloud_max_range) == (2, 0.2, 10.0)
     assert s.depth_scale == 0.0  # not in the file: the default
+
+
+def test_compile_parameter_reaches_the_pipeline_and_is_checked():
+    from dpt_ros.core.pipeline import COMPILE_MODES
+    from dpt_ros.offline.config import load_config
+    from dpt_ros.offline.exitcodes import CliError
+
+    for mode in COMPILE_MODES:
+        config = load_config(None, {"depth_model": "x", "compile": mode})
+        assert pipeline_kwargs_from_params(config.values)["compile_mode"] == mode
+    with pytest.raises(CliError, match="compile"):
+        load_config(None, {"depth_model": "x", "compile": "fast"})
 
 
 def test_every_setting_has_a_node_parameter():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _node_util import make_checkpoints
+from _checkpoints import make_checkpoints
 
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.pipeline import (

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from _node_util import make_checkpoints
+from _checkpoints import make_checkpoints
 
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.pipeline import Frame, Pipeline, PipelineConfigError
@@ -32,16 +32,21 @@ def frames(n: int) -> list[Frame]:
                   Intrinsics.from_hfov(W, H, 70.0)) for _ in range(n)]
 
 
+def make(ckpt, **kwargs) -> Pipeline:
+    return Pipeline(depth_model=str(ckpt["relative"]),
+                    segmentation_model=str(ckpt["segmentation"]), device="cpu", **kwargs)
+
+
 def run(ckpt, **kwargs):
-    pipe = Pipeline(depth_model=str(ckpt["relative"]), segmentation_model=str(ckpt["segmentation"]),
-                    device="cpu", **kwargs)
-    return pipe.process(frames(2), WANT)
+    return make(ckpt, **kwargs).process(frames(2), WANT)
 
 
 def test_compiled_path_equals_eager(ckpt):
     torch._dynamo.reset()
     eager = run(ckpt)
-    compiled = run(ckpt, compile_mode="default", compile_backend="aot_eager")
+    pipe = make(ckpt, compile_mode="default", compile_backend="aot_eager")
+    compiled = pipe.process(frames(2), WANT)
+    assert pipe.compile_status == "default"  # compiled, no fallback
     for e, c in zip(eager, compiled):
         np.testing.assert_allclose(c.relative, e.relative, rtol=1e-5,
                                    atol=1e-6 * np.abs(e.relative).max())
@@ -54,9 +59,13 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(ckpt, caplog):
     def broken_backend(graph_module, example_inputs):
         raise RuntimeError("backend refuses this graph")
 
+    pipe = make(ckpt, compile_mode="default", compile_backend=broken_backend)
+    assert pipe.compile_status == "default"
     with caplog.at_level(logging.WARNING, logger="dpt_ros.core.pipeline"):
-        fallback = run(ckpt, compile_mode="default", compile_backend=broken_backend)
+        fallback = pipe.process(frames(2), WANT)
     assert "running eager instead" in caplog.text
+    assert pipe.compile_status == "default (eager fallback)"
+    assert make(ckpt).compile_status == "none"
     eager = run(ckpt)
     np.testing.assert_array_equal(fallback[0].relative, eager[0].relative)
 

@@ -15,7 +15,14 @@ import yaml
 
 from dpt_ros.core.pipeline import PipelineSettings
 
-PIPELINE_STRINGS = ("depth_model", "segmentation_model", "device", "dtype")
+# parameter name -> Pipeline keyword (string-valued start-up parameters)
+PIPELINE_STRINGS = {
+    "depth_model": "depth_model",
+    "segmentation_model": "segmentation_model",
+    "device": "device",
+    "dtype": "dtype",
+    "compile": "compile_mode",
+}
 SETTINGS_FIELDS = {f.name: f for f in fields(PipelineSettings)}
 
 
@@ -99,16 +106,16 @@ def settings_from_params(
 def pipeline_kwargs_from_params(params: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for `Pipeline(**kwargs)` from flattened node parameters.
 
-    depth_model, segmentation_model, device, dtype: strings; input_size: [height, width]
-    ([] or [0, 0] = the checkpoint's own size); every PipelineSettings field by its name.
-    Names as in settings_from_params (dotted or underscored). Raises ValueError naming the
-    parameter when a value has the wrong type.
+    depth_model, segmentation_model, device, dtype, compile (→ compile_mode): strings;
+    input_size: [height, width] ([] or [0, 0] = the checkpoint's own size); every
+    PipelineSettings field by its name. Names as in settings_from_params (dotted or
+    underscored). Raises ValueError naming the parameter when a value has the wrong type.
     """
     params = _normalised(params)
     kwargs: dict[str, Any] = {}
-    for name in PIPELINE_STRINGS:
+    for name, keyword in PIPELINE_STRINGS.items():
         if name in params:
-            kwargs[name] = _coerce(name, params[name], "")
+            kwargs[keyword] = _coerce(name, params[name], "")
     if "input_size" in params:
         kwargs["input_size"] = _input_size(params["input_size"])
     kwargs["settings"] = settings_from_params(params)

@@ -215,6 +215,16 @@ class Pipeline:
         """True when `depth` can honestly be published in metres."""
         return self.has_depth and (self.model_is_metric or self.settings.depth_scale > 0.0)
 
+    @property
+    def compile_status(self) -> str:
+        """The compile mode in effect: 'none', the mode, or '<mode> (eager fallback)' once a
+        compilation failed and the forward went back to eager (diagnostics show it)."""
+        tasks = [t for t in (self._depth, self._seg) if t is not None]
+        mode = tasks[0].compile_mode if tasks else "none"
+        if any(t.compile_mode != "none" and t.forward is t.model for t in tasks):
+            return f"{mode} (eager fallback)"
+        return mode
+
     def describe(self) -> str:
         parts = [f"{t}={task.source}" for t, task in (("depth", self._depth),
                                                        ("segmentation", self._seg)) if task]

@@ -30,6 +30,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--segmentation-model", help="segmentation checkpoint directory or Hub id")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
+    g.add_argument("--compile", help="torch.compile mode: none, default, reduce-overhead "
+                   "(CUDA graphs), max-autotune; pays off on a GPU")
     g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model pass")
 
 
@@ -83,6 +85,7 @@ def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
         "segmentation_model": args.segmentation_model,
         "device": args.device,
         "dtype": args.dtype,
+        "compile": args.compile,
         **extra,
     }
     config = load_config(args.params, overrides)

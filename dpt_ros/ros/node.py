@@ -390,6 +390,7 @@ class DptNode(Node):
             "segmentation_model": self._values["segmentation_model"],
             "device": str(p.device),
             "dtype": self._values["dtype"],
+            "compile": p.compile_status,
             "depth_metric": str(p.depth_is_metric).lower(),
         }
         for cam in self._cameras.values():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
-from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
+from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
 
 COLORMAPS = ("turbo", "inferno", "viridis")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -51,6 +51,9 @@ SPECS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("dtype", "float32", "Model weights/activations dtype.",
               choices=("float32", "float16", "bfloat16"), read_only=True),
+    ParamSpec("compile", "none", "torch.compile each model per input size (reduce-overhead "
+              "also captures CUDA graphs; pays off on a GPU). Falls back to eager with one "
+              "warning when compilation fails.", choices=COMPILE_MODES, read_only=True),
     ParamSpec("input_size", [0, 0], "Model input [height, width] override in pixels "
               "(multiples of the patch size); [0, 0] = the checkpoint's preprocessor size.",
               lo=0, hi=4096, read_only=True),
