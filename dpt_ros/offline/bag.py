@@ -26,7 +26,7 @@ from dpt_ros.core.pipeline import Frame, Pipeline
 from dpt_ros.offline import bag_io
 from dpt_ros.offline.atomic import AtomicDir
 from dpt_ros.offline.camera_infos import CameraInfos
-from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.interrupt import StopFlag
 from dpt_ros.offline.progress import Progress
 from dpt_ros.offline.topics import (
@@ -75,9 +75,7 @@ class BagReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        return ExitCode.SKIPPED if self.skipped else ExitCode.OK
+        return run_exit_code(self.interrupted, bool(self.skipped))
 
     def summary(self) -> str:
         rate = self.processed / self.elapsed if self.elapsed > 0 else 0.0

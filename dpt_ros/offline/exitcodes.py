@@ -24,3 +24,10 @@ class CliError(Exception):
     def __init__(self, code: ExitCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def run_exit_code(interrupted: bool, skipped: bool) -> ExitCode:
+    """The status of a run that got through: interrupted beats skipped beats OK."""
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.SKIPPED if skipped else ExitCode.OK

@@ -18,7 +18,7 @@ import numpy as np
 
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
-from dpt_ros.offline.exitcodes import CliError, ExitCode
+from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.files import (
     Source,
     UnreadableInput,
@@ -98,9 +98,7 @@ class PredictReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        return ExitCode.SKIPPED if self.skipped else ExitCode.OK
+        return run_exit_code(self.interrupted, bool(self.skipped))
 
     def summary(self) -> str:
         rate = self.frames / self.elapsed if self.elapsed > 0 else 0.0
