@@ -7,7 +7,8 @@ load spikes on a shared machine hit both; median and minimum are reported with h
 (> 1: ours is faster) and the max relative output difference.
 
   CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1
-  CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4
+  CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4;
+                           bf16 batch 1 also ours under torch.compile reduce-overhead (*)
 
 Run: `python benchmarks/bench_model.py [--repeat N] [--cpu-cases ...] [--no-cuda]`.
 """
@@ -56,9 +57,23 @@ def _time(model: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def _compiled_row(eager: dict, ours: torch.nn.Module, x: torch.Tensor, ref_out: torch.Tensor,
+                  repeat: int) -> dict:
+    """Our model as the node runs it with `compile: reduce-overhead` (inductor + CUDA
+    graphs), against the same transformers eager time."""
+    fast = torch.compile(ours, mode="reduce-overhead", dynamic=False)
+    for _ in range(5):  # compile, record, capture
+        _time(fast, x)
+    times = [_time(fast, x) for _ in range(repeat)]
+    out = _time.last.float()  # type: ignore[attr-defined]
+    err = ((out - ref_out.float()).abs().max() / ref_out.float().abs().max()).item()
+    return {**eager, "model": eager["model"] + "*", "ours_ms": 1e3 * statistics.median(times),
+            "ours_min_ms": 1e3 * min(times), "rel_err": err}
+
+
 def bench(
     name: str, device: torch.device, dtype: torch.dtype, batches: list[int], repeat: int,
-    warmup: int,
+    warmup: int, compiled: bool = False,
 ) -> list[dict]:
     repo, size = CASES[name]
     ref = randomize(build_reference(CONFIGS[repo])).eval()
@@ -87,6 +102,9 @@ def bench(
             "ours_min_ms": 1e3 * min(t_ours), "hf_min_ms": 1e3 * min(t_ref),
         })
         print(_format(rows[-1]), flush=True)
+        if compiled and batch == 1:
+            rows.append(_compiled_row(rows[-1], ours, x, r, repeat))
+            print(_format(rows[-1]), flush=True)
     del ref, ours
     gc.collect()
     if device.type == "cuda":
@@ -106,6 +124,9 @@ def _format(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUDA bf16 batch 1: also ours under torch.compile "
+                        "reduce-overhead (rows marked *)")
     parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518"],
                         choices=list(CASES))
     parser.add_argument("--cuda-cases", nargs="*", default=list(CASES), choices=list(CASES))
@@ -123,7 +144,8 @@ def main() -> None:
         print(torch.cuda.get_device_name())
         for dtype in (torch.float16, torch.bfloat16):
             for name in args.cuda_cases:
-                bench(name, torch.device("cuda"), dtype, [1, 4], max(args.repeat, 20), warmup=5)
+                bench(name, torch.device("cuda"), dtype, [1, 4], max(args.repeat, 20), warmup=5,
+                      compiled=args.compiled and dtype == torch.bfloat16)
 
 
 if __name__ == "__main__":
