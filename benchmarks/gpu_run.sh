@@ -11,7 +11,10 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_
 PY=python3
 if [ -d .whl ]; then
     if [ ! -x /tmp/venv/bin/python ]; then
-        python3 -m venv --system-site-packages /tmp/venv || exit 1
+        # python3 there is itself a venv: link its packages (torch, ...) into ours
+        python3 -m venv /tmp/venv || exit 1
+        python3 -c "import site; print(site.getsitepackages()[0])" \
+            > "$(/tmp/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/base.pth"
         /tmp/venv/bin/python -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || exit 1
     fi
     PY=/tmp/venv/bin/python
@@ -24,6 +27,7 @@ for step in "$@"; do
             nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
             $PY -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, \
 torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
+            $PY -c "import rclpy, sensor_msgs.msg; print('rclpy ok')"
             nproc ;;
         tests)
             $PY -m pytest -q -p no:cacheprovider -rs test/test_core_colormap.py \
