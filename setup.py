@@ -42,7 +42,7 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
-        "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6"],
+        "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13"],  # oracle resize
     },
     zip_safe=False,
     maintainer="dpt_ros maintainers",

@@ -64,8 +64,9 @@ def make_checkpoint(repo: str, root: Path) -> Path:
     return out
 
 
-def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> np.ndarray:
-    for _ in range(2):  # warm-up: allocator, cuDNN autotune, compilation
+def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame milliseconds and the last frame's depth (metres, host)."""
+    for _ in range(3):  # warm-up: allocator, cuDNN autotune, compilation, graph capture
         pipe.process([frame], WANT)
     times = []
     for _ in range(repeat):
@@ -73,7 +74,17 @@ def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> np.ndarray:
         (result,) = pipe.process([frame], WANT)
         times.append(time.perf_counter() - start)
         assert result.points is not None and result.depth_colorized is not None
-    return np.array(times) * 1e3
+    return np.array(times) * 1e3, result.depth.copy()
+
+
+def depth_error(depth: np.ndarray, ref: np.ndarray) -> str:
+    """max |Δ| / max |ref| and the median relative error over pixels valid in both."""
+    ok = np.isfinite(depth) & np.isfinite(ref) & (ref > 0)
+    if not ok.any():
+        return "no valid pixels"
+    d, r = depth[ok].astype(np.float64), ref[ok].astype(np.float64)
+    return (f"{np.abs(d - r).max() / np.abs(r).max():.1e} / "
+            f"{np.median(np.abs(d - r) / r):.1e}")
 
 
 def main() -> None:
@@ -85,6 +96,9 @@ def main() -> None:
     ap.add_argument("--compile", default=None, help="fast path compile mode (default: "
                     "reduce-overhead on CUDA, none on CPU)")
     ap.add_argument("--size", default="720x1280", help="camera frame HxW")
+    ap.add_argument("--paths", nargs="+", metavar="DTYPE:COMPILE",
+                    help="paths to time, the first is the reference (default: float32:none "
+                    "and the fast path)")
     args = ap.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     cuda = args.device != "cpu" and torch.cuda.is_available()
@@ -97,24 +111,26 @@ def main() -> None:
     frame = Frame(rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
                   Intrinsics.from_hfov(width, height, 70.0))
     settings = PipelineSettings(depth_scale=1.0, depth_shift=0.1)
-    print("| case | path | p50 ms | p99 ms | speed-up (p50) |")
-    print("|---|---|---|---|---|")
+    print("| case | path | p50 ms | p99 ms | speed-up (p50) | depth vs first path: "
+          "max|Δ|/max, median rel |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
             ckpt = str(make_checkpoint(CASES[name], Path(tmp)))
-            paths = [("fp32 eager", "float32", "none"),
-                     (f"{fast_dtype} {fast_compile}", fast_dtype, fast_compile)]
-            if paths[1][1:] == paths[0][1:]:
-                paths = paths[:1]
-            base = None
-            for label, dtype, mode in paths:
+            paths = [tuple(p.split(":")) for p in args.paths] if args.paths else [
+                ("float32", "none"), (fast_dtype, fast_compile)]
+            paths = list(dict.fromkeys(paths))  # fast path = reference on a CPU
+            base = ref = None
+            for dtype, mode in paths:
                 pipe = Pipeline(depth_model=ckpt, device=args.device, dtype=dtype,
                                 compile_mode=mode, settings=settings)
-                t = frame_times(pipe, frame, args.repeat)
+                t, depth = frame_times(pipe, frame, args.repeat)
                 p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
                 base = base or p50
-                print(f"| {name} | {label} | {p50:.1f} | {p99:.1f} | {base / p50:.2f}x |",
-                      flush=True)
+                err = "reference" if ref is None else depth_error(depth, ref)
+                ref = depth if ref is None else ref
+                print(f"| {name} | {dtype} {mode} ({pipe.compile_status}) | {p50:.2f} | "
+                      f"{p99:.2f} | {base / p50:.2f}x | {err} |", flush=True)
                 del pipe
                 if cuda:
                     torch.cuda.empty_cache()
