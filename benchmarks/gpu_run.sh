@@ -38,6 +38,10 @@ torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
                 | tee "$OUT/bench_model.log" ;;
         e2e)
             $PY benchmarks/bench_e2e.py --repeat 100 2>&1 | tee "$OUT/bench_e2e.log" ;;
+        e2e-hybrid)  # which precision / compile step moves the Hybrid's depth
+            $PY benchmarks/bench_e2e.py --repeat 30 --cases DPT-Hybrid-384 --paths float32:none \
+                bfloat16:none bfloat16:default float16:reduce-overhead float32:reduce-overhead \
+                2>&1 | tee "$OUT/bench_e2e_hybrid.log" ;;
         e2e-eager)
             $PY benchmarks/bench_e2e.py --repeat 100 --compile none 2>&1 | tee "$OUT/bench_e2e_eager.log" ;;
         dds)
