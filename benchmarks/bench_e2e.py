@@ -77,14 +77,35 @@ def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> tuple[np.ndarray, 
     return np.array(times) * 1e3, result.depth.copy()
 
 
-def depth_error(depth: np.ndarray, ref: np.ndarray) -> str:
-    """max |Δ| / max |ref| and the median relative error over pixels valid in both."""
-    ok = np.isfinite(depth) & np.isfinite(ref) & (ref > 0)
+def depth_error(depth: np.ndarray, ref: np.ndarray, relative_model: bool) -> str:
+    """max |Δ| / max |ref| and the median relative error over pixels valid in both. For a
+    relative model on inverse depth (affine in its output): depth = 1 / (s·pred + t) has a
+    pole where s·pred + t → 0, which would turn tiny output differences into any depth."""
+    ok = np.isfinite(depth) & np.isfinite(ref) & (ref > 0) & (depth > 0)
     if not ok.any():
         return "no valid pixels"
     d, r = depth[ok].astype(np.float64), ref[ok].astype(np.float64)
+    if relative_model:
+        d, r = 1.0 / d, 1.0 / r
     return (f"{np.abs(d - r).max() / np.abs(r).max():.1e} / "
-            f"{np.median(np.abs(d - r) / r):.1e}")
+            f"{np.median(np.abs(d - r) / np.abs(r)):.1e}")
+
+
+def profile(pipe: Pipeline, frame: Frame, frames: int = 10) -> None:
+    """Where a frame's time goes: device kernel time against wall time, top operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(frames):
+            pipe.process([frame], WANT)
+        wall = (time.perf_counter() - start) / frames * 1e3
+    events = prof.key_averages()
+    kernel = sum(e.self_device_time_total for e in events) / frames / 1e3
+    print(f"profile: {wall:.2f} ms/frame wall, {kernel:.2f} ms/frame of device time "
+          f"(kernels + copies)")
+    print(events.table(sort_by="self_device_time_total", row_limit=18, max_name_column_width=60))
 
 
 def main() -> None:
@@ -99,6 +120,7 @@ def main() -> None:
     ap.add_argument("--paths", nargs="+", metavar="DTYPE:COMPILE",
                     help="paths to time, the first is the reference (default: float32:none "
                     "and the fast path)")
+    ap.add_argument("--profile", action="store_true", help="CUDA: profile the last path")
     args = ap.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     cuda = args.device != "cpu" and torch.cuda.is_available()
@@ -112,7 +134,7 @@ def main() -> None:
                   Intrinsics.from_hfov(width, height, 70.0))
     settings = PipelineSettings(depth_scale=1.0, depth_shift=0.1)
     print("| case | path | p50 ms | p99 ms | speed-up (p50) | depth vs first path: "
-          "max|Δ|/max, median rel |")
+          "max|Δ|/max, median rel (relative models: inverse depth) |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
@@ -127,10 +149,13 @@ def main() -> None:
                 t, depth = frame_times(pipe, frame, args.repeat)
                 p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
                 base = base or p50
-                err = "reference" if ref is None else depth_error(depth, ref)
+                relative = not pipe.model_is_metric
+                err = "reference" if ref is None else depth_error(depth, ref, relative)
                 ref = depth if ref is None else ref
                 print(f"| {name} | {dtype} {mode} ({pipe.compile_status}) | {p50:.2f} | "
                       f"{p99:.2f} | {base / p50:.2f}x | {err} |", flush=True)
+                if args.profile and (dtype, mode) == paths[-1] and cuda:
+                    profile(pipe, frame)
                 del pipe
                 if cuda:
                     torch.cuda.empty_cache()

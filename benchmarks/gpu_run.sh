@@ -37,7 +37,8 @@ torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
             $PY benchmarks/bench_model.py --cpu-cases --repeat 30 2>&1 | grep -v "Writing model" \
                 | tee "$OUT/bench_model.log" ;;
         e2e)
-            $PY benchmarks/bench_e2e.py --repeat 100 2>&1 | tee "$OUT/bench_e2e.log" ;;
+            $PY benchmarks/bench_e2e.py --repeat 100 --profile 2>&1 | tee "$OUT/bench_e2e.log" \
+                | grep -v "^-\|^Name\|^ " ;;
         e2e-hybrid)  # which precision / compile step moves the Hybrid's depth
             $PY benchmarks/bench_e2e.py --repeat 30 --cases DPT-Hybrid-384 --paths float32:none \
                 bfloat16:none bfloat16:default float16:reduce-overhead float32:reduce-overhead \
