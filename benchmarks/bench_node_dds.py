@@ -20,6 +20,7 @@ Run: `python benchmarks/bench_node_dds.py [--case DA-V2-Metric-Small-518] [--siz
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -189,7 +190,8 @@ def main() -> None:
         model = checkpoint(args.case, Path(tmp))
         frame = Frame(camera_rgb(height, width), Intrinsics.from_hfov(width, height, 70.0))
         base = in_process_ms(args, model, frame, args.baseline_repeat)
-        r = measure(args, model, Path(tmp))
+        logs = Path(os.environ.get("OUT") or tmp)  # the node's log, kept where asked
+        r = measure(args, model, logs)
     lat, d = r["lat"], r["diag"]
     p50, p99 = (np.percentile(lat, q) if len(lat) else float("nan") for q in (50, 99))
     print("| case | in-process p50 ms | publish→~/points p50 ms | p99 ms | p50 / in-process |"

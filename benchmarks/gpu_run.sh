@@ -48,6 +48,9 @@ torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
         dds)
             $PY benchmarks/bench_node_dds.py --rate 30 --seconds 10 --baseline-repeat 30 2>&1 \
                 | tee "$OUT/bench_node_dds.log" ;;
+        dds-eager)
+            $PY benchmarks/bench_node_dds.py --rate 30 --seconds 10 --compile none --baseline-repeat 30 \
+                2>&1 | tee "$OUT/bench_node_dds_eager.log" ;;
         dds-stride2)
             $PY benchmarks/bench_node_dds.py --rate 30 --seconds 10 --stride 2 --baseline-repeat 30 \
                 2>&1 | tee "$OUT/bench_node_dds_stride2.log" ;;
