@@ -21,6 +21,7 @@ from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
+from dpt_ros.core.transfer import to_host
 from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
 from dpt_ros.model.processing import DPTImageProcessor
 
@@ -332,26 +333,26 @@ class Pipeline:
         """Build one frame's wanted outputs on the device; one host copy per output."""
         r = FrameResult(intrinsics=intr)
         if metric is not None and "depth" in want:
-            r.depth = _host(metric)
+            r.depth = to_host(metric)
         if rel is not None and "relative" in want and not self.model_is_metric:
-            r.relative = _host(rel)
+            r.relative = to_host(rel)
         if "depth_colorized" in want and rel is not None:
             values = metric if metric is not None else rel
             if s.depth_max > s.depth_min:
                 vmin, vmax = s.depth_min, s.depth_max
             else:
                 vmin, vmax = robust_range(values, s.percentiles)
-            r.depth_colorized = _host(colorize(values, vmin, vmax, s.colormap))
+            r.depth_colorized = to_host(colorize(values, vmin, vmax, s.colormap))
         if labels is not None:
             color = None
             if "segmentation" in want:
-                r.segmentation = labels.to(torch.int32).cpu().numpy().astype(self._label_dtype)
+                r.segmentation = to_host(labels.to(torch.int32)).astype(self._label_dtype)
             if want & {"seg_colorized", "overlay"}:
                 color = colorize_labels(labels, self._palette)
             if "seg_colorized" in want:
-                r.seg_colorized = _host(color)
+                r.seg_colorized = to_host(color)
             if "overlay" in want:
-                r.overlay = _host(overlay(rgb.flip(-1), color, s.overlay_alpha))
+                r.overlay = to_host(overlay(rgb.flip(-1), color, s.overlay_alpha))
         if "points" in want and metric is not None and intr is not None:
             xyz = backproject(metric, intr)
             r.points = pack_cloud(
@@ -380,5 +381,3 @@ def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
 
 
-def _host(t: torch.Tensor) -> np.ndarray:
-    return t.contiguous().cpu().numpy()

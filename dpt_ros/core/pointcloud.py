@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dpt_ros.core.transfer import to_host
+
 
 @dataclass
 class PackedCloud:
@@ -163,7 +165,7 @@ def pack_cloud(
         valid = valid_blocks[0] if len(valid_blocks) == 1 else torch.cat(valid_blocks)
         points = points[valid]  # (N, n_fields); the boolean gather is the only extra pass
         height, width = 1, points.shape[0]
-    data = points.reshape(-1).view(torch.uint8).cpu().numpy()
+    data = to_host(points.reshape(-1).view(torch.uint8))
     point_step = 4 * n_fields
     return PackedCloud(
         data=data,
