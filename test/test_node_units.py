@@ -226,6 +226,43 @@ def test_worker_processes_newest_and_survives_errors():
     assert len(crashes) == 1 and str(crashes[0]) == "boom"
 
 
+def test_worker_runs_first_on_its_own_thread_before_any_item():
+    """The warm-up and every frame share one thread (CUDA graphs are per thread), and
+    start() returns only once the warm-up is done."""
+    slot: LatestSlot[int] = LatestSlot()
+    threads: list[tuple[str, int]] = []
+
+    def first() -> None:
+        time.sleep(0.2)
+        threads.append(("first", threading.get_ident()))
+
+    def handle(i: int) -> None:
+        threads.append(("item", threading.get_ident()))
+
+    worker = Worker(slot, handle, lambda exc: None, first=first)
+    worker.start()
+    assert threads and threads[0][0] == "first"  # start() waited for it
+    slot.put(1)
+    deadline = time.monotonic() + 5
+    while len(threads) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert [kind for kind, _ in threads] == ["first", "item"]
+    assert threads[0][1] == threads[1][1] != threading.get_ident()
+
+
+def test_worker_start_raises_what_first_raised():
+    slot: LatestSlot[int] = LatestSlot()
+
+    def first() -> None:
+        raise RuntimeError("warm-up failed")
+
+    worker = Worker(slot, lambda i: None, lambda exc: None, first=first)
+    with pytest.raises(RuntimeError, match="warm-up failed"):
+        worker.start()
+    assert slot.closed
+
+
 # ---------------------------------------------------------------- diagnostics
 def test_stats_rates_drops_latency_and_errors():
     clock = FakeClock()

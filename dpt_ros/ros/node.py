@@ -159,11 +159,9 @@ class DptNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._publish_labels()
 
-        if self._values["warmup"]:
-            self.pipeline.warmup(*WARMUP_SIZE)
-
-        self._worker = Worker(self._slots, self._process, self._on_worker_crash)
-        self._worker.start()
+        warmup = partial(self.pipeline.warmup, *WARMUP_SIZE) if self._values["warmup"] else None
+        self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=warmup)
+        self._worker.start()  # after the warm-up, which runs on the worker's thread
 
         self._update_input_qos()
         for cam in self._cameras.values():

@@ -96,7 +96,10 @@ class Worker(Generic[T]):
     """Runs `handle(item)` on a daemon thread for each item taken from `slot`.
 
     `handle` must catch its own errors; anything escaping goes to `on_crash` and the loop
-    continues, so one bad frame never stops the node.
+    continues, so one bad frame never stops the node. `first` (e.g. the model warm-up) runs
+    on the same thread before the loop, and `start()` waits for it and re-raises its error:
+    torch.compile's CUDA graphs belong to the thread that recorded them, so every model call,
+    warm-up included, happens on this one thread.
     """
 
     def __init__(
@@ -105,16 +108,32 @@ class Worker(Generic[T]):
         handle: Callable[[T], None],
         on_crash: Callable[[BaseException], None],
         name: str = "dpt_worker",
+        first: Callable[[], None] | None = None,
     ) -> None:
         self._slot = slot
         self._handle = handle
         self._on_crash = on_crash
+        self._first = first
+        self._first_done = threading.Event()
+        self._first_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._first_done.wait()
+        if self._first_error is not None:
+            self._slot.close()
+            raise self._first_error
 
     def _run(self) -> None:
+        try:
+            if self._first is not None:
+                self._first()
+        except BaseException as exc:  # handed to start(), which raises it in the caller
+            self._first_error = exc
+            return
+        finally:
+            self._first_done.set()
         while not self._slot.closed:
             item = self._slot.take(timeout=0.5)
             if item is None:
