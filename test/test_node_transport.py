@@ -99,7 +99,7 @@ def setups(relative_node, checkpoints, tmp_path_factory):  # noqa: F811
     assert code == 0, proc.log()
 
 
-def received_after_burst(s: Setup, n: int, first: int) -> int:
+def received_after_burst(s: Setup, n: int, first: int, rate: float = 10.0) -> int:
     """Frames of a burst of n at 10 Hz that reach the node's image callback. Nothing is
     subscribed to an output meanwhile, so the node does no work but receiving (lazy)."""
     send_until(  # matched and processing
@@ -108,7 +108,7 @@ def received_after_burst(s: Setup, n: int, first: int) -> int:
     s.peer.node.destroy_subscription(s.relative.sub)
     time.sleep(0.3)  # let resent copies of the warm-up frame arrive
     before = int(s.fresh_values()["frames_received"])
-    s.burst(n, 10.0, (BIG, BIG), first)
+    s.burst(n, rate, (BIG, BIG), first)
     time.sleep(0.3)
     received = int(s.fresh_values()["frames_received"]) - before
     s.relative.sub = s.peer.node.create_subscription(
@@ -133,14 +133,15 @@ def test_qos_override_at_run_time(setups):
 
 
 def test_large_data_transport_with_a_best_effort_camera(setups):
-    """LARGE_DATA on both sides: the node matches the best-effort camera and receives and
-    processes its frames. How many 1.2 MB best-effort frames survive depends on the load
-    (docs/ros_node.md, Troubleshooting), so only reception is asserted; the count is printed."""
+    """LARGE_DATA on both sides: the node matches the best-effort camera, and a 1.2 MB frame
+    (re-sent until it arrives) is received and processed: send_until inside
+    received_after_burst fails the test otherwise. How many frames of a plain burst survive
+    varies from 0 to a few of 20 on this machine (docs/ros_node.md, Troubleshooting), so that
+    count is only printed."""
     s = setups["large_data"]
     s.wait_value("input_reliability", lambda v: v == "best_effort")
     received = received_after_burst(s, 20, 200)
     print(f"LARGE_DATA, best-effort 1.2 MB frames at 10 Hz: {received}/20 received")
-    assert received >= 1
 
 
 def test_30hz_into_a_slow_model_keeps_latency_and_memory_bounded(setups):
