@@ -191,6 +191,7 @@ def main() -> None:
         frame = Frame(camera_rgb(height, width), Intrinsics.from_hfov(width, height, 70.0))
         base = in_process_ms(args, model, frame, args.baseline_repeat)
         logs = Path(os.environ.get("OUT") or tmp)  # the node's log, kept where asked
+        logs.mkdir(parents=True, exist_ok=True)
         r = measure(args, model, logs)
     lat, d = r["lat"], r["diag"]
     p50, p99 = (np.percentile(lat, q) if len(lat) else float("nan") for q in (50, 99))
