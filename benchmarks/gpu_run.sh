@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (the workplace's `device` tool): set up, then run the
 # CUDA-only tests and the GPU benchmarks; full logs go to $OUT (or /tmp/gpu_out).
-#   bash benchmarks/gpu_run.sh STEP...   STEP: info tests model e2e dds
+#   bash benchmarks/gpu_run.sh STEP...
+#   STEP: info tests model e2e e2e-hybrid e2e-eager dds dds-eager dds-stride2 node
 # The machine's python3 has torch (CUDA) and transformers; the ROS 2 wheels for its Python
 # travel in .whl/ (pip download --no-deps --python-version 3.12 ... of the `ros` extra).
 set -uo pipefail
@@ -31,7 +32,8 @@ torch.version.cuda, transformers.__version__, torch.cuda.get_device_name())"
             nproc ;;
         tests)
             $PY -m pytest -q -p no:cacheprovider -rs test/test_core_colormap.py \
-                test/test_core_geometry.py test/test_core_pointcloud.py test/test_processing.py \
+                test/test_core_geometry.py test/test_core_pointcloud.py test/test_core_transfer.py \
+                test/test_processing.py \
                 test/test_pipeline_engine.py test/test_pipeline.py 2>&1 | tee "$OUT/tests.log" | tail -15 ;;
         model)
             $PY benchmarks/bench_model.py --cpu-cases --repeat 30 2>&1 | grep -v "Writing model" \

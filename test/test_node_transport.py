@@ -99,7 +99,7 @@ def setups(relative_node, checkpoints, tmp_path_factory):  # noqa: F811
     assert code == 0, proc.log()
 
 
-def received_after_burst(s: Setup, n: int, first: int, rate: float = 10.0) -> int:
+def received_after_burst(s: Setup, n: int, first: int) -> int:
     """Frames of a burst of n at 10 Hz that reach the node's image callback. Nothing is
     subscribed to an output meanwhile, so the node does no work but receiving (lazy)."""
     send_until(  # matched and processing
@@ -108,7 +108,7 @@ def received_after_burst(s: Setup, n: int, first: int, rate: float = 10.0) -> in
     s.peer.node.destroy_subscription(s.relative.sub)
     time.sleep(0.3)  # let resent copies of the warm-up frame arrive
     before = int(s.fresh_values()["frames_received"])
-    s.burst(n, rate, (BIG, BIG), first)
+    s.burst(n, 10.0, (BIG, BIG), first)
     time.sleep(0.3)
     received = int(s.fresh_values()["frames_received"]) - before
     s.relative.sub = s.peer.node.create_subscription(

@@ -53,11 +53,6 @@ META = {"feature_extractor_type", "image_processor_type"}
 # The reference is Pillow as installed: before 13 it always resized horizontally first, and
 # we reproduce 13's order (the test extra pins pillow>=13), so order-dependent cases need it.
 PILLOW_13 = int(PIL.__version__.split(".")[0]) >= 13
-
-
-def vertical_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
-    """Pillow 13's choice of the vertical pass first (see processing._resize)."""
-    return out_h < in_h and in_h - out_h > 2 * (in_w - out_w)
 # Measured max |Δ| against DPTImageProcessorPil is exactly 0 for every config and size (the
 # resize reproduces Pillow's fixed-point arithmetic); the bound only leaves float-print slack.
 TOLERANCE = 1e-6
@@ -118,7 +113,7 @@ def test_random_resizes_match_pil_exactly() -> None:
         in_h, in_w, out_h, out_w = (int(v) for v in rng.integers(3, 120, 4))
         config = {"size": {"height": out_h, "width": out_w}, "resample": (0, 2, 3)[trial % 3]}
         image = rng.integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
-        if not PILLOW_13 and vertical_first(in_h, in_w, out_h, out_w):
+        if not PILLOW_13 and processing.vertical_pass_first(in_h, in_w, out_h, out_w):
             continue
         ours = DPTImageProcessor.from_dict(config).preprocess(image)
         assert torch.equal(ours, reference(config, [image])), (trial, in_h, in_w, config)

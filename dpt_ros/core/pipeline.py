@@ -197,6 +197,8 @@ class Pipeline:
         n_classes = max(len(self.labels), 1)
         self._palette = palette(n_classes).to(self.device)
         self._label_dtype = label_dtype(n_classes)
+        # narrowed on the device when torch has the type: a quarter of the int32 copy
+        self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
         self._pinned: torch.Tensor | None = None
 
     @property
@@ -346,7 +348,8 @@ class Pipeline:
         if labels is not None:
             color = None
             if "segmentation" in want:
-                r.segmentation = to_host(labels.to(torch.int32)).astype(self._label_dtype)
+                r.segmentation = to_host(labels.to(self._label_torch)).astype(
+                    self._label_dtype, copy=False)
             if want & {"seg_colorized", "overlay"}:
                 color = colorize_labels(labels, self._palette)
             if "seg_colorized" in want:

@@ -233,9 +233,7 @@ class DPTImageProcessor:
             passes.append((2, width))
         if height != in_h:
             passes.append((1, height))
-        # Pillow >= 13 (python-pillow/Pillow#9549) runs the vertical pass first when the
-        # height loses more than twice as many pixels as the width; before, always horizontal.
-        if height < in_h and in_h - height > 2 * (in_w - width):
+        if vertical_pass_first(in_h, in_w, height, width):
             passes.reverse()
         exact32 = _float32_is_exact(x.device)
         v, axes = x, [0, 1, 2, 3]  # axes: which axis of x (b, h, w, c) each axis of v is
@@ -330,6 +328,12 @@ def _pil_coeffs(in_size: int, out_size: int, mode: str
 
 
 _MAX_BLOCK = 32  # outputs per block of a banded pass, at most
+
+
+def vertical_pass_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
+    """Pillow >= 13's pass order (python-pillow/Pillow#9549): vertical first when the height
+    loses more than twice as many pixels as the width; older Pillow always went horizontal."""
+    return out_h < in_h and in_h - out_h > 2 * (in_w - out_w)
 
 
 class _Workspace(threading.local):
