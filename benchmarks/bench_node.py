@@ -39,8 +39,8 @@ from dpt_ros.core.colormap import colorize, lut, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.pointcloud import pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, overlay, palette
+from dpt_ros.messages import image_msg, pointcloud_msg, rgb_from_image_msg
 from dpt_ros.model.processing import DPTImageProcessor
-from dpt_ros.ros.messages import image_msg, pointcloud_msg, rgb_from_image_msg
 
 SIZES = ((480, 640), (720, 1280))
 STAGES = ("conversion in", "pre-processing", "depth upsample", "depth colour map",
@@ -195,7 +195,7 @@ def _row(stage: str, median: float, best: float, base: float) -> None:
 
 
 def fill_methods(repeat: int) -> None:
-    """How to set a uint8[] field: the measurements behind ros/messages.py."""
+    """How to set a uint8[] field: the measurements behind dpt_ros/messages.py."""
     print("\nuint8[] field fill (ms, median):")
     for nbytes in (640 * 480 * 3, 640 * 480 * 20):
         payload = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)

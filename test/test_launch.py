@@ -21,9 +21,9 @@ import pytest
 import yaml
 from _node_util import ROOT
 
+from dpt_ros.core.outputs import OUTPUT_TOPICS
 from dpt_ros.core.params_file import load_params_file
 from dpt_ros.ros import node as dpt_node
-from dpt_ros.ros.outputs import OUTPUT_TOPICS
 
 LAUNCH = ROOT / "launch" / "dpt.launch.py"
 ARGS = {"params_file", "image", "camera_info", "namespace", "depth_model",

@@ -29,8 +29,8 @@ from _node_util import (
     wait_ready,
 )
 
-from dpt_ros.ros.outputs import camera_topic
-from dpt_ros.ros.params import check_update
+from dpt_ros.core.outputs import camera_topic
+from dpt_ros.core.params import check_update
 from dpt_ros.ros.worker import LatestSlots
 
 H, W = 60, 80

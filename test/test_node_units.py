@@ -12,13 +12,13 @@ import pytest
 import yaml
 from _node_util import ROOT
 
+from dpt_ros.core import params
+from dpt_ros.core.outputs import available_outputs, fallback_intrinsics, wanted_outputs
 from dpt_ros.core.params_file import load_params_file
 from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
-from dpt_ros.ros import params
 from dpt_ros.ros.diagnostics import Stats, Throttle
-from dpt_ros.ros.outputs import available_outputs, fallback_intrinsics, wanted_outputs
 from dpt_ros.ros.qos import BEST_EFFORT, RELIABLE, choose_reliability
-from dpt_ros.ros.worker import LatestSlot, Worker
+from dpt_ros.ros.worker import LatestSlots, Worker
 
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
 
@@ -189,34 +189,36 @@ def test_fallback_intrinsics():
 
 
 # --------------------------------------------------------------- queue of one
-def test_latest_slot_keeps_only_the_newest():
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.put(1) is False
-    assert slot.put(2) is True  # 1 was never taken: dropped
-    assert slot.take(0.0) == 2
-    assert slot.take(0.01) is None
-    slot.put(3)
-    slot.close()
-    assert slot.take(0.0) is None
+def test_latest_slots_keep_only_the_newest_per_key():
+    slots: LatestSlots[int] = LatestSlots(["a", "b"])
+    assert slots.put("a", 1) is False
+    assert slots.put("a", 2) is True  # 1 was never taken: dropped
+    assert slots.put("b", 5) is False
+    assert slots.take(0.0) == {"a": 2, "b": 5}
+    assert slots.take(0.01) is None
+    slots.put("a", 3)
+    slots.close()
+    assert slots.take(0.0) is None
 
 
 def test_worker_processes_newest_and_survives_errors():
-    slot: LatestSlot[int] = LatestSlot()
+    slot: LatestSlots[int] = LatestSlots([""])
     seen: list[int] = []
     crashes: list[BaseException] = []
     gate = threading.Event()
 
-    def handle(i: int) -> None:
+    def handle(items: dict[str, int]) -> None:
         gate.wait(2.0)
+        i = items[""]
         if i == 0:
             raise RuntimeError("boom")
         seen.append(i)
 
     worker = Worker(slot, handle, crashes.append)
     worker.start()
-    slot.put(0)
+    slot.put("", 0)
     time.sleep(0.1)  # the worker holds item 0 and waits on the gate
-    dropped = sum(slot.put(i) for i in range(1, 11))
+    dropped = sum(slot.put("", i) for i in range(1, 11))
     gate.set()
     deadline = time.monotonic() + 5
     while 10 not in seen and time.monotonic() < deadline:
@@ -229,20 +231,20 @@ def test_worker_processes_newest_and_survives_errors():
 def test_worker_runs_first_on_its_own_thread_before_any_item():
     """The warm-up and every frame share one thread (CUDA graphs are per thread), and
     start() returns only once the warm-up is done."""
-    slot: LatestSlot[int] = LatestSlot()
+    slot: LatestSlots[int] = LatestSlots([""])
     threads: list[tuple[str, int]] = []
 
     def first() -> None:
         time.sleep(0.2)
         threads.append(("first", threading.get_ident()))
 
-    def handle(i: int) -> None:
+    def handle(items: dict[str, int]) -> None:
         threads.append(("item", threading.get_ident()))
 
     worker = Worker(slot, handle, lambda exc: None, first=first)
     worker.start()
     assert threads and threads[0][0] == "first"  # start() waited for it
-    slot.put(1)
+    slot.put("", 1)
     deadline = time.monotonic() + 5
     while len(threads) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -252,7 +254,7 @@ def test_worker_runs_first_on_its_own_thread_before_any_item():
 
 
 def test_worker_start_raises_what_first_raised():
-    slot: LatestSlot[int] = LatestSlot()
+    slot: LatestSlots[int] = LatestSlots([""])
 
     def first() -> None:
         raise RuntimeError("warm-up failed")

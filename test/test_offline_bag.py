@@ -98,7 +98,7 @@ def _models() -> list[str]:
 def test_bag_outputs_are_the_node_messages(tmp_path, capsys, storage, batch):
     """Messages are compared field by field: rclpy leaves CDR alignment padding bytes
     uninitialised, so two serialisations of one message can differ in those bytes."""
-    from dpt_ros.ros import messages
+    from dpt_ros import messages
 
     src, dst = tmp_path / "in", tmp_path / "out"
     frames = write_bag(src, storage, 6, bad={2: "garbage", 4: "short"})

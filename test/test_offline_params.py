@@ -65,7 +65,7 @@ def test_compile_parameter_reaches_the_pipeline_and_is_checked():
 
 def test_every_setting_has_a_node_parameter():
     """No PipelineSettings field is unreachable from the node's parameter table."""
-    from dpt_ros.ros.params import SPECS
+    from dpt_ros.core.params import SPECS
 
     names = {spec.name.replace(".", "_") for spec in SPECS}
     missing = [f.name for f in fields(PipelineSettings) if f.name not in names]

@@ -23,7 +23,7 @@ from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
 from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.processing import DPTImageProcessor, resize_maps
 
 log = logging.getLogger(__name__)
 
@@ -295,14 +295,11 @@ class Pipeline:
             out_h, out_w = ref.shape[-2:]
         else:
             out_h, out_w = height, width
-        depth_rel = None
+        depth_rel = labels = None
         if pred is not None:
-            depth_rel = pred if pred.shape[-2:] == (out_h, out_w) else F.interpolate(
-                pred[:, None], size=(out_h, out_w), mode="bicubic", align_corners=False)[:, 0]
-        labels = None
+            depth_rel = resize_maps(pred[:, None], (out_h, out_w), "bicubic")[:, 0]
         if logits is not None:
-            labels = F.interpolate(logits, size=(out_h, out_w), mode="bilinear",
-                                   align_corners=False).argmax(dim=1)
+            labels = resize_maps(logits, (out_h, out_w), "bilinear").argmax(dim=1)
         rgb_out = rgb
         if (out_h, out_w) != (height, width) and (need_points or "overlay" in want):
             rgb_out = F.interpolate(rgb.permute(0, 3, 1, 2).float(), size=(out_h, out_w),

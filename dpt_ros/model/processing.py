@@ -557,10 +557,18 @@ def _target_sizes(target_sizes: Any, n: int, what: str) -> list[tuple[int, int]]
     return [(int(h), int(w)) for h, w in target_sizes]
 
 
+def resize_maps(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """(B, C, h, w) maps → (B, C, H, W) the way transformers' post-processing resizes them
+    (`bicubic` for depth, `bilinear` for logits, align_corners=False); the one home of that
+    rule for the processor and `core.pipeline`. Returned as is when already that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
 def _resize_per_size(x: torch.Tensor, sizes: list[tuple[int, int]], mode: str
                      ) -> list[torch.Tensor]:
-    """Interpolate each (C,h,w) item to its size; one batched call when all sizes agree."""
+    """Resize each (C,h,w) item to its size; one batched call when all sizes agree."""
     if len(set(sizes)) == 1:
-        return list(F.interpolate(x, size=sizes[0], mode=mode, align_corners=False))
-    return [F.interpolate(item[None], size=s, mode=mode, align_corners=False)[0]
-            for item, s in zip(x, sizes)]
+        return list(resize_maps(x, sizes[0], mode))
+    return [resize_maps(item[None], s, mode)[0] for item, s in zip(x, sizes)]

@@ -1,8 +1,8 @@
 """`dpt-ros bag`: run the node's pipeline over a recorded bag and write a new bag.
 
 Input messages are deserialised with `rclpy.serialization.deserialize_message`, so
-ros/messages.py gets exactly the message objects the node gets from a subscription, and
-outputs are built by ros/messages.py and serialised with `serialize_message`, so the output
+dpt_ros/messages.py gets exactly the message objects the node gets from a subscription, and
+outputs are built by dpt_ros/messages.py and serialised with `serialize_message`, so the output
 bag holds the bytes the node would publish. rosbags only reads and writes raw CDR.
 """
 
@@ -21,6 +21,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from dpt_ros import messages
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.pipeline import Frame, Pipeline
 from dpt_ros.offline import bag_io
@@ -37,7 +38,6 @@ from dpt_ros.offline.topics import (
     topic_name,
     wanted_outputs,
 )
-from dpt_ros.ros import messages
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"

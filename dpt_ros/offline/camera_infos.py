@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dpt_ros import messages
 from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
-from dpt_ros.ros import messages
-from dpt_ros.ros.outputs import fallback_intrinsics
+from dpt_ros.core.outputs import fallback_intrinsics
 
 
 class CameraInfos:

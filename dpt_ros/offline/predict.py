@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.outputs import current_outputs
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.files import (
@@ -116,19 +117,9 @@ class PredictReport:
 
 
 def available_outputs(pipeline: Pipeline, with_points: bool) -> list[str]:
-    """The file outputs this model can produce (metric depth/points only when metric)."""
-    names: list[str] = []
-    if pipeline.has_depth:
-        if pipeline.depth_is_metric:
-            names.append("depth")
-        if not pipeline.model_is_metric:
-            names.append("relative")
-        names.append("depth_colorized")
-        if pipeline.depth_is_metric and with_points:
-            names.append("points")
-    if pipeline.has_segmentation:
-        names += ["segmentation", "seg_colorized", "overlay"]
-    return names
+    """The file outputs this model can produce: the node's rule (`current_outputs`), and
+    points only when intrinsics were given."""
+    return [o for o in current_outputs(pipeline) if o != "points" or with_points]
 
 
 def select_outputs(pipeline: Pipeline, opts: PredictOptions) -> list[str]:

@@ -1,7 +1,7 @@
 """The node's output topics and the messages for one FrameResult, as the node builds them.
 
-Topic names, encodings and the camera-info rule come from dpt_ros.ros.outputs (the node's
-own table); messages from dpt_ros.ros.messages. Names are relative to a prefix, so a bag
+Topic names, encodings and which outputs exist come from dpt_ros.core.outputs (the node's
+own rules); messages from dpt_ros.messages. Names are relative to a prefix, so a bag
 written with `--prefix /dpt` has the topics a node named `/dpt` would publish.
 """
 
@@ -11,16 +11,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dpt_ros.core.pipeline import FrameResult, Pipeline
-from dpt_ros.ros.outputs import (
+from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     LABELS_TOPIC,
-    METRIC_ONLY,
     OUTPUT_TOPICS,
-    available_outputs,
+    current_outputs,
     image_encoding,
 )
+from dpt_ros.core.pipeline import FrameResult, Pipeline
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -66,13 +65,7 @@ def available_topics(pipeline: Pipeline) -> list[OutputTopic]:
     Settings are fixed for a bag run, so metric-only outputs (depth in metres, points) are
     left out unless the depth is metric (a metric model, or depth.scale set).
     """
-    outputs = set(
-        available_outputs(
-            pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric
-        )
-    )
-    if not pipeline.depth_is_metric:
-        outputs -= METRIC_ONLY
+    outputs = set(current_outputs(pipeline))
     names = {t.name for t in OUTPUT_TOPIC_LIST if t.output in outputs}
     if pipeline.has_depth:
         names.add(DEPTH_INFO)
@@ -111,7 +104,7 @@ def result_messages(
 
     As in the node, depth/camera_info goes out only together with a depth image.
     """
-    from dpt_ros.ros import messages
+    from dpt_ros import messages
 
     out: list[tuple[OutputTopic, Any]] = []
     sent_depth_image = False

@@ -32,12 +32,10 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
+from dpt_ros import messages
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
-from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
-from dpt_ros.ros import messages
-from dpt_ros.ros.diagnostics import Stats, Throttle, diagnostic_array
-from dpt_ros.ros.outputs import (
+from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -49,7 +47,7 @@ from dpt_ros.ros.outputs import (
     image_encoding,
     wanted_outputs,
 )
-from dpt_ros.ros.params import (
+from dpt_ros.core.params import (
     BY_NAME,
     SPECS,
     ParamSpec,
@@ -58,6 +56,8 @@ from dpt_ros.ros.params import (
     pipeline_kwargs,
     pipeline_settings,
 )
+from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.ros.diagnostics import Stats, Throttle, diagnostic_array
 from dpt_ros.ros.qos import (
     BEST_EFFORT,
     choose_reliability,

@@ -23,7 +23,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from dpt_ros.ros.messages import camera_info_msg, image_msg
+from dpt_ros.messages import camera_info_msg, image_msg
 from dpt_ros.synthetic import Renderer, make_world, path_pose
 
 OUTPUT_QOS = QoSProfile(

@@ -58,31 +58,8 @@ class LatestSlots(Generic[T]):
         return self._closed
 
 
-class LatestSlot(Generic[T]):
-    """A single queue of one: `put` replaces (and reports) an item nobody took yet."""
-
-    def __init__(self) -> None:
-        self._slots: LatestSlots[T] = LatestSlots([""])
-
-    def put(self, item: T) -> bool:
-        """Store `item`; True when it replaced an unprocessed one (a dropped frame)."""
-        return self._slots.put("", item)
-
-    def take(self, timeout: float | None = None) -> T | None:
-        """The newest item, waiting up to `timeout`; None on timeout or once closed."""
-        items = self._slots.take(timeout)
-        return None if items is None else items[""]
-
-    def close(self) -> None:
-        self._slots.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._slots.closed
-
-
 class Source(Protocol[T_co]):
-    """What `Worker` drains: `LatestSlot` (items) or `LatestSlots` (batches of items)."""
+    """What `Worker` drains (`LatestSlots`: batches of the newest item per camera)."""
 
     def take(self, timeout: float | None = None) -> T_co | None: ...
 

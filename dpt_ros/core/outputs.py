@@ -1,5 +1,6 @@
-"""Which outputs dpt_node offers and which it computes for a frame: plain functions, so the
-rules (metric honesty, lazy work) are tested without ROS."""
+"""Which outputs exist, which are offered and which are computed for a frame: the one home
+of these rules (metric honesty, lazy work), shared by the node and the offline tools and
+tested without ROS."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: 
     if has_segmentation:
         names += ["segmentation", "seg_colorized", "overlay"]
     return names
+
+
+def current_outputs(pipeline) -> list[str]:
+    """What `pipeline` (a `core.pipeline.Pipeline`) can produce with its settings now: the
+    available outputs less the metric ones (depth in metres, points) while its depth is not
+    metric. The offline tools write exactly these; the node publishes them on request."""
+    names = available_outputs(
+        pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric
+    )
+    return names if pipeline.depth_is_metric else [n for n in names if n not in METRIC_ONLY]
 
 
 def wanted_outputs(

@@ -1,8 +1,8 @@
 """dpt_node's parameters: one table of names, defaults, ranges and descriptions, and the
 checks a set-parameters request must pass.
 
-Plain Python (no rclpy), so the table drives the node's declarations, the launch-file test
-and the docs, and the checks are unit-tested without ROS.
+Plain Python (no rclpy), so the one table drives the node's declarations, the offline tools'
+checks, the launch-file tests and the docs, and the checks are unit-tested without ROS.
 """
 
 from __future__ import annotations
@@ -198,17 +198,12 @@ def forced_outputs(values: Mapping[str, Any]) -> set[str]:
     return {o for o in OUTPUTS if values.get(f"publish.{o}", False)}
 
 
-def _field_names(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameter names as params_file / PipelineSettings spell them: `depth.scale` ->
-    `depth_scale`, `pointcloud.stride` -> `pointcloud_stride` (the dots group them in YAML)."""
-    return {k.replace(".", "_"): v for k, v in {**DEFAULTS, **values}.items()}
-
-
 def pipeline_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Pipeline(**kwargs) arguments, settings included, through the shared params_file map."""
-    return pipeline_kwargs_from_params(_field_names(values))
+    """Pipeline(**kwargs) arguments, settings included, through the shared params_file map
+    (unset parameters take their defaults)."""
+    return pipeline_kwargs_from_params({**DEFAULTS, **values})
 
 
 def pipeline_settings(values: Mapping[str, Any]) -> PipelineSettings:
     """The runtime-changeable part (what a set-parameters request replaces)."""
-    return settings_from_params(_field_names(values))
+    return settings_from_params({**DEFAULTS, **values})
