@@ -1,10 +1,12 @@
-"""The demo with rviz2: synthetic camera → dpt_node with the shipped synthetic weights.
+"""The demo with rviz2: synthetic camera -> dpt_node with the shipped synthetic weights.
 
-    ros2 launch dpt_ros demo.launch.py [seed:=1000003 rate:=5.0 use_rviz:=true]
+    ros2 launch dpt_ros demo.launch.py [seed:=1000003 rate:=5 width:=640 height:=480 use_rviz:=true]
 
 Same processes and topics as `python -m dpt_ros.demo` (camera in /camera, node `dpt_node`
 on /camera/image_raw + /camera/camera_info), but live in rviz2 instead of scored to
 demo_out/. Ground truth is on /camera/depth_gt, /camera/labels_gt and /camera/pose.
+dpt_node and rviz2 come from dpt.launch.py; the camera's arguments are typed as the camera
+declares them (dpt_ros.core.launch_args.demo_camera_spec), so rate:=5 is the double 5.0.
 """
 
 from __future__ import annotations
@@ -12,60 +14,33 @@ from __future__ import annotations
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 import dpt_ros
+from dpt_ros.core.launch_args import DEMO_ARGS, PACKAGE, demo_camera_spec, demo_dpt_values
+from dpt_ros.ros.launch_actions import launch_node
 from launch import LaunchDescription
 
-PACKAGE = "dpt_ros"
-CAMERA_NS = "/camera"
 WEIGHTS = os.path.join(os.path.dirname(dpt_ros.__file__), "weights")
 
 
-def _share(*parts: str) -> str:
-    return os.path.join(get_package_share_directory(PACKAGE), *parts)
+def _actions(context, *args, **kwargs):
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in DEMO_ARGS}
+    dpt_launch = os.path.join(get_package_share_directory(PACKAGE), "launch", "dpt.launch.py")
+    return [
+        launch_node(demo_camera_spec(values)),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(dpt_launch),
+            launch_arguments=demo_dpt_values(values, WEIGHTS).items(),
+        ),
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
-    arg = LaunchConfiguration
-    camera = Node(
-        package=PACKAGE,
-        executable="synthetic_camera",
-        name="synthetic_camera",
-        namespace=CAMERA_NS,
-        parameters=[{"seed": arg("seed"), "rate": arg("rate"), "width": arg("width"),
-                     "height": arg("height")}],
-        output="screen",
-    )
-    dpt = Node(
-        package=PACKAGE,
-        executable="dpt_node",
-        name="dpt_node",
-        parameters=[_share("config", "dpt.yaml"),
-                    {"depth_model": os.path.join(WEIGHTS, "synthetic-depth"),
-                     "segmentation_model": os.path.join(WEIGHTS, "synthetic-seg")}],
-        remappings=[("image", f"{CAMERA_NS}/image_raw"),
-                    ("camera_info", f"{CAMERA_NS}/camera_info")],
-        output="screen",
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", _share("rviz", "dpt.rviz")],
-        condition=IfCondition(arg("use_rviz")),
-        output="screen",
-    )
     return LaunchDescription([
-        DeclareLaunchArgument("seed", default_value="1000003", description="world seed"),
-        DeclareLaunchArgument("rate", default_value="5.0", description="camera rate (Hz)"),
-        DeclareLaunchArgument("width", default_value="640", description="image width"),
-        DeclareLaunchArgument("height", default_value="480", description="image height"),
-        DeclareLaunchArgument("use_rviz", default_value="true", description="start rviz2"),
-        camera,
-        dpt,
-        rviz,
+        *(DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
+          for a in DEMO_ARGS),
+        OpaqueFunction(function=_actions),
     ])

@@ -1,0 +1,29 @@
+"""`NodeSpec` -> launch_ros action: the one conversion both launch files use (imported only
+by them, so nothing else in the package needs launch_ros)."""
+
+from __future__ import annotations
+
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import Parameter
+
+from dpt_ros.core.launch_args import NodeSpec
+
+
+def launch_node(spec: NodeSpec, **kwargs) -> Node:
+    """The launch_ros action that runs `spec`: a LifecycleNode for the managed node, a Node
+    otherwise. Parameter files go on as files; overrides as typed `-p` rules (`value_type`
+    keeps the string '123' a string and makes rate:=5 the double 5.0)."""
+    cls = LifecycleNode if spec.lifecycle else Node
+    return cls(
+        package=spec.package,
+        executable=spec.executable,
+        name=spec.name,
+        namespace=spec.namespace,
+        arguments=spec.arguments,
+        parameters=[*spec.params_files,
+                    *(Parameter(k, v, value_type=type(v)) for k, v in spec.params.items())],
+        remappings=spec.remappings,
+        output="screen",
+        emulate_tty=True,
+        **kwargs,
+    )
