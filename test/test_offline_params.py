@@ -20,13 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_repo_config_maps_onto_pipeline_arguments():
-    raw = yaml.safe_load((ROOT / "config" / "dpt.yaml").read_text())["dpt_node"]["ros__parameters"]
+    doc = yaml.safe_load((ROOT / "config" / "dpt.yaml").read_text())
+    raw = doc["/**/dpt_node"]["ros__parameters"]
     params = load_params_file(ROOT / "config" / "dpt.yaml")
     assert params["depth.scale"] == raw["depth"]["scale"]
     assert params["pointcloud.stride"] == raw["pointcloud"]["stride"]
     kwargs = pipeline_kwargs_from_params(params)
     assert kwargs["depth_model"] == raw["depth_model"]
     assert kwargs["segmentation_model"] == raw["segmentation_model"]
+    assert kwargs["depth_revision"] == raw["depth_model_revision"]
+    assert kwargs["segmentation_revision"] == raw["segmentation_model_revision"]
     assert kwargs["device"] == raw["device"] and kwargs["dtype"] == raw["dtype"]
     assert kwargs["compile_mode"] == raw["compile"]
     assert kwargs["input_size"] is None  # [0, 0] = the checkpoint's own size

@@ -47,6 +47,12 @@ SPECS: tuple[ParamSpec, ...] = (
               "('' = no depth). Either model may be empty, not both.", read_only=True),
     ParamSpec("segmentation_model", "", "Segmentation checkpoint: Hub id or local directory "
               "('' = no segmentation).", read_only=True),
+    ParamSpec("depth_model_revision", "", "Hub branch, tag or commit of depth_model ('' = "
+              "the default branch); the node logs the commit it loaded. Only for Hub ids.",
+              read_only=True),
+    ParamSpec("segmentation_model_revision", "", "Hub branch, tag or commit of "
+              "segmentation_model ('' = the default branch). Only for Hub ids.",
+              read_only=True),
     ParamSpec("device", "auto", "Torch device: auto (CUDA when present), cpu, cuda, cuda:N.",
               read_only=True),
     ParamSpec("dtype", "float32", "Model weights/activations dtype.",

@@ -19,6 +19,8 @@ from dpt_ros.core.pipeline import PipelineSettings
 PIPELINE_STRINGS = {
     "depth_model": "depth_model",
     "segmentation_model": "segmentation_model",
+    "depth_model_revision": "depth_revision",
+    "segmentation_model_revision": "segmentation_revision",
     "device": "device",
     "dtype": "dtype",
     "compile": "compile_mode",
@@ -106,7 +108,9 @@ def settings_from_params(
 def pipeline_kwargs_from_params(params: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for `Pipeline(**kwargs)` from flattened node parameters.
 
-    depth_model, segmentation_model, device, dtype, compile (→ compile_mode): strings;
+    depth_model, segmentation_model, depth_model_revision (→ depth_revision),
+    segmentation_model_revision (→ segmentation_revision), device, dtype, compile (→
+    compile_mode): strings;
     input_size: [height, width] ([] or [0, 0] = the checkpoint's own size); every
     PipelineSettings field by its name. Names as in settings_from_params (dotted or
     underscored). Raises ValueError naming the parameter when a value has the wrong type.

@@ -22,7 +22,14 @@ from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
-from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
+from dpt_ros.model import (
+    ConfigError,
+    ModelLoadError,
+    ModelSource,
+    load_model,
+    load_processor,
+    locate_source,
+)
 from dpt_ros.model.processing import DPTImageProcessor, resize_maps
 
 log = logging.getLogger(__name__)
@@ -119,6 +126,7 @@ class _Task:
     model: torch.nn.Module
     processor: DPTImageProcessor
     source: str
+    origin: ModelSource  # the directory (and Hub commit) both were read from
     compile_mode: str = "none"
     backend: str | Callable = "inductor"
     forward: Callable[[torch.Tensor], object] | None = None
@@ -145,10 +153,12 @@ class _Task:
 
 def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dtype,
                input_size: tuple[int, int] | None, compile_mode: str,
-               backend: str | Callable) -> _Task:
+               backend: str | Callable, revision: str = "") -> _Task:
     try:
-        model = load_model(source, device=device, dtype=dtype, task=task)
-        processor = load_processor(source)
+        # Resolved once: model and processor come from the same snapshot (commit).
+        origin = locate_source(source, revision=revision or None)
+        model = load_model(origin.directory, device=device, dtype=dtype, task=task)
+        processor = load_processor(origin.directory)
     except (ModelLoadError, ConfigError, OSError, ValueError) as exc:
         raise PipelineConfigError(f"cannot load {task} model '{source}': {exc}") from exc
     if input_size is not None:
@@ -160,7 +170,7 @@ def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dty
         overrides = {"do_resize": True, "size": {"height": h, "width": w},
                      "keep_aspect_ratio": False}
         processor = DPTImageProcessor.from_dict({**processor.to_dict(), **overrides})
-    return _Task(model, processor, source, compile_mode, backend)
+    return _Task(model, processor, source, origin, compile_mode, backend)
 
 
 class Pipeline:
@@ -176,9 +186,12 @@ class Pipeline:
         settings: PipelineSettings | None = None,
         compile_mode: str = "none",
         compile_backend: str | Callable = "inductor",
+        depth_revision: str = "",
+        segmentation_revision: str = "",
     ) -> None:
         """`compile_mode` wraps each model in torch.compile (static shapes; `reduce-overhead` also
-        captures CUDA graphs); any failure falls back to eager with one warning."""
+        captures CUDA graphs); any failure falls back to eager with one warning.
+        `*_revision` pins a Hub model's branch, tag or commit ("" = its default branch)."""
         if compile_mode not in COMPILE_MODES:
             raise PipelineConfigError(f"compile_mode '{compile_mode}' is not one of "
                                       f"{', '.join(COMPILE_MODES)}")
@@ -191,8 +204,10 @@ class Pipeline:
         load = functools.partial(_load_task, device=self.device, dtype=self.dtype,
                                  input_size=input_size, compile_mode=compile_mode,
                                  backend=compile_backend)
-        self._depth = load(depth_model, "depth") if depth_model else None
-        self._seg = load(segmentation_model, "segmentation") if segmentation_model else None
+        self._depth = (load(depth_model, "depth", revision=depth_revision)
+                       if depth_model else None)
+        self._seg = (load(segmentation_model, "segmentation", revision=segmentation_revision)
+                     if segmentation_model else None)
         self.labels: dict[int, str] = dict(self._seg.model.config.labels) if self._seg else {}
         n_classes = max(len(self.labels), 1)
         self._palette = palette(n_classes).to(self.device)
@@ -228,9 +243,14 @@ class Pipeline:
             return f"{mode} (eager fallback)"
         return mode
 
+    @property
+    def model_sources(self) -> dict[str, ModelSource]:
+        """{'depth' / 'segmentation': where that model was read from (directory, Hub commit)}."""
+        return {name: task.origin for name, task in (("depth", self._depth),
+                                                     ("segmentation", self._seg)) if task}
+
     def describe(self) -> str:
-        parts = [f"{t}={task.source}" for t, task in (("depth", self._depth),
-                                                       ("segmentation", self._seg)) if task]
+        parts = [f"{t}={origin.describe()}" for t, origin in self.model_sources.items()]
         return ", ".join(parts) + f" on {self.device} ({str(self.dtype).removeprefix('torch.')})"
 
     def warmup(self, height: int, width: int) -> None:

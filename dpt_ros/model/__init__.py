@@ -6,9 +6,11 @@ from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
 from dpt_ros.model.loading import (
     ModelLoadError,
+    ModelSource,
     load_config,
     load_model,
     load_processor,
+    locate_source,
     resolve_source,
     save_model,
 )
@@ -24,10 +26,12 @@ __all__ = [
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
     "ModelLoadError",
+    "ModelSource",
     "SemanticSegmenterOutput",
     "load_config",
     "load_model",
     "load_processor",
+    "locate_source",
     "resolve_source",
     "save_model",
 ]

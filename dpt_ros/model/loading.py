@@ -1,8 +1,10 @@
 """Load and save Hugging Face DPT / Depth Anything checkpoints without transformers.
 
-A source is a local directory (config.json + model.safetensors | sharded safetensors with
-model.safetensors.index.json | pytorch_model.bin) or a Hub repo id fetched through
-huggingface_hub's cache. Every failure is a ModelLoadError naming the file or key, because the
+A source is a local directory that exists (config.json + model.safetensors | sharded
+safetensors with model.safetensors.index.json | pytorch_model.bin, read only by a torch
+whose weights_only load is safe) or a Hub repo id at an optional revision, read through
+huggingface_hub's cache; a missing directory written as a path is an error, never a Hub
+lookup. Every failure is a ModelLoadError naming the file or key, because the
 usual caller is a ROS node whose parameter points at the wrong place.
 """
 
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +75,7 @@ def _has_weights(directory: Path, layouts: tuple[tuple[str, str], ...]) -> bool:
     return any((directory / name).is_file() for layout in layouts for name in layout)
 
 
-def _download(repo_id: str, weights: bool) -> Path:
+def _download(repo_id: str, weights: bool, revision: str | None) -> Path:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
@@ -81,8 +84,8 @@ def _download(repo_id: str, weights: bool) -> Path:
 
     def fetch(*groups: str) -> Path:
         patterns = [p for g in ("config", *groups) for p in _HUB_PATTERNS[g]]
-        return Path(snapshot_download(
-            repo_id, cache_dir=cache, allow_patterns=patterns, local_files_only=offline))
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache,
+                                      allow_patterns=patterns, local_files_only=offline))
 
     try:
         path = fetch("safetensors") if weights else fetch()
@@ -92,33 +95,84 @@ def _download(repo_id: str, weights: bool) -> Path:
     except LocalEntryNotFoundError as e:
         why = ("offline mode is on (HF_HUB_OFFLINE=1)" if offline
                else "the Hub could not be reached (no network?)")
+        at = f" at revision {revision!r}" if revision else ""
         raise ModelLoadError(
-            f"Hub repo {repo_id!r} is not in the local Hugging Face cache ({cache}) and cannot "
-            f"be downloaded: {why}"
+            f"Hub repo {repo_id!r}{at} is not in the local Hugging Face cache ({cache}) and "
+            f"cannot be downloaded: {why}"
         ) from e
     except (HfHubHTTPError, HFValidationError, OSError, ValueError) as e:
         raise ModelLoadError(f"Hub repo {repo_id!r}: {type(e).__name__}: {e}") from e
     return path
 
 
-def resolve_source(source: str | os.PathLike[str], *, weights: bool = True) -> Path:
-    """A local model directory, or the cached snapshot of a Hub repo id ('org/name').
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a checkpoint was read from: a local directory, or a Hub repo's cached snapshot at
+    one commit (what a log line must say, so a run can be reproduced)."""
 
-    From the Hub only config.json, preprocessor_config.json and (with `weights`) one weight
-    layout are fetched. HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE are respected.
+    directory: Path
+    repo_id: str | None = None  # None: a local directory
+    revision: str | None = None  # as asked for (None: the default branch)
+    commit: str | None = None  # the snapshot's commit hash
+
+    def describe(self) -> str:
+        if self.repo_id is None:
+            return f"local directory {self.directory}"
+        asked = f", revision {self.revision}" if self.revision else ""
+        return f"Hub {self.repo_id}@{self.commit or 'unknown commit'}{asked}"
+
+
+def looks_like_path(text: str) -> bool:
+    """A source written as a path ('./m', '../m', '~/m', '/m', 'a/b/c'), never a Hub id."""
+    return (
+        text in (".", "..")
+        or text.startswith(("./", "../", "~", "/"))
+        or text.count("/") >= 2
+        or "\\" in text
+    )
+
+
+def locate_source(
+    source: str | os.PathLike[str], *, weights: bool = True, revision: str | None = None
+) -> ModelSource:
+    """The checkpoint directory for `source`, and where it came from.
+
+    A local directory only if it exists; a missing one written as a path (`looks_like_path`)
+    is an error, not a Hub lookup, so a typo or another working directory never runs
+    someone else's weights. Anything else must be a Hub id 'org/name', read from
+    huggingface_hub's cache (fetched when online: config.json, preprocessor_config.json and,
+    with `weights`, one weight layout) at `revision` (branch, tag or commit; None = main).
+    HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE are respected.
     """
-    path = Path(source).expanduser()
+    text = str(source)
+    path = Path(text).expanduser()
     if path.is_dir():
-        return path
+        if revision:
+            raise ModelLoadError(f"{path} is a local directory: a revision ({revision!r}) only "
+                                 "applies to a Hub repo id")
+        return ModelSource(path)
     if path.exists():
         raise ModelLoadError(f"{path} is a file; expected a model directory or a Hub repo id")
-    text = str(source)
+    if looks_like_path(text):
+        raise ModelLoadError(f"model directory {path} does not exist (a path, so not looked "
+                             "up on the Hub)")
     if not _REPO_ID.fullmatch(text) or text.startswith(".") or ".." in text or "--" in text:
-        raise ModelLoadError(f"model directory {path} does not exist")
+        raise ModelLoadError(f"{text!r} is neither an existing directory nor a Hub repo id "
+                             "('org/name')")
     try:
-        return _download(text, weights)
+        snapshot = _download(text, weights, revision or None)
     except ModelLoadError as e:
-        raise ModelLoadError(f"no local directory {text!r}, and {e}") from e.__cause__
+        raise ModelLoadError(
+            f"no local directory {text!r} (from {Path.cwd()}), and {e}") from e.__cause__
+    commit = snapshot.name if snapshot.parent.name == "snapshots" else None
+    return ModelSource(snapshot, text, revision or None, commit)
+
+
+def resolve_source(
+    source: str | os.PathLike[str], *, weights: bool = True, revision: str | None = None
+) -> Path:
+    """The checkpoint directory of `source` (see `locate_source` for the rules)."""
+    return locate_source(source, weights=weights, revision=revision).directory
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -159,7 +213,24 @@ def _weight_files(directory: Path) -> list[Path]:
     raise ModelLoadError(f"no weights in {directory}: expected one of {names}")
 
 
+SAFE_PICKLE_TORCH = (2, 6)  # torch.load(weights_only=True) is safe from here on (CVE-2025-32434)
+
+
+def torch_loads_pickles_safely(version: str | None = None) -> bool:
+    """Whether this torch's (or `version`'s) weights_only=True load can be trusted with a
+    pickle (pytorch_model.bin) from someone else; older ones can be made to run code."""
+    match = re.match(r"(\d+)\.(\d+)", str(torch.__version__ if version is None else version))
+    return match is not None and tuple(map(int, match.groups())) >= SAFE_PICKLE_TORCH
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix != ".safetensors" and not torch_loads_pickles_safely():
+        raise ModelLoadError(
+            f"{path} is a pickle (pytorch_model.bin): reading it safely needs torch >= "
+            f"{'.'.join(map(str, SAFE_PICKLE_TORCH))} (found {torch.__version__}). Convert the "
+            "checkpoint to safetensors where you trust it (load the state dict, then "
+            "safetensors.torch.save_file(state_dict, 'model.safetensors')) or upgrade torch"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -251,9 +322,9 @@ def _complete(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, tor
 # --- public API -----------------------------------------------------------------------------
 
 
-def load_config(source: str | os.PathLike[str]) -> DPTConfig:
+def load_config(source: str | os.PathLike[str], revision: str | None = None) -> DPTConfig:
     """The DPTConfig of a model directory or Hub repo id (no weights read)."""
-    return _config_from_directory(resolve_source(source, weights=False))
+    return _config_from_directory(resolve_source(source, weights=False, revision=revision))
 
 
 def load_model(
@@ -261,13 +332,14 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     task: str | None = None,
+    revision: str | None = None,
 ) -> nn.Module:
     """The checkpoint's model class (config.architectures[0]), strictly loaded, in eval mode
     on `device` / `dtype`. `task` ('depth' / 'segmentation' / 'features') rejects a checkpoint
-    made for something else."""
+    made for something else. `revision` pins a Hub repo's branch, tag or commit."""
     if task is not None and task not in TASKS:
         raise ValueError(f"task={task!r}; accepted: {', '.join(TASKS)} or None")
-    directory = resolve_source(source)
+    directory = resolve_source(source, revision=revision)
     config = _config_from_directory(directory)
     if task is not None and config.task != task:
         raise ModelLoadError(
@@ -292,11 +364,11 @@ def load_model(
     return model.to(device=device, dtype=dtype).eval()
 
 
-def load_processor(source: str | os.PathLike[str]) -> Any:
+def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
     """The DPTImageProcessor described by preprocessor_config.json."""
     from dpt_ros.model.processing import DPTImageProcessor
 
-    path = resolve_source(source, weights=False) / PROCESSOR_NAME
+    path = resolve_source(source, weights=False, revision=revision) / PROCESSOR_NAME
     try:
         return DPTImageProcessor.from_dict(_read_json(path))
     except (ValueError, TypeError, KeyError) as e:

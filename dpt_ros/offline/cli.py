@@ -25,9 +25,13 @@ def _positive_int(text: str) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (override the parameter file)")
-    g.add_argument("--params", help="dpt_node parameter YAML (dpt_node: ros__parameters: ...)")
-    g.add_argument("--depth-model", help="depth checkpoint directory or Hub id")
+    g.add_argument("--params", help="dpt_node parameter YAML (/**/dpt_node: ros__parameters:)")
+    g.add_argument("--depth-model", help="depth checkpoint: existing directory or Hub id")
+    g.add_argument("--depth-model-revision", metavar="REV",
+                   help="Hub branch, tag or commit of the depth model (default: main)")
     g.add_argument("--segmentation-model", help="segmentation checkpoint directory or Hub id")
+    g.add_argument("--segmentation-model-revision", metavar="REV",
+                   help="Hub branch, tag or commit of the segmentation model")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
     g.add_argument("--compile", help="torch.compile mode: none, default, reduce-overhead "
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a checkpoint without running it")
     info.add_argument("source", help="checkpoint directory or Hub repo id")
+    info.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
     info.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -83,6 +88,8 @@ def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
     overrides = {
         "depth_model": args.depth_model,
         "segmentation_model": args.segmentation_model,
+        "depth_model_revision": args.depth_model_revision,
+        "segmentation_model_revision": args.segmentation_model_revision,
         "device": args.device,
         "dtype": args.dtype,
         "compile": args.compile,
@@ -151,7 +158,7 @@ def _cmd_predict(args: argparse.Namespace) -> ExitCode:
 def _cmd_info(args: argparse.Namespace) -> ExitCode:
     from dpt_ros.offline.info import checkpoint_info, format_info, info_json
 
-    info = checkpoint_info(args.source)
+    info = checkpoint_info(args.source, args.revision)
     print(info_json(info) if args.json else format_info(info))
     return ExitCode.OK
 

@@ -12,21 +12,25 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.model import ConfigError, ModelLoadError, load_config, load_processor, resolve_source
+from dpt_ros.model import ConfigError, ModelLoadError, load_config, load_processor, locate_source
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 MAX_LABELS_SHOWN = 40
 
 
-def checkpoint_info(source: str) -> dict[str, Any]:
-    """Facts about a checkpoint directory or Hub repo id, as a JSON-ready dict."""
+def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
+    """Facts about a checkpoint directory or Hub repo id (at `revision`), as a JSON-ready
+    dict."""
     try:
-        config = load_config(source)
-        directory = resolve_source(source, weights=False)
+        origin = locate_source(source, weights=False, revision=revision)
+        directory = origin.directory
+        config = load_config(directory)
     except (ModelLoadError, ConfigError, OSError) as err:
         raise CliError(ExitCode.INPUT, f"cannot read checkpoint {source}: {err}") from None
     info: dict[str, Any] = {
         "source": str(source),
+        "origin": origin.describe(),
+        "commit": origin.commit,
         "directory": str(directory),
         "architecture": config.architecture,
         "model_type": config.model_type,
@@ -38,7 +42,7 @@ def checkpoint_info(source: str) -> dict[str, Any]:
         info["depth"] = "metric (metres)" if config.is_metric else "relative (inverse depth)"
         if config.model_type == "depth_anything" and config.is_metric:
             info["max_depth_m"] = config.max_depth
-    info["input"] = _input(source)
+    info["input"] = _input(directory)
     if config.task == "segmentation":
         info["num_labels"] = config.num_labels
         info["labels"] = {str(k): v for k, v in sorted(config.labels.items())}
@@ -54,9 +58,9 @@ def _backbone(config: Any) -> str:
     return config.backbone_type or "vit"
 
 
-def _input(source: str) -> dict[str, Any] | str:
+def _input(directory: Path) -> dict[str, Any] | str:
     try:
-        p = load_processor(source)
+        p = load_processor(directory)
     except (ModelLoadError, OSError, ValueError) as err:
         return f"unknown ({err})"
     if not p.do_resize:
@@ -87,7 +91,7 @@ def _parameter_count(directory: Path) -> int | None:
 def format_info(info: dict[str, Any]) -> str:
     """Human-readable lines for the terminal."""
     lines = [
-        f"source:        {info['source']}",
+        f"source:        {info['source']} ({info['origin']})",
         f"architecture:  {info['architecture']} (model_type {info['model_type']}, "
         f"backbone {info['backbone']}, patch {info['patch_size']})",
         f"task:          {info['task']}",

@@ -227,10 +227,8 @@ class DptNode(Node):
 
     def _summary(self) -> str:
         p = self.pipeline
-        models = ", ".join(
-            f"{slot}={self._values[slot]}"
-            for slot in ("depth_model", "segmentation_model")
-            if self._values[slot]
+        models = ", ".join(  # which directory / Hub commit each model came from
+            f"{task}_model={origin.describe()}" for task, origin in p.model_sources.items()
         )
         kind = "metric" if p.model_is_metric else "relative"
         depth = f"; depth is {kind}" if p.has_depth else ""
