@@ -58,6 +58,9 @@ class BagOptions:
     force: bool = False
     focal_length: float = 0.0  # node parameters camera.focal_length / camera.hfov: the
     hfov: float = 60.0  # intrinsics of frames without any camera info
+    # Copied messages held back while decoded frames wait for their model pass; past this
+    # many bytes the partial batch runs early, so memory stays bounded whatever the bag holds.
+    buffer_bytes: int = 64 << 20
 
 
 @dataclass
@@ -164,6 +167,7 @@ class _Run:
             )
         self.batch: list[tuple[int, Any, Frame]] = []  # (log time, header, frame)
         self.pending: list[tuple[int, Connection, bytes]] = []  # copies waiting for the batch
+        self.pending_bytes = 0
 
     def _connections(self, topic: str, types: set[str]) -> list[Connection]:
         conns = [c for c in self.reader.connections if c.topic == topic]
@@ -238,12 +242,16 @@ class _Run:
                     return
                 if conn.id in copies:
                     self.pending.append((t, copies[conn.id], raw))
+                    self.pending_bytes += len(raw)
                 if conn.id in cam_ids:
                     self._camera_info(conn.topic, raw)
                 elif conn.id in image_ids:
                     self._image(conn.topic, t, raw, image_ids[conn.id])
-                    if len(self.batch) >= self.opts.batch_size:
-                        self._flush()
+                if len(self.batch) >= self.opts.batch_size or not self.batch or (
+                    self.pending_bytes > self.opts.buffer_bytes
+                ):
+                    # No frame waiting: nothing can come before the copies, write them now.
+                    self._flush()
         except (ReaderError, OSError, sqlite3.DatabaseError) as err:
             raise CliError(ExitCode.INPUT, f"input bag unreadable: {err}") from None
         self._flush()
@@ -273,7 +281,8 @@ class _Run:
         self.batch.append((t, msg.header, Frame(rgb, intr)))
 
     def _flush(self) -> None:
-        """Run the batch, then write copies and outputs in log-time order."""
+        """Run the batch (if any), then write copies and outputs in log-time order. The
+        reader yields log-time order, so everything written later is not earlier."""
         records: list[tuple[int, int, Connection, bytes]] = [
             (t, 0, conn, raw) for t, conn, raw in self.pending
         ]
@@ -287,6 +296,8 @@ class _Run:
         records.sort(key=lambda r: (r[0], r[1]))
         for t, _, conn, data in records:
             self.writer.write(conn, t, data)
-        self.progress.update(len(self.batch))
+        if self.batch:
+            self.progress.update(len(self.batch))
         self.batch.clear()
         self.pending.clear()
+        self.pending_bytes = 0
