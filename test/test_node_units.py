@@ -117,8 +117,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_files_hold_valid_declared_parameters(path):
     doc = yaml.safe_load(path.read_text())
-    assert list(doc) == ["dpt_node"] and list(doc["dpt_node"]) == ["ros__parameters"]
-    values = _flatten(doc["dpt_node"]["ros__parameters"])
+    key = "/**/dpt_node"  # applies to dpt_node in any namespace
+    assert list(doc) == [key] and list(doc[key]) == ["ros__parameters"]
+    values = _flatten(doc[key]["ros__parameters"])
     for name, value in values.items():
         assert name in params.BY_NAME, f"{path.name}: {name} is not a dpt_node parameter"
         spec = params.BY_NAME[name]
@@ -129,7 +130,7 @@ def test_config_files_hold_valid_declared_parameters(path):
 
 
 def test_default_config_lists_every_parameter_with_its_default():
-    values = _flatten(yaml.safe_load((ROOT / "config/dpt.yaml").read_text())["dpt_node"][
+    values = _flatten(yaml.safe_load((ROOT / "config/dpt.yaml").read_text())["/**/dpt_node"][
         "ros__parameters"])
     assert set(values) == set(params.BY_NAME)
     for name, value in values.items():

@@ -79,6 +79,15 @@ SPECS: tuple[ParamSpec, ...] = (
               "camera batched into one model pass. Empty = one camera on image / camera_info.",
               read_only=True),
     # Runtime-changeable.
+    ParamSpec("diagnostics.stale_s", 3.0, "/diagnostics WARN (stale) when a camera that was "
+              "sending has sent no image for this many seconds.", lo=0.1, hi=3600.0),
+    ParamSpec("diagnostics.drop_ratio", 0.5, "/diagnostics WARN (drops) when more than this "
+              "fraction of a camera's frames in the last period were dropped (replaced before "
+              "the worker took them: processing far below the input rate).", lo=0.0, hi=1.0),
+    ParamSpec("diagnostics.stuck_s", 10.0, "/diagnostics ERROR (stuck) when a camera's frame "
+              "has waited this long for the worker (a hung model call or a dead worker). "
+              "With compile, the first frame of each size compiles for longer.",
+              lo=0.1, hi=3600.0),
     ParamSpec("batch_wait_ms", 0.0, "With several cameras: how long the worker waits after "
               "the first frame for the other cameras' frames, so frames arriving together "
               "share one model pass (0 = take what is there).", lo=0.0, hi=100.0),

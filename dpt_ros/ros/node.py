@@ -57,7 +57,7 @@ from dpt_ros.core.params import (
     pipeline_settings,
 )
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
-from dpt_ros.ros.diagnostics import Stats, Throttle, diagnostic_array
+from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.qos import (
     BEST_EFFORT,
     choose_reliability,
@@ -394,10 +394,15 @@ class DptNode(Node):
             info[prefix + "input_topic"] = cam.image_topic
             info[prefix + "input_reliability"] = str(cam.reliability)
         snap = self.stats.snapshot()
+        worker = WorkerState(self._worker.alive, self._worker.busy_s, self._slots.waiting())
+        limits = Limits(self._values["diagnostics.stale_s"],
+                        self._values["diagnostics.drop_ratio"],
+                        self._values["diagnostics.stuck_s"])
+        inputs = {cam.name: cam.image_topic for cam in self._cameras.values()}
         self._diag_pub.publish(
             diagnostic_array(
                 snap, f"{self.get_name()}: processing", str(p.device), info,
-                self.get_clock().now().to_msg(),
+                self.get_clock().now().to_msg(), worker, limits, inputs,
             )
         )
 

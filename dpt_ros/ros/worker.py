@@ -21,6 +21,7 @@ class LatestSlots(Generic[T]):
         self._keys = frozenset(keys)
         self._items: dict[str, T] = {}
         self._first = 0.0  # time.monotonic() of the oldest waiting item
+        self._since: dict[str, float] = {}  # key -> arrival of its first untaken item
         self._closed = False
         self.batch_wait = batch_wait  # seconds to wait after the first item for the others
 
@@ -28,8 +29,10 @@ class LatestSlots(Generic[T]):
         """Store `item` for `key`; True when it replaced an unprocessed one (a dropped frame)."""
         with self._cond:
             replaced = key in self._items
+            now = time.monotonic()
             if not self._items:
-                self._first = time.monotonic()
+                self._first = now
+            self._since.setdefault(key, now)
             self._items[key] = item
             self._cond.notify()
             return replaced
@@ -46,7 +49,15 @@ class LatestSlots(Generic[T]):
                 self._cond.wait_for(lambda: self._closed or self._keys <= self._items.keys(),
                                     max(left, 0.0))
             items, self._items = self._items, {}
+            self._since.clear()
             return None if self._closed or not items else items
+
+    def waiting(self) -> dict[str, float]:
+        """Seconds each key's frame has waited untaken (counted from the first frame since
+        the last take, so a stuck worker shows although newer frames keep replacing it)."""
+        with self._cond:
+            now = time.monotonic()
+            return {key: now - since for key, since in self._since.items()}
 
     def close(self) -> None:
         with self._cond:
@@ -93,6 +104,8 @@ class Worker(Generic[T]):
         self._first = first
         self._first_done = threading.Event()
         self._first_error: BaseException | None = None
+        self._busy_since: float | None = None  # heartbeat: when the current item was taken
+        self.handled = 0  # items handled so far (progress)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -115,10 +128,26 @@ class Worker(Generic[T]):
             item = self._slot.take(timeout=0.5)
             if item is None:
                 continue
+            self._busy_since = time.monotonic()
             try:
                 self._handle(item)
             except Exception as exc:  # the worker must outlive any single frame
                 self._on_crash(exc)
+            finally:
+                self._busy_since = None
+                self.handled += 1
+
+    @property
+    def alive(self) -> bool:
+        """The thread runs (False before start, after stop, or if it died)."""
+        return self._thread.is_alive()
+
+    @property
+    def busy_s(self) -> float | None:
+        """Seconds spent on the current item; None while idle (the heartbeat diagnostics
+        read to tell a slow model from a stuck one)."""
+        since = self._busy_since
+        return None if since is None else time.monotonic() - since
 
     def stop(self, timeout: float = 5.0) -> None:
         self._slot.close()
