@@ -42,7 +42,9 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
-        "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13"],  # oracle resize
+        # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
+        "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13",
+                 "colcon-common-extensions>=0.3"],
     },
     zip_safe=False,
     maintainer="dpt_ros maintainers",

@@ -4,7 +4,6 @@ Also: launch/demo.launch.py starts the same executables and topics as the demo."
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import signal
@@ -62,21 +61,30 @@ def test_demo_reports_a_dead_node_and_cleans_up(tmp_path) -> None:
 
 
 def test_launch_file_matches_demo() -> None:
+    """demo.launch.py starts what the demo starts (the real launch service runs it in
+    test_launch.py): the camera in the demo's namespace, dpt_node on the demo's topics with
+    the shipped weights, through the one launch rule."""
     from dpt_ros import demo
+    from dpt_ros.core import launch_args as la
 
-    tree = ast.parse((ROOT / "launch" / "demo.launch.py").read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and getattr(n.func, "id", "") == "Node"]
-    kw = [{k.arg: k.value for k in c.keywords} for c in calls]
-    execs = {ast.literal_eval(k["executable"]) for k in kw}
-    assert execs == {"synthetic_camera", "dpt_node", "rviz2"}
+    values = la.defaults(la.DEMO_ARGS, "/share")
+    camera = la.demo_camera_spec(values)
+    assert (camera.package, camera.executable, camera.namespace) == (
+        "dpt_ros", "synthetic_camera", demo.CAMERA_NS)
+    dpt = la.dpt_node_spec({**la.defaults(la.DPT_ARGS, "/share"),
+                            **la.demo_dpt_values(values, str(demo.WEIGHTS))})
+    assert dpt.executable == "dpt_node" and dpt.namespace == "/"
+    assert dict(dpt.remappings) == {"image": f"{demo.CAMERA_NS}/image_raw",
+                                    "camera_info": f"{demo.CAMERA_NS}/camera_info"}
+    assert dpt.params["depth_model"] == str(demo.WEIGHTS / "synthetic-depth")
+    assert dpt.params["segmentation_model"] == str(demo.WEIGHTS / "synthetic-seg")
     setup = (ROOT / "setup.py").read_text()
     assert "synthetic_camera = dpt_ros.ros.synthetic_camera:main" in setup
     assert "dpt_node = dpt_ros.ros.node:main" in setup
     src = (ROOT / "launch" / "demo.launch.py").read_text()
-    assert f'CAMERA_NS = "{demo.CAMERA_NS}"' in src
-    assert '("image", f"{CAMERA_NS}/image_raw")' in src
-    assert '("camera_info", f"{CAMERA_NS}/camera_info")' in src
+    for used in ("demo_camera_spec(values)", "demo_dpt_values(values, WEIGHTS)",
+                 '"dpt.launch.py"'):
+        assert used in src, used
 
 
 def test_sigterm_stops_children(tmp_path) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import transformers as T
-from _model_util import tiny_bit, tiny_dinov2, tiny_vit
 
-from dpt_ros.model import ConfigError, DPTConfig
-from dpt_ros.model.config import _DEPTH_ANYTHING_KEYS, _DPT_KEYS, ACTIVATION_NAMES
-from dpt_ros.model.vit import ACTIVATIONS
+T = pytest.importorskip("transformers", reason="transformers (the test oracle) is not installed")
+
+from _model_util import tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
+
+from dpt_ros.model import ConfigError, DPTConfig  # noqa: E402
+from dpt_ros.model.config import _DEPTH_ANYTHING_KEYS, _DPT_KEYS, ACTIVATION_NAMES  # noqa: E402
+from dpt_ros.model.vit import ACTIVATIONS  # noqa: E402
 
 
 def _json_like(v):

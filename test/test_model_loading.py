@@ -11,11 +11,13 @@ import shutil
 
 import pytest
 import torch
-import transformers as T
-from _model_util import assert_close, image, randomize, tiny_vit
-from safetensors.torch import load_file, save_file
 
-from dpt_ros.model import (
+T = pytest.importorskip("transformers", reason="transformers (the test oracle) is not installed")
+
+from _model_util import assert_close, image, randomize, tiny_vit  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from dpt_ros.model import (  # noqa: E402
     DPTForDepthEstimation,
     DPTModel,
     ModelLoadError,

@@ -8,8 +8,13 @@ import numpy as np
 import PIL
 import pytest
 import torch
+
+pytest.importorskip("transformers", reason="transformers (the test oracle) is not installed")
+
 from transformers import DPTImageProcessorPil
-from transformers.models.dpt.image_processing_pil_dpt import get_resize_output_image_size
+from transformers.models.dpt.image_processing_pil_dpt import (
+    get_resize_output_image_size,
+)
 
 from dpt_ros.model import processing
 from dpt_ros.model.processing import DPTImageProcessor

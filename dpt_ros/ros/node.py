@@ -388,6 +388,7 @@ class DptNode(Node):
             "dtype": self._values["dtype"],
             "compile": p.compile_status,
             "depth_metric": str(p.depth_is_metric).lower(),
+            **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
         for cam in self._cameras.values():
             prefix = f"{cam.name}." if cam.name else ""
