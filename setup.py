@@ -51,7 +51,6 @@ setup(
     maintainer_email="dpt_ros@example.com",
     description="DPT depth, segmentation and point clouds for ROS 2, in plain PyTorch.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "dpt_node = dpt_ros.ros.node:main",
