@@ -14,6 +14,7 @@ from typing import Any
 
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
 from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
+from dpt_ros.core.sync import SYNC_MODES
 
 COLORMAPS = ("turbo", "inferno", "viridis")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -60,6 +61,22 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("input_transport", "raw", "raw: subscribe to 'image' (sensor_msgs/Image); "
               "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
               choices=("raw", "compressed"), read_only=True),
+    ParamSpec("sync.mode", "exact", "How an image finds its camera_info: exact (same stamp, "
+              "as message_filters' TimeSynchronizer), approximate (nearest stamp within "
+              "sync.slop_ms), latest (newest camera_info of the frame_id, any stamp).",
+              choices=SYNC_MODES, read_only=True),
+    ParamSpec("sync.slop_ms", 10.0, "approximate: the largest stamp difference accepted "
+              "between an image and its camera_info (ms).", lo=0.0, hi=1000.0, read_only=True),
+    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits for its camera_info (ms) "
+              "before it is dropped and counted as no_camera_info (drivers publish the "
+              "camera_info a few ms after the image).", lo=1.0, hi=10000.0, read_only=True),
+    ParamSpec("camera.rectified", False, "The input images are rectified: project with P "
+              "(image_geometry's rectified model) and ignore D. Without it, images whose "
+              "camera_info has any non-zero D are raw and back-projected through the lens "
+              "model (plumb_bob, rational_polynomial, equidistant)."),
+    ParamSpec("camera.use_parameters", False, "Ignore camera_info and use "
+              "camera.focal_length / camera.hfov (otherwise they are used only while no "
+              "publisher exists on the camera_info topic).", read_only=True),
     ParamSpec("qos.depth", 5, "History depth of the image and camera_info subscriptions.",
               lo=1, hi=100, read_only=True),
     ParamSpec("warmup", True, "Run one dummy inference at start-up so the first frame is not "
@@ -104,9 +121,11 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
     ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
               "segmentation runs (semantic point cloud)."),
-    ParamSpec("camera.focal_length", 0.0, "Fallback focal length in pixels used until a "
-              "camera_info arrives; 0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
-    ParamSpec("camera.hfov", 60.0, "Fallback horizontal field of view in degrees.",
+    ParamSpec("camera.focal_length", 0.0, "Focal length in pixels of a camera that publishes "
+              "no camera_info (no publisher on the topic) or with camera.use_parameters; "
+              "0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
+    ParamSpec("camera.hfov", 60.0, "Horizontal field of view in degrees of a camera without "
+              "camera_info (see camera.focal_length).",
               lo=1.0, hi=179.0),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
 )

@@ -53,7 +53,8 @@ class PipelineSettings:
 
 @dataclass
 class Frame:
-    """One camera image: RGB uint8 (H, W, 3) and the intrinsics of that image, if known."""
+    """One camera image: RGB uint8 (H, W, 3) and the camera model of that image, if known
+    (`Intrinsics`: projection, plus lens distortion for a raw image)."""
 
     rgb: np.ndarray
     intrinsics: Intrinsics | None = None
@@ -353,7 +354,7 @@ class Pipeline:
                 r.seg_colorized = to_host(color)
             if "overlay" in want:
                 r.overlay = to_host(overlay(rgb.flip(-1), color, s.overlay_alpha))
-        if "points" in want and metric is not None and intr is not None:
+        if "points" in want and metric is not None and intr is not None and intr.supported:
             xyz = backproject(metric, intr)
             r.points = pack_cloud(
                 xyz,
