@@ -170,6 +170,11 @@ def test_compressed_input(compressed, raw):
         assert (out.height, out.width, out.header.frame_id) == (H, W, "cam")
         if fmt == "png":  # lossless: exactly the raw frame's result
             assert np.array_equal(image_array(out), image_array(raw_out))
+    # nothing publishes this node's camera_info: intrinsics from parameters, and it says so
+    compressed.peer.wait_until(
+        lambda: any(diagnostics_values(m).get("intrinsics", "").startswith("parameters")
+                    for m in compressed.diag.msgs), 5.0, "intrinsics: parameters")
+    assert "no publisher on /cam/camera_info" in compressed.proc.log()
 
     corrupt = compressed_msg(rgb, "jpeg", 20)
     corrupt.data = bytes(corrupt.data)[:200] + b"\x00" * 100

@@ -482,9 +482,14 @@ class DptNode(Node):
 
     def _reject(self, kind: str, why: str, error: bool = False) -> None:
         self.stats.on_error(kind)
-        if self._throttle.ready(kind):
-            log = self.get_logger().error if error else self.get_logger().warning
-            log(f"skipped a frame ({kind}): {why}")
+        if not self._throttle.ready(kind):
+            return
+        # two call sites on purpose: rclpy fixes a logging call site's severity on its first
+        # call and raises ValueError when the same line logs at another one
+        if error:
+            self.get_logger().error(f"skipped a frame ({kind}): {why}")
+        else:
+            self.get_logger().warning(f"skipped a frame ({kind}): {why}")
 
     def _on_worker_crash(self, exc: BaseException) -> None:
         self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
