@@ -189,7 +189,7 @@ def test_points_reproject_through_the_camera_info_to_their_pixels(node, lens: st
 
 
 def test_depth_camera_info_is_scaled_with_the_output_resolution(node) -> None:
-    cam, proc = node
+    cam, _ = node
     results = cam.peer.set_parameters({"output_resolution": "model"})
     assert results[0].successful
     try:
