@@ -93,25 +93,33 @@ def validate_intrinsics(intr: Intrinsics, width: int, height: int) -> Intrinsics
     return intr
 
 
+def ray_directions(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """X / Z and Y / Z of every pixel's ray in float64: (1, W) and (H, 1) (broadcastable)
+    for an undistorted camera, (H, W) each through the inverted lens model of a raw one
+    (NaN where a pixel has no ray in front of the camera). Shared by the back-projection and
+    the synthetic renderer, so both see the same camera."""
+    x = ((np.arange(intr.width, dtype=np.float64) - intr.cx) / intr.fx)[None, :]
+    y = ((np.arange(intr.height, dtype=np.float64) - intr.cy) / intr.fy)[:, None]
+    if not intr.is_distorted:
+        return x, y
+    xd, yd = np.broadcast_arrays(x, y)
+    return distortion.undistort(xd.copy(), yd.copy(), intr.distortion_model, intr.d)
+
+
 @lru_cache(maxsize=8)
 def _rays(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """X / Z and Y / Z of every pixel's ray, float32 on `device`: per column (W,) and per row
-    (H,) for an undistorted camera, per pixel (H, W) each through the inverted lens model.
+    """`ray_directions` as float32 on `device`: per column (W,) and per row (H,) for an
+    undistorted camera, per pixel (H, W) each for a raw one.
 
     Computed in float64 on the host (so only the final product with Z rounds to float32, and
     devices without float64 work) and cached, bounded: a camera's model rarely changes, and
-    inverting a lens costs tens of milliseconds.
+    inverting a lens costs tens to hundreds of milliseconds.
     """
-    cols = np.arange(intr.width, dtype=np.float64)
-    rows = np.arange(intr.height, dtype=np.float64)
-    xd = (cols - intr.cx) / intr.fx
-    yd = (rows - intr.cy) / intr.fy
-    if intr.is_distorted:
-        xd, yd = distortion.undistort(
-            *np.meshgrid(xd, yd), intr.distortion_model, intr.d
-        )
-    return (torch.from_numpy(xd).to(device, torch.float32),
-            torch.from_numpy(yd).to(device, torch.float32))
+    x, y = ray_directions(intr)
+    if not intr.is_distorted:
+        x, y = x[0], y[:, 0]
+    return (torch.from_numpy(np.ascontiguousarray(x)).to(device, torch.float32),
+            torch.from_numpy(np.ascontiguousarray(y)).to(device, torch.float32))
 
 
 def check_model(intr: Intrinsics) -> None:
