@@ -17,8 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpt_ros.core.color_convert import to_rgb
 from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
+from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
@@ -53,10 +55,38 @@ class PipelineSettings:
 
 @dataclass
 class Frame:
-    """One camera image: RGB uint8 (H, W, 3) and the intrinsics of that image, if known."""
+    """One camera image and the intrinsics of that image, if known.
 
-    rgb: np.ndarray
+    Either `rgb`, RGB uint8 (H, W, 3) decoded on the host, or `raw`, the camera's own YUV 4:2:2
+    or Bayer bytes, which `Pipeline` uploads as they are (1-2 bytes per pixel instead of 3) and
+    converts on the model's device (`color_convert`). `Frame(rgb)` and `Frame(rgb, intr)` keep
+    working for every caller that already has RGB.
+    """
+
+    rgb: np.ndarray | None = None
     intrinsics: Intrinsics | None = None
+    raw: RawImage | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rgb is None) == (self.raw is None):
+            raise ValueError("a Frame holds exactly one of rgb (host RGB) or raw (sensor bytes)")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        if self.raw is not None:
+            return self.raw.height, self.raw.width
+        return int(self.rgb.shape[0]), int(self.rgb.shape[1])
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The host bytes that travel to the device: RGB (H, W, 3) or sensor rows (H, W*bpp)."""
+        return self.rgb if self.raw is None else self.raw.rows
+
+    @property
+    def encoding(self) -> str:
+        """'rgb8' for host RGB, else the sensor encoding converted on the device."""
+        return "rgb8" if self.raw is None else self.raw.encoding
 
 
 @dataclass
@@ -199,7 +229,8 @@ class Pipeline:
         self._label_dtype = label_dtype(n_classes)
         # narrowed on the device when torch has the type: a quarter of the int32 copy
         self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
-        self._pinned: torch.Tensor | None = None
+        self._pinned: torch.Tensor | None = None  # staging buffer of the host→device upload
+        self._staged: torch.cuda.Event | None = None  # its last upload
 
     @property
     def has_depth(self) -> bool:
@@ -246,22 +277,64 @@ class Pipeline:
             raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
         if not frames:
             return []
-        shapes = {f.rgb.shape for f in frames}
+        shapes = {f.size for f in frames}
         if len(shapes) > 1:  # batches share one size; split mixed input
             return [r for f in frames for r in self.process([f], want)]
         with torch.inference_mode():
             return self._process_batch(frames, want, self.settings)
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
-        """Host uint8 frames → one (B, H, W, 3) uint8 tensor on the device (pinned, async)."""
-        batch = np.stack([np.asarray(f.rgb, dtype=np.uint8) for f in frames])
-        host = torch.from_numpy(batch)
+        """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device.
+
+        Every frame's bytes (RGB, or a camera's YUV / Bayer bytes as received) are copied once
+        into one staging buffer, pinned on CUDA, grouped by encoding, and cross in one
+        transfer; each group of raw frames is then converted on the device in one call.
+        """
+        groups: dict[str, list[int]] = {}
+        for i, f in enumerate(frames):
+            groups.setdefault(f.encoding, []).append(i)
+        total = sum(frames[i].pixels.size for idx in groups.values() for i in idx)
+        staging = self._staging(total)
+        host = staging.numpy()
+        spans: dict[str, tuple[int, tuple[int, ...]]] = {}  # encoding -> (offset, group shape)
+        offset = 0
+        for encoding, idx in groups.items():
+            shape = (len(idx), *frames[idx[0]].pixels.shape)
+            block = host[offset : offset + int(np.prod(shape))].reshape(shape)
+            for j, i in enumerate(idx):
+                block[j] = frames[i].pixels
+            spans[encoding] = (offset, shape)
+            offset += block.size
+        device = staging[:total]
+        if self.device.type == "cuda":
+            device = device.to(self.device, non_blocking=True)
+            self._staged = torch.cuda.Event()
+            self._staged.record()  # the next batch waits for this copy before reusing staging
+
+        def group_rgb(encoding: str) -> torch.Tensor:
+            start, shape = spans[encoding]
+            rows = device[start : start + int(np.prod(shape))].view(shape)
+            return rows if encoding == "rgb8" else to_rgb(rows, encoding)
+
+        if len(groups) == 1:
+            return group_rgb(next(iter(groups)))
+        height, width = frames[0].size
+        out = torch.empty((len(frames), height, width, 3), dtype=torch.uint8, device=self.device)
+        for encoding, idx in groups.items():
+            out[idx] = group_rgb(encoding)
+        return out
+
+    def _staging(self, nbytes: int) -> torch.Tensor:
+        """A flat uint8 host buffer of at least `nbytes`: reused pinned memory on CUDA (once the
+        previous upload from it has finished), a fresh array on the CPU, where the tensors built
+        from it are the batch itself."""
         if self.device.type != "cuda":
-            return host
-        if self._pinned is None or self._pinned.shape != host.shape:
-            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
-        self._pinned.copy_(host)
-        return self._pinned.to(self.device, non_blocking=True)
+            return torch.empty(nbytes, dtype=torch.uint8)
+        if self._staged is not None:
+            self._staged.synchronize()
+        if self._pinned is None or self._pinned.numel() < nbytes:
+            self._pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+        return self._pinned
 
     def _process_batch(self, frames: list[Frame], want: set[str],
                        s: PipelineSettings) -> list[FrameResult]:

@@ -52,6 +52,7 @@ from dpt_ros.core.params import (
     SPECS,
     ParamSpec,
     check_update,
+    decode_options,
     forced_outputs,
     pipeline_kwargs,
     pipeline_settings,
@@ -146,6 +147,7 @@ class DptNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._forced = forced_outputs(self._values)
         self._compressed = self._values["input_transport"] == "compressed"
+        self._decode = decode_options(self._values)
 
         self.stats = Stats(cameras=names)
         self._throttle = Throttle(period=5.0)
@@ -249,6 +251,7 @@ class DptNode(Node):
         self._values.update(updates)
         self.pipeline.settings = pipeline_settings(self._values)
         self._forced = forced_outputs(self._values)
+        self._decode = decode_options(self._values)
         self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
         return SetParametersResult(successful=True)
 
@@ -320,14 +323,18 @@ class DptNode(Node):
             )
         try:
             if self._compressed:
-                rgb = messages.rgb_from_compressed_msg(msg)
-            else:
-                rgb = messages.rgb_from_image_msg(msg)
-            intr = self._intrinsics_for(cam, msg.header.frame_id, rgb.shape[1], rgb.shape[0])
+                frame = messages.frame_from_compressed_msg(msg, self._decode)
+            else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
+                frame = messages.frame_from_image_msg(msg, self._decode)
+            height, width = frame.size
+            frame.intrinsics = self._intrinsics_for(cam, msg.header.frame_id, width, height)
         except BadInput as exc:
             self._reject(exc.kind, str(exc))
             return None
-        return Frame(rgb, intr)
+        except Exception as exc:  # any other failure costs this camera's frame, not the batch
+            self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
+            return None
+        return frame
 
     def _process(self, items: dict[str, tuple[Any, float]]) -> None:
         """One `Pipeline.process` call for the newest frame of every camera that has one and
