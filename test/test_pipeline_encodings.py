@@ -10,10 +10,11 @@ import torch
 from _checkpoints import make_checkpoints
 from _color_reference import bayer_reference, packed, yuv_reference
 
-from dpt_ros.core.color_convert import BAYER
+from dpt_ros.core.color_convert import BAYER, to_rgb
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.image_codec import RawImage, parse_image
 from dpt_ros.core.pipeline import OUTPUTS, Frame, Pipeline
+from dpt_ros.core.upload import Uploader
 
 H, W = 40, 56
 INTR = Intrinsics(fx=50.0, fy=52.0, cx=27.5, cy=19.5, width=W, height=H)
@@ -108,3 +109,32 @@ def test_frame_holds_rgb_or_raw():
         Frame()
     with pytest.raises(ValueError, match="exactly one"):
         Frame(rgb, raw=raw)
+
+
+def _uploader_batch() -> list[tuple[np.ndarray, str]]:
+    frames = sensor_frames()
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    return [(frames["bayer_bggr8"][0].rows, "bayer_bggr8"), (rgb, "rgb8"),
+            (frames["yuv422"][0].rows, "yuv422"), (rgb[:, ::-1], "rgb8")]
+
+
+def test_uploader_without_a_model_and_fresh_cpu_batches():
+    batch = _uploader_batch()
+    upload = Uploader(torch.device("cpu"))
+    first, second = upload(batch), upload(batch)
+    assert torch.equal(first, second) and not np.shares_memory(first.numpy(), second.numpy())
+    for i, (pixels, encoding) in enumerate(batch):
+        expected = pixels if encoding == "rgb8" else to_rgb(torch.from_numpy(pixels.copy())[None],
+                                                            encoding)[0].numpy()
+        np.testing.assert_array_equal(first[i].numpy(), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_uploader_on_cuda_equals_cpu_and_reuses_pinned_staging():
+    batch = _uploader_batch()
+    cpu = Uploader(torch.device("cpu"))(batch)
+    upload = Uploader(torch.device("cuda"))
+    for _ in range(3):  # the pinned buffer is reused once the previous copy has finished
+        got = upload(batch)
+        assert got.device.type == "cuda" and torch.equal(got.cpu(), cpu)
+    assert upload._pinned is not None and upload._pinned.is_pinned()

@@ -61,11 +61,11 @@ def yuv422_to_rgb(rows: torch.Tensor, order: str) -> torch.Tensor:
     else:
         raise ValueError(f"unknown 4:2:2 order {order!r}; expected uyvy or yuyv")
     u, v = u - 128, v - 128
-    luma = (y - 16).clamp_min(0) * _CY  # (B, H, W/2, 2) against chroma (B, H, W/2, 1)
-    r = (luma + (_HALF + _CVR * v)) >> _SHIFT
-    g = (luma + (_HALF + _CVG * v + _CUG * u)) >> _SHIFT
-    b = (luma + (_HALF + _CUB * u)) >> _SHIFT
-    rgb = torch.stack((r, g, b), dim=-1).clamp_(0, 255).to(torch.uint8)
+    luma = (y - 16).clamp_min_(0).mul_(_CY)  # (B, H, W/2, 2) against chroma (B, H, W/2, 1)
+    chroma = (_HALF + _CVR * v, _HALF + _CVG * v + _CUG * u, _HALF + _CUB * u)
+    rgb = torch.empty((*luma.shape, 3), dtype=torch.uint8, device=rows.device)
+    for channel, term in enumerate(chroma):
+        rgb[..., channel] = (luma + term).bitwise_right_shift_(_SHIFT).clamp_(0, 255)
     return rgb.reshape(batch, height, row_bytes // 2, 3)
 
 
@@ -73,36 +73,35 @@ def bayer_to_rgb(mosaic: torch.Tensor, pattern: str) -> torch.Tensor:
     """(B, H, W) uint8 Bayer mosaic (`pattern` e.g. 'rggb') → (B, H, W, 3) uint8, bilinear."""
     if sorted(pattern) != ["b", "g", "g", "r"]:
         raise ValueError(f"unknown Bayer pattern {pattern!r}")
-    _, height, width = mosaic.shape
+    batch, height, width = mosaic.shape
     if height < 3 or width < 3:
         raise ValueError(f"a Bayer mosaic needs at least 3x3 pixels, got {width}x{height}")
     x = mosaic.to(torch.int16)
-    centre = x[:, 1:-1, 1:-1]
-    up, down, left, right = x[:, :-2, 1:-1], x[:, 2:, 1:-1], x[:, 1:-1, :-2], x[:, 1:-1, 2:]
-    vertical = (up + down + 1) >> 1
-    horizontal = (left + right + 1) >> 1
-    cross = (up + down + left + right + 2) >> 2
-    diagonal = (x[:, :-2, :-2] + x[:, :-2, 2:] + x[:, 2:, :-2] + x[:, 2:, 2:] + 2) >> 2
-
-    # colour of each interior pixel: the tile entry at (row % 2, column % 2) of the full image
-    dev = mosaic.device
-    row_parity = (torch.arange(1, height - 1, device=dev) % 2)[:, None]
-    col_parity = (torch.arange(1, width - 1, device=dev) % 2)[None, :]
-    code = {"r": 0, "g": 1, "b": 2}
-    tile = torch.tensor([code[c] for c in pattern], device=dev)
-    colour = tile[row_parity * 2 + col_parity]  # (H-2, W-2)
-    is_r, is_g, is_b = colour == 0, colour == 1, colour == 2
+    inner = torch.empty((batch, height - 2, width - 2, 3), dtype=torch.uint8, device=mosaic.device)
     red_row = pattern.index("r") // 2
-    g_in_red_row = is_g & (row_parity == red_row)  # its left/right neighbours are red
+    for a in (0, 1):  # the four pixel types: interior pixels (1 + a + 2i, 1 + b + 2j)
+        for b in (0, 1):
 
-    red = torch.where(is_r, centre, torch.where(
-        is_b, diagonal, torch.where(g_in_red_row, horizontal, vertical)))
-    blue = torch.where(is_b, centre, torch.where(
-        is_r, diagonal, torch.where(g_in_red_row, vertical, horizontal)))
-    green = torch.where(is_g, centre, cross)
-    inner = torch.stack((red, green, blue), dim=-1).to(torch.uint8)  # (B, H-2, W-2, 3)
+            def at(dy: int, dx: int, a: int = a, b: int = b) -> torch.Tensor:
+                """Neighbour (dy, dx) of every interior pixel of this type."""
+                return x[:, 1 + a + dy : height - 1 + dy : 2, 1 + b + dx : width - 1 + dx : 2]
+
+            row, col = (1 + a) % 2, (1 + b) % 2
+            colour = pattern[2 * row + col]
+            centre = at(0, 0)
+            if colour == "g":
+                horizontal = (at(0, -1) + at(0, 1) + 1) >> 1
+                vertical = (at(-1, 0) + at(1, 0) + 1) >> 1
+                red, blue = (horizontal, vertical) if row == red_row else (vertical, horizontal)
+                rgb = (red, centre, blue)
+            else:
+                cross = (at(-1, 0) + at(1, 0) + at(0, -1) + at(0, 1) + 2) >> 2
+                diagonal = (at(-1, -1) + at(-1, 1) + at(1, -1) + at(1, 1) + 2) >> 2
+                rgb = (centre, cross, diagonal) if colour == "r" else (diagonal, cross, centre)
+            for channel, value in enumerate(rgb):
+                inner[:, a::2, b::2, channel] = value
 
     # the border copies its nearest interior pixel (OpenCV's rule)
-    rows = (torch.arange(height, device=dev) - 1).clamp_(0, height - 3)
-    cols = (torch.arange(width, device=dev) - 1).clamp_(0, width - 3)
+    rows = (torch.arange(height, device=mosaic.device) - 1).clamp_(0, height - 3)
+    cols = (torch.arange(width, device=mosaic.device) - 1).clamp_(0, width - 3)
     return inner.index_select(1, rows).index_select(2, cols)

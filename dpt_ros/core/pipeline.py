@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dpt_ros.core.color_convert import to_rgb
 from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
+from dpt_ros.core.upload import HOST_RGB, Uploader
 from dpt_ros.model import ConfigError, ModelLoadError, load_model, load_processor
 from dpt_ros.model.processing import DPTImageProcessor, resize_maps
 
@@ -86,7 +86,7 @@ class Frame:
     @property
     def encoding(self) -> str:
         """'rgb8' for host RGB, else the sensor encoding converted on the device."""
-        return "rgb8" if self.raw is None else self.raw.encoding
+        return HOST_RGB if self.raw is None else self.raw.encoding
 
 
 @dataclass
@@ -229,8 +229,7 @@ class Pipeline:
         self._label_dtype = label_dtype(n_classes)
         # narrowed on the device when torch has the type: a quarter of the int32 copy
         self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
-        self._pinned: torch.Tensor | None = None  # staging buffer of the host→device upload
-        self._staged: torch.cuda.Event | None = None  # its last upload
+        self._uploader = Uploader(self.device)
 
     @property
     def has_depth(self) -> bool:
@@ -284,57 +283,9 @@ class Pipeline:
             return self._process_batch(frames, want, self.settings)
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
-        """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device.
-
-        Every frame's bytes (RGB, or a camera's YUV / Bayer bytes as received) are copied once
-        into one staging buffer, pinned on CUDA, grouped by encoding, and cross in one
-        transfer; each group of raw frames is then converted on the device in one call.
-        """
-        groups: dict[str, list[int]] = {}
-        for i, f in enumerate(frames):
-            groups.setdefault(f.encoding, []).append(i)
-        total = sum(frames[i].pixels.size for idx in groups.values() for i in idx)
-        staging = self._staging(total)
-        host = staging.numpy()
-        spans: dict[str, tuple[int, tuple[int, ...]]] = {}  # encoding -> (offset, group shape)
-        offset = 0
-        for encoding, idx in groups.items():
-            shape = (len(idx), *frames[idx[0]].pixels.shape)
-            block = host[offset : offset + int(np.prod(shape))].reshape(shape)
-            for j, i in enumerate(idx):
-                block[j] = frames[i].pixels
-            spans[encoding] = (offset, shape)
-            offset += block.size
-        device = staging[:total]
-        if self.device.type == "cuda":
-            device = device.to(self.device, non_blocking=True)
-            self._staged = torch.cuda.Event()
-            self._staged.record()  # the next batch waits for this copy before reusing staging
-
-        def group_rgb(encoding: str) -> torch.Tensor:
-            start, shape = spans[encoding]
-            rows = device[start : start + int(np.prod(shape))].view(shape)
-            return rows if encoding == "rgb8" else to_rgb(rows, encoding)
-
-        if len(groups) == 1:
-            return group_rgb(next(iter(groups)))
-        height, width = frames[0].size
-        out = torch.empty((len(frames), height, width, 3), dtype=torch.uint8, device=self.device)
-        for encoding, idx in groups.items():
-            out[idx] = group_rgb(encoding)
-        return out
-
-    def _staging(self, nbytes: int) -> torch.Tensor:
-        """A flat uint8 host buffer of at least `nbytes`: reused pinned memory on CUDA (once the
-        previous upload from it has finished), a fresh array on the CPU, where the tensors built
-        from it are the batch itself."""
-        if self.device.type != "cuda":
-            return torch.empty(nbytes, dtype=torch.uint8)
-        if self._staged is not None:
-            self._staged.synchronize()
-        if self._pinned is None or self._pinned.numel() < nbytes:
-            self._pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-        return self._pinned
+        """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device: one staged transfer,
+        sensor frames (YUV / Bayer) uploaded as received and converted there (`upload`)."""
+        return self._uploader([(f.pixels, f.encoding) for f in frames])
 
     def _process_batch(self, frames: list[Frame], want: set[str],
                        s: PipelineSettings) -> list[FrameResult]:
