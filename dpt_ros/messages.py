@@ -39,7 +39,15 @@ from std_msgs.msg import Header
 from dpt_ros.core import camera_info
 from dpt_ros.core.distortion import COEFFICIENTS
 from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import decode_compressed, decode_image
+from dpt_ros.core.image_codec import (
+    DEFAULT_DECODE,
+    DecodeOptions,
+    RawImage,
+    decode_compressed,
+    decode_image,
+    parse_image,
+)
+from dpt_ros.core.pipeline import Frame
 from dpt_ros.core.pointcloud import PackedCloud
 
 # encoding → (dtype, channels) accepted by image_msg
@@ -81,14 +89,33 @@ def header_copy(header: Header) -> Header:
     )
 
 
-def rgb_from_image_msg(msg: Image) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a raw Image; raises BadInput. May be a view of `msg.data`."""
-    return decode_image(msg.data, msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian)
+def rgb_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a raw Image, decoded on the host (YUV and Bayer included);
+    raises BadInput. May be a view of `msg.data`."""
+    return decode_image(msg.data, msg.encoding, msg.width, msg.height, msg.step,
+                        msg.is_bigendian, options)
 
 
-def rgb_from_compressed_msg(msg: CompressedImage) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput("compressed")."""
-    return decode_compressed(msg.data, msg.format)
+def rgb_from_compressed_msg(
+    msg: CompressedImage, options: DecodeOptions = DEFAULT_DECODE
+) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput."""
+    return decode_compressed(msg.data, msg.format, options)
+
+
+def frame_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> Frame:
+    """The pipeline's Frame of a raw Image (no intrinsics yet): host RGB, or, for YUV 4:2:2
+    and Bayer, the sensor rows that Pipeline converts on the model's device. Raises BadInput."""
+    image = parse_image(msg.data, msg.encoding, msg.width, msg.height, msg.step,
+                        msg.is_bigendian, options)
+    return Frame(raw=image) if isinstance(image, RawImage) else Frame(image)
+
+
+def frame_from_compressed_msg(
+    msg: CompressedImage, options: DecodeOptions = DEFAULT_DECODE
+) -> Frame:
+    """The pipeline's Frame of a CompressedImage (decoded on the host); raises BadInput."""
+    return Frame(decode_compressed(msg.data, msg.format, options))
 
 
 def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:

@@ -124,7 +124,7 @@ def test_rgb_from_image_msg_big_endian_mono16() -> None:
     msg = Image(height=4, width=6, encoding="mono16", step=12, is_bigendian=1)
     msg.data = array.array("B", grey.astype(">u2").tobytes())
     got = rgb_from_image_msg(_round_trip(msg))
-    np.testing.assert_array_equal(got[..., 1], (grey >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(got[..., 1], np.floor(grey / 65535.0 * 255.0 + 0.5))
 
 
 def test_rgb_from_bad_image_msg() -> None:

@@ -117,7 +117,7 @@ def broken(kind: str, sec: int) -> Image:
     elif kind == "size":
         msg.width, msg.height, msg.step, msg.data = 0, 0, 0, b""
     elif kind == "encoding":
-        msg.encoding = "yuv422"
+        msg.encoding = "bayer_rggb16"  # a ROS encoding the node does not read
     return msg
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.core.image_codec import DEFAULT_MAX_PIXELS, DecodeOptions
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
 from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
 from dpt_ros.core.sync import SYNC_MODES
@@ -121,6 +122,13 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
     ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
               "segmentation runs (semantic point cloud)."),
+    ParamSpec("input.bits", 16, "Significant bits of 16-bit grey input (mono16 / 16UC1 / "
+              "16-bit PNG), e.g. 10 or 12: a sample v becomes round(v * 255 / (2^bits - 1)), "
+              "clipped; a fixed rule, never a per-frame maximum.", lo=8, hi=16),
+    ParamSpec("input.max_pixels", DEFAULT_MAX_PIXELS, "Input frames with more pixels are "
+              "rejected (bad input, counted) from their header, before anything is decoded: "
+              "the guard against decompression bombs and corrupt sizes.", lo=1,
+              hi=1_000_000_000),
     ParamSpec("camera.focal_length", 0.0, "Focal length in pixels of a camera that publishes "
               "no camera_info (no publisher on the topic) or with camera.use_parameters; "
               "0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
@@ -226,3 +234,10 @@ def pipeline_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
 def pipeline_settings(values: Mapping[str, Any]) -> PipelineSettings:
     """The runtime-changeable part (what a set-parameters request replaces)."""
     return settings_from_params({**DEFAULTS, **values})
+
+
+def decode_options(values: Mapping[str, Any]) -> DecodeOptions:
+    """How input frames are read (`input.bits`, `input.max_pixels`): node and offline tools."""
+    merged = {**DEFAULTS, **values}
+    return DecodeOptions(bits=int(merged["input.bits"]),
+                         max_pixels=int(merged["input.max_pixels"]))

@@ -52,6 +52,7 @@ from dpt_ros.core.params import (
     SPECS,
     ParamSpec,
     check_update,
+    decode_options,
     forced_outputs,
     pipeline_kwargs,
     pipeline_settings,
@@ -153,6 +154,7 @@ class DptNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._forced = forced_outputs(self._values)
         self._compressed = self._values["input_transport"] == "compressed"
+        self._decode = decode_options(self._values)
 
         self.stats = Stats(cameras=names)
         self._throttle = Throttle(period=5.0)
@@ -270,6 +272,7 @@ class DptNode(Node):
         self._values.update(updates)
         self.pipeline.settings = pipeline_settings(self._values)
         self._forced = forced_outputs(self._values)
+        self._decode = decode_options(self._values)
         self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
         return SetParametersResult(successful=True)
 
@@ -413,13 +416,18 @@ class DptNode(Node):
             )
         try:
             if self._compressed:
-                rgb = messages.rgb_from_compressed_msg(msg)
-            else:
-                rgb = messages.rgb_from_image_msg(msg)
-            intr = self._camera_model(cam, info, rgb.shape[1], rgb.shape[0])
+                frame = messages.frame_from_compressed_msg(msg, self._decode)
+            else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
+                frame = messages.frame_from_image_msg(msg, self._decode)
+            height, width = frame.size
+            frame.intrinsics = self._camera_model(cam, info, width, height)
         except BadInput as exc:
             self._reject(exc.kind, str(exc))
             return None
+        except Exception as exc:  # any other failure costs this camera's frame, not the batch
+            self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
+            return None
+        intr = frame.intrinsics
         if not intr.supported:
             self._reject(
                 "distortion",
@@ -428,7 +436,7 @@ class DptNode(Node):
                 "rational_polynomial, equidistant); depth is published, ~/points is not",
                 error=True,
             )
-        return Frame(rgb, intr)
+        return frame
 
     def _process(self, items: dict[str, tuple[Any, float]]) -> None:
         """One `Pipeline.process` call for the newest frame of every camera that has one and
@@ -474,7 +482,7 @@ class DptNode(Node):
         if job.info is None:  # parameter intrinsics: say what was used
             cam.info_pub.publish(messages.camera_info_msg(result.intrinsics, header))
             return
-        height, width = job.frame.rgb.shape[:2]
+        height, width = job.frame.size
         size = (result.intrinsics.width, result.intrinsics.height)
         cam.info_pub.publish(
             messages.republished_camera_info(job.info, header, (width, height), size)
