@@ -11,8 +11,15 @@ Stages (what the node does around `model(...)` for one frame):
 
 The baseline is the usual hand-written Python ROS code: message data through Python lists
 (element-wise setter), numpy percentile / fancy-index LUT, a numpy structured array filled field
-by field for the cloud. Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods]
-[--mallopt]`.
+by field for the cloud.
+
+`--encodings` times instead the input conversion of the sensor encodings (yuv422,
+bayer_rggb8; bgr8 for reference): the node's path (sensor bytes uploaded as received,
+converted on the device) against decoding to RGB on the host first and uploading RGB, on
+`--device` (cpu or cuda).
+
+Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods] [--mallopt]
+[--encodings [--device cuda]]`.
 """
 
 from __future__ import annotations
@@ -39,7 +46,13 @@ from dpt_ros.core.colormap import colorize, lut, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.pointcloud import pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, overlay, palette
-from dpt_ros.messages import image_msg, pointcloud_msg, rgb_from_image_msg
+from dpt_ros.core.upload import HOST_RGB, Uploader
+from dpt_ros.messages import (
+    frame_from_image_msg,
+    image_msg,
+    pointcloud_msg,
+    rgb_from_image_msg,
+)
 from dpt_ros.model.processing import DPTImageProcessor
 
 SIZES = ((480, 640), (720, 1280))
@@ -228,6 +241,40 @@ def fill_methods(repeat: int) -> None:
             print(f"  {nbytes / 1e6:4.1f} MB checks={'on ' if check else 'off'}  {cells}")
 
 
+SENSOR_ENCODINGS = {"bgr8": 3, "yuv422": 2, "bayer_rggb8": 1}  # encoding -> bytes per pixel
+
+
+def encoding_costs(repeat: int, device: torch.device) -> None:
+    """Per frame: Image message → RGB uint8 on `device`, the node's way (YUV / Bayer bytes
+    uploaded as received, converted there by color_convert) and the host way (the same
+    conversion on the CPU, then 3 bytes per pixel uploaded)."""
+    upload = Uploader(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"\ninput conversion to RGB on {device} (ms, median / best):")
+    print("  size       encoding      host decode + RGB upload   sensor bytes + device convert"
+          "   host / device")
+    for height, width in SIZES:
+        for encoding, bpp in SENSOR_ENCODINGS.items():
+            data = np.random.default_rng(1).integers(0, 256, height * width * bpp, np.uint8)
+            msg = Image(height=height, width=width, encoding=encoding, step=width * bpp)
+            msg.data = array.array("B", data.tobytes())
+
+            def on_host(msg=msg) -> None:
+                upload([(rgb_from_image_msg(msg), HOST_RGB)])
+                sync()
+
+            def on_device(msg=msg) -> None:
+                frame = frame_from_image_msg(msg)
+                upload([(frame.pixels, frame.encoding)])
+                sync()
+
+            host, host_best = _times_ms(on_host, repeat)
+            dev, dev_best = _times_ms(on_device, repeat)
+            print(f"  {width}x{height:<5d} {encoding:12s} {host:8.2f} / {host_best:6.2f} "
+                  f"({3} B/px)      {dev:8.2f} / {dev_best:6.2f} ({bpp} B/px)"
+                  f"        {host / dev:6.2f}x")
+
+
 def keep_large_blocks() -> bool:
     """glibc: serve big buffers from the heap and never trim it, so frame buffers are reused.
 
@@ -248,6 +295,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--baseline-repeat", type=int, default=3)
     parser.add_argument("--fill-methods", action="store_true")
+    parser.add_argument("--encodings", action="store_true",
+                        help="time only the input conversion of yuv422 / Bayer frames")
+    parser.add_argument("--device", default="cpu", help="device of --encodings (cpu, cuda)")
     parser.add_argument("--mallopt", action="store_true",
                         help="keep large blocks in the heap (glibc mallopt) before measuring")
     args = parser.parse_args()
@@ -256,6 +306,9 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
+    if args.encodings:
+        encoding_costs(args.repeat, torch.device(args.device))
+        return
     for height, width in SIZES:
         inp = _inputs(height, width)
         fast, slow = ours(inp), baseline(inp)

@@ -26,11 +26,28 @@ import sys
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import (
+    CameraInfo,
+    CompressedImage,
+    Image,
+    PointCloud2,
+    PointField,
+    RegionOfInterest,
+)
 from std_msgs.msg import Header
 
+from dpt_ros.core import camera_info
+from dpt_ros.core.distortion import COEFFICIENTS
 from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import decode_compressed, decode_image
+from dpt_ros.core.image_codec import (
+    DEFAULT_DECODE,
+    DecodeOptions,
+    RawImage,
+    decode_compressed,
+    decode_image,
+    parse_image,
+)
+from dpt_ros.core.pipeline import Frame
 from dpt_ros.core.pointcloud import PackedCloud
 
 # encoding → (dtype, channels) accepted by image_msg
@@ -42,7 +59,6 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "bgr8": (np.dtype(np.uint8), 3),
     "rgb8": (np.dtype(np.uint8), 3),
 }
-_DISTORTION_SIZES = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
 
 
 def _fill_uint8(msg: object, field: str, buffer: np.ndarray) -> None:
@@ -73,14 +89,33 @@ def header_copy(header: Header) -> Header:
     )
 
 
-def rgb_from_image_msg(msg: Image) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a raw Image; raises BadInput. May be a view of `msg.data`."""
-    return decode_image(msg.data, msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian)
+def rgb_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a raw Image, decoded on the host (YUV and Bayer included);
+    raises BadInput. May be a view of `msg.data`."""
+    return decode_image(msg.data, msg.encoding, msg.width, msg.height, msg.step,
+                        msg.is_bigendian, options)
 
 
-def rgb_from_compressed_msg(msg: CompressedImage) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput("compressed")."""
-    return decode_compressed(msg.data, msg.format)
+def rgb_from_compressed_msg(
+    msg: CompressedImage, options: DecodeOptions = DEFAULT_DECODE
+) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput."""
+    return decode_compressed(msg.data, msg.format, options)
+
+
+def frame_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> Frame:
+    """The pipeline's Frame of a raw Image (no intrinsics yet): host RGB, or, for YUV 4:2:2
+    and Bayer, the sensor rows that Pipeline converts on the model's device. Raises BadInput."""
+    image = parse_image(msg.data, msg.encoding, msg.width, msg.height, msg.step,
+                        msg.is_bigendian, options)
+    return Frame(raw=image) if isinstance(image, RawImage) else Frame(image)
+
+
+def frame_from_compressed_msg(
+    msg: CompressedImage, options: DecodeOptions = DEFAULT_DECODE
+) -> Frame:
+    """The pipeline's Frame of a CompressedImage (decoded on the host); raises BadInput."""
+    return Frame(decode_compressed(msg.data, msg.format, options))
 
 
 def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
@@ -113,41 +148,55 @@ def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
     return msg
 
 
-def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
-    """Intrinsics of the image that comes with this CameraInfo.
-
-    K is used (P when K is all zero); ROI and binning are applied as image_geometry's
-    PinholeCameraModel does, so the result describes the published (cropped, binned) image.
-    """
-    k, p = msg.k, msg.p
-    fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
-    if fx == 0.0 and fy == 0.0 and p[0] != 0.0:
-        fx, fy, cx, cy = float(p[0]), float(p[5]), float(p[2]), float(p[6])
-    width, height = int(msg.width), int(msg.height)
-    roi = msg.roi
-    if roi.width > 0 and roi.height > 0:
-        cx, cy = cx - roi.x_offset, cy - roi.y_offset
-        width, height = int(roi.width), int(roi.height)
-    bx, by = max(1, int(msg.binning_x)), max(1, int(msg.binning_y))
-    return Intrinsics(fx / bx, fy / by, cx / bx, cy / by, width // bx, height // by)
+def intrinsics_from_camera_info(msg: CameraInfo, rectified: bool = False) -> Intrinsics:
+    """The camera model of the image that comes with this CameraInfo (core.camera_info)."""
+    return camera_info.camera_model(msg, rectified)
 
 
-def camera_info_msg(
-    intr: Intrinsics, header: Header, distortion_model: str = "plumb_bob"
-) -> CameraInfo:
-    """A rectified-camera CameraInfo: K and P from `intr`, R identity, zero distortion."""
+def camera_info_msg(intr: Intrinsics, header: Header) -> CameraInfo:
+    """A CameraInfo for a camera model we made (synthetic camera, parameter intrinsics):
+    K from `intr`, R identity, P = [K | 0], D and its model from `intr` (plumb_bob zeros for
+    an undistorted camera)."""
+    model = intr.distortion_model or "plumb_bob"
     msg = CameraInfo(
         header=header_copy(header),
         width=int(intr.width),
         height=int(intr.height),
-        distortion_model=distortion_model,
+        distortion_model=model,
     )
     msg.k = np.array([intr.fx, 0.0, intr.cx, 0.0, intr.fy, intr.cy, 0.0, 0.0, 1.0])
     msg.r = np.eye(3).reshape(-1)
     msg.p = np.array(
         [intr.fx, 0.0, intr.cx, 0.0, 0.0, intr.fy, intr.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     )
-    msg.d = pyarray.array("d", [0.0] * _DISTORTION_SIZES.get(distortion_model, 0))
+    d = intr.d if intr.distortion_model else ()
+    d = tuple(d) + (0.0,) * (COEFFICIENTS.get(model, 0) - len(d))
+    msg.d = pyarray.array("d", d)
+    return msg
+
+
+def republished_camera_info(
+    info: CameraInfo, header: Header, source: tuple[int, int], size: tuple[int, int]
+) -> CameraInfo:
+    """The input's CameraInfo for an output image with `header`: the input's own fields
+    (distortion model, D, K, R, P, binning, ROI) when the output has the input image's size
+    `source` (width, height), else the same camera rescaled to `size`
+    (core.camera_info.scaled_fields)."""
+    msg = CameraInfo(header=header_copy(header))
+    if tuple(size) == tuple(source):
+        for name in ("height", "width", "distortion_model", "binning_x", "binning_y"):
+            setattr(msg, name, getattr(info, name))
+        msg.d, msg.k, msg.r, msg.p = info.d, info.k, info.r, info.p
+        msg.roi = RegionOfInterest(
+            x_offset=info.roi.x_offset, y_offset=info.roi.y_offset, height=info.roi.height,
+            width=info.roi.width, do_rectify=info.roi.do_rectify,
+        )
+        return msg
+    fields = camera_info.scaled_fields(info, source, size)
+    msg.width, msg.height = fields["width"], fields["height"]
+    msg.distortion_model = fields["distortion_model"]
+    msg.d = pyarray.array("d", fields["d"])
+    msg.k, msg.r, msg.p = (np.array(fields[n]) for n in ("k", "r", "p"))
     return msg
 
 

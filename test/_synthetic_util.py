@@ -74,6 +74,7 @@ class Collector:
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node("synthetic_test_collector", context=self.context)
         self.frames: dict[tuple[int, int], dict[str, object]] = defaultdict(dict)
+        self.arrivals: dict[tuple[tuple[int, int], str], float] = {}  # monotonic seconds
         self.lock = threading.Lock()
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for topic, kind in topics.items():
@@ -88,6 +89,7 @@ class Collector:
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
             with self.lock:
                 self.frames[stamp][topic] = msg
+                self.arrivals[(stamp, topic)] = time.monotonic()
         return store
 
     def _spin(self) -> None:

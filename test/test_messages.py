@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import io
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -123,7 +124,7 @@ def test_rgb_from_image_msg_big_endian_mono16() -> None:
     msg = Image(height=4, width=6, encoding="mono16", step=12, is_bigendian=1)
     msg.data = array.array("B", grey.astype(">u2").tobytes())
     got = rgb_from_image_msg(_round_trip(msg))
-    np.testing.assert_array_equal(got[..., 1], (grey >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(got[..., 1], np.floor(grey / 65535.0 * 255.0 + 0.5))
 
 
 def test_rgb_from_bad_image_msg() -> None:
@@ -157,7 +158,11 @@ def test_camera_info_round_trip() -> None:
     np.testing.assert_array_equal(msg.r, np.eye(3).reshape(-1))
     assert list(msg.d) == [0.0] * 5
     assert intrinsics_from_camera_info(msg) == intr
-    assert list(camera_info_msg(intr, HEADER, "rational_polynomial").d) == [0.0] * 8
+    lens = replace(intr, distortion_model="rational_polynomial",
+                   d=(0.1, -0.02, 0.001, 0.002, 0.0, 0.3, 0.01, 0.0))
+    raw = _round_trip(camera_info_msg(lens, HEADER))
+    assert raw.distortion_model == "rational_polynomial" and list(raw.d) == list(lens.d)
+    assert intrinsics_from_camera_info(raw) == lens  # raw image: K and D
 
 
 def test_intrinsics_from_camera_info_roi_binning_and_p_fallback() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io as iolib
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from _node_util import (
     image_msg,
     send_until,
     shared_node,  # noqa: F401 (fixture)
+    stamp_of,
     start_nodes,
 )
 
@@ -43,7 +45,8 @@ class Side:
         self.peer, self.proc = peer, proc
         topic = IMAGE_TOPIC + ("/compressed" if compressed else "")
         self.image = peer.publisher(CompressedImage if compressed else Image, topic)
-        self.info = peer.publisher(CameraInfo, INFO_TOPIC)
+        # the compressed node's camera has no camera_info publisher: parameter intrinsics
+        self.info = None if compressed else peer.publisher(CameraInfo, INFO_TOPIC)
         self.depth = peer.collect(Image, "/dpt_node/depth")
         self.diag = peer.collect(DiagnosticArray, "/diagnostics")
 
@@ -68,9 +71,17 @@ class Side:
                 time.sleep(0.05)
         raise TimeoutError(f"no '{kind}' error counted within {timeout} s:\n{self.proc.log()}")
 
+    def pair(self, msg) -> list[tuple[Any, Any]]:
+        """The image, then (as drivers do) its camera_info with the same stamp."""
+        if self.info is None:
+            return [(self.image, msg)]
+        info = camera_info_msg(50.0, 50.0, (W - 1) / 2, (H - 1) / 2, W, H,
+                               stamp_of(msg), msg.header.frame_id)
+        return [(self.image, msg), (self.info, info)]
+
     def good(self, sec: int, frame_id: str = "cam") -> Image:
         msg = image_msg(camera_rgb(H, W, seed=sec), "rgb8", (sec, 0), frame_id)
-        return send_until([(self.image, msg)], [self.depth], (sec, 0))[0]
+        return send_until(self.pair(msg), [self.depth], (sec, 0))[0]
 
     def close(self) -> None:
         for c in (self.depth, self.diag):
@@ -106,7 +117,7 @@ def broken(kind: str, sec: int) -> Image:
     elif kind == "size":
         msg.width, msg.height, msg.step, msg.data = 0, 0, 0, b""
     elif kind == "encoding":
-        msg.encoding = "yuv422"
+        msg.encoding = "bayer_rggb16"  # a ROS encoding the node does not read
     return msg
 
 
@@ -114,7 +125,7 @@ def test_each_malformed_image_is_survived_counted_and_followed(raw):
     raw.good(1)
     expected: dict[str, int] = {}
     for i, kind in enumerate(("step", "data", "size", "encoding")):
-        errors = raw.send_until_counted([(raw.image, broken(kind, 100 + i))], kind)
+        errors = raw.send_until_counted(raw.pair(broken(kind, 100 + i)), kind)
         expected[kind] = errors[kind]
         assert {k: v for k, v in errors.items() if k in expected} == expected  # only this kind
         raw.good(200 + i)
@@ -125,12 +136,12 @@ def test_each_malformed_image_is_survived_counted_and_followed(raw):
 
 
 def test_bad_camera_info_is_survived_and_counted(raw):
-    zero = camera_info_msg(0.0, 0.0, 32.0, 24.0, W, H, (1, 0), "zero_cam")
-    wrong_size = camera_info_msg(50.0, 50.0, 320.0, 240.0, 640, 480, (1, 0), "big_cam")
+    zero = camera_info_msg(0.0, 0.0, 32.0, 24.0, W, H, (300, 0), "zero_cam")
+    wrong_size = camera_info_msg(50.0, 50.0, 320.0, 240.0, 640, 480, (301, 0), "big_cam")
     for sec, info in ((300, zero), (301, wrong_size)):
         frame = image_msg(camera_rgb(H, W), "rgb8", (sec, 0), info.header.frame_id)
         before = raw.errors().get("camera_info", 0)
-        errors = raw.send_until_counted([(raw.info, info), (raw.image, frame)], "camera_info")
+        errors = raw.send_until_counted([(raw.image, frame), (raw.info, info)], "camera_info")
         assert errors["camera_info"] > before
         raw.good(310 + sec)  # frames of a camera with a valid camera_info still work
     # the warning says what was wrong (the second one falls in the same 5 s throttle window)
@@ -159,6 +170,11 @@ def test_compressed_input(compressed, raw):
         assert (out.height, out.width, out.header.frame_id) == (H, W, "cam")
         if fmt == "png":  # lossless: exactly the raw frame's result
             assert np.array_equal(image_array(out), image_array(raw_out))
+    # nothing publishes this node's camera_info: intrinsics from parameters, and it says so
+    compressed.peer.wait_until(
+        lambda: any(diagnostics_values(m).get("intrinsics", "").startswith("parameters")
+                    for m in compressed.diag.msgs), 5.0, "intrinsics: parameters")
+    assert "no publisher on /cam/camera_info" in compressed.proc.log()
 
     corrupt = compressed_msg(rgb, "jpeg", 20)
     corrupt.data = bytes(corrupt.data)[:200] + b"\x00" * 100

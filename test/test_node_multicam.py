@@ -127,7 +127,7 @@ def frames(sec: int) -> dict[str, tuple[np.ndarray, object, object]]:
     for i, (name, cam) in enumerate(CAMERAS.items()):
         rgb = camera_rgb(H, W, seed=cam["seed"] + sec)
         msg = image_msg(rgb, "rgb8", (sec, 1000 + i), cam["frame"])
-        info = camera_info_msg(**cam["k"], width=W, height=H, stamp=(1, 0),
+        info = camera_info_msg(**cam["k"], width=W, height=H, stamp=(sec, 1000 + i),
                                frame_id=cam["frame"])
         out[name] = (rgb, msg, info)
     return out
@@ -136,7 +136,7 @@ def frames(sec: int) -> dict[str, tuple[np.ndarray, object, object]]:
 def send_pair(io, sent, timeout: float = 30.0) -> dict[str, dict]:
     """Publish both cameras' frames together until each camera's outputs carry its stamp."""
     sends = [(io[n][kind], m) for n, (_, msg, info) in sent.items()
-             for kind, m in (("info", info), ("image", msg))]
+             for kind, m in (("image", msg), ("info", info))]
     got = {}
     for name, (_, msg, _) in sent.items():
         topics = list(io[name]["out"])

@@ -66,17 +66,21 @@ def io(peer):
 
 
 def roundtrip(io, msg, info=None, topics=None, timeout=30.0) -> dict:
+    """Publish the image, then (as image_transport's CameraPublisher does) its camera_info
+    with the image's stamp, until every output topic carries that stamp."""
     topics = topics or list(io["out"])
-    sends = ([(io["info"], info)] if info is not None else []) + [(io["image"], msg)]
     stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+    sends = [(io["image"], msg)]
+    if info is not None:
+        info.header.stamp.sec, info.header.stamp.nanosec = stamp
+        sends.append((io["info"], info))
     got = send_until(sends, [io["out"][t] for t in topics], stamp, timeout=timeout)
     return dict(zip(topics, got))
 
 
 def info_for(width: int, height: int, frame: str = FRAME) -> CameraInfo:
-    """One camera per image size: a camera_info is kept per frame_id, and two topics have no
-    relative order, so a size change under one frame_id could meet the old camera_info."""
-    return camera_info_msg(**K, width=width, height=height, stamp=(1, 0), frame_id=frame)
+    """The camera_info of a `width` x `height` image (roundtrip gives it the image's stamp)."""
+    return camera_info_msg(**K, width=width, height=height, stamp=(0, 0), frame_id=frame)
 
 
 # ------------------------------------------------------------------------------ tests

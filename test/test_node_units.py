@@ -229,6 +229,32 @@ def test_worker_processes_newest_and_survives_errors():
     assert len(crashes) == 1 and str(crashes[0]) == "boom"
 
 
+def test_worker_survives_a_failing_crash_reporter():
+    """A reporter that raises (as rclpy's logger does when one call site logs at two
+    severities) must not end the worker: the next item is still handled."""
+    slot: LatestSlots[int] = LatestSlots([""])
+    seen: list[int] = []
+
+    def handle(items: dict[str, int]) -> None:
+        if items[""] == 0:
+            raise RuntimeError("bad frame")
+        seen.append(items[""])
+
+    def report(exc: BaseException) -> None:
+        raise ValueError("Logger severity cannot be changed between calls.")
+
+    worker = Worker(slot, handle, report)
+    worker.start()
+    slot.put("", 0)
+    time.sleep(0.2)
+    slot.put("", 1)
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert seen == [1]
+
+
 def test_worker_runs_first_on_its_own_thread_before_any_item():
     """The warm-up and every frame share one thread (CUDA graphs are per thread), and
     start() returns only once the warm-up is done."""

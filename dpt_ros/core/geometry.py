@@ -1,5 +1,11 @@
-"""Pinhole intrinsics and the maths that uses them (REP 103 optical frame: x right, y down,
-z forward)."""
+"""The camera model of an image and the maths that uses it (REP 103 optical frame: x right,
+y down, z forward).
+
+`Intrinsics` is image_geometry's camera model reduced to what one image needs: the projection
+(fx, fy, cx, cy) of its pixel grid and, for a raw image, its lens distortion. A rectified image
+(or a lens without distortion) has `distortion_model == ""`. Pixel (u, v) is the centre of
+column u, row v, as in OpenCV and ROS.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,17 @@ import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import numpy as np
 import torch
 
+from dpt_ros.core import distortion
 from dpt_ros.core.errors import BadInput
 
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics for an image of `width` x `height` pixels."""
+    """Camera model for an image of `width` x `height` pixels: pinhole projection, plus the
+    lens distortion of a raw (unrectified) image (`distortion_model`, coefficients `d`)."""
 
     fx: float
     fy: float
@@ -22,6 +31,23 @@ class Intrinsics:
     cy: float
     width: int
     height: int
+    distortion_model: str = ""  # "" = none (rectified input, or a lens without distortion)
+    d: tuple[float, ...] = ()
+
+    @property
+    def is_distorted(self) -> bool:
+        return bool(self.distortion_model) and any(c != 0.0 for c in self.d)
+
+    @property
+    def supported(self) -> bool:
+        """False when the distortion model is one we cannot invert (no points then)."""
+        if not self.is_distorted:
+            return True
+        try:
+            distortion.coefficients(self.distortion_model, self.d)
+        except ValueError:
+            return False
+        return True
 
     @classmethod
     def from_hfov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
@@ -30,7 +56,8 @@ class Intrinsics:
         return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
 
     def scaled(self, width: int, height: int) -> Intrinsics:
-        """The same camera seen at another resolution (pixel-centre convention preserved)."""
+        """The same camera seen at another resolution (pixel-centre convention preserved; the
+        distortion acts on normalised coordinates, so it is unchanged)."""
         sx, sy = width / self.width, height / self.height
         return replace(
             self,
@@ -66,22 +93,51 @@ def validate_intrinsics(intr: Intrinsics, width: int, height: int) -> Intrinsics
     return intr
 
 
+def ray_directions(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """X / Z and Y / Z of every pixel's ray in float64: (1, W) and (H, 1) (broadcastable)
+    for an undistorted camera, (H, W) each through the inverted lens model of a raw one
+    (NaN where a pixel has no ray in front of the camera). Shared by the back-projection and
+    the synthetic renderer, so both see the same camera."""
+    x = ((np.arange(intr.width, dtype=np.float64) - intr.cx) / intr.fx)[None, :]
+    y = ((np.arange(intr.height, dtype=np.float64) - intr.cy) / intr.fy)[:, None]
+    if not intr.is_distorted:
+        return x, y
+    xd, yd = np.broadcast_arrays(x, y)
+    return distortion.undistort(xd.copy(), yd.copy(), intr.distortion_model, intr.d)
+
+
 @lru_cache(maxsize=8)
 def _rays(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column (u - cx) / fx and per-row (v - cy) / fy, float32 on `device`.
+    """`ray_directions` as float32 on `device`: per column (W,) and per row (H,) for an
+    undistorted camera, per pixel (H, W) each for a raw one.
 
     Computed in float64 on the host (so only the final product with Z rounds to float32, and
-    devices without float64 work) and cached: a camera's intrinsics rarely change.
+    devices without float64 work) and cached, bounded: a camera's model rarely changes, and
+    inverting a lens costs tens to hundreds of milliseconds.
     """
-    ray_x = (torch.arange(intr.width, dtype=torch.float64) - intr.cx) / intr.fx
-    ray_y = (torch.arange(intr.height, dtype=torch.float64) - intr.cy) / intr.fy
-    return ray_x.to(device, torch.float32), ray_y.to(device, torch.float32)
+    x, y = ray_directions(intr)
+    if not intr.is_distorted:
+        x, y = x[0], y[:, 0]
+    return (torch.from_numpy(np.ascontiguousarray(x)).to(device, torch.float32),
+            torch.from_numpy(np.ascontiguousarray(y)).to(device, torch.float32))
+
+
+def check_model(intr: Intrinsics) -> None:
+    """BadInput('distortion') when the camera's lens model cannot be inverted."""
+    if not intr.supported:
+        try:
+            distortion.coefficients(intr.distortion_model, intr.d)
+        except ValueError as err:
+            raise BadInput("distortion", f"{err}; no points for this camera") from None
 
 
 def backproject(depth: torch.Tensor, intr: Intrinsics) -> torch.Tensor:
     """Depth (H, W) along the optical axis → points (H, W, 3) float32 on depth's device.
 
-    X = (u - cx) Z / fx, Y = (v - cy) Z / fy (u, v pixel indices); NaN depth gives NaN points.
+    X = x(u, v) Z, Y = y(u, v) Z with (x, y) the normalised coordinates of the pixel's ray:
+    (u - cx) / fx, (v - cy) / fy for an undistorted camera, the undistorted ones for a raw
+    image, so every point projects back through K and D onto its own pixel. NaN depth (or a
+    pixel whose ray has no Z-depth) gives NaN points.
     """
     if depth.dim() != 2:
         raise ValueError(f"depth must be (H, W), got {tuple(depth.shape)}")
@@ -91,10 +147,23 @@ def backproject(depth: torch.Tensor, intr: Intrinsics) -> torch.Tensor:
             "camera_info",
             f"intrinsics are for {intr.width}x{intr.height} but depth is {width}x{height}",
         )
+    check_model(intr)
     z = depth.to(torch.float32)
     ray_x, ray_y = _rays(intr, str(z.device))
     points = torch.empty((height, width, 3), dtype=torch.float32, device=z.device)
     torch.mul(z, ray_x, out=points[..., 0])
-    torch.mul(z, ray_y[:, None], out=points[..., 1])
+    torch.mul(z, ray_y if ray_y.dim() == 2 else ray_y[:, None], out=points[..., 1])
     points[..., 2] = z
     return points
+
+
+def project(points, intr: Intrinsics):
+    """Camera-frame points (..., 3) → pixel coordinates (..., 2) through the lens model
+    (numpy or torch, in the points' dtype); points with Z <= 0 give NaN."""
+    xp = torch if isinstance(points, torch.Tensor) else np
+    z = points[..., 2]
+    z = xp.where(z > 0, z, math.nan)
+    x, y = points[..., 0] / z, points[..., 1] / z
+    if intr.is_distorted:
+        x, y = distortion.distort(x, y, intr.distortion_model, intr.d)
+    return xp.stack([intr.fx * x + intr.cx, intr.fy * y + intr.cy], -1)

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.core.image_codec import DEFAULT_MAX_PIXELS, DecodeOptions
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
 from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
+from dpt_ros.core.sync import SYNC_MODES
 
 COLORMAPS = ("turbo", "inferno", "viridis")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -66,6 +68,22 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("input_transport", "raw", "raw: subscribe to 'image' (sensor_msgs/Image); "
               "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
               choices=("raw", "compressed"), read_only=True),
+    ParamSpec("sync.mode", "exact", "How an image finds its camera_info: exact (same stamp, "
+              "as message_filters' TimeSynchronizer), approximate (nearest stamp within "
+              "sync.slop_ms), latest (newest camera_info of the frame_id, any stamp).",
+              choices=SYNC_MODES, read_only=True),
+    ParamSpec("sync.slop_ms", 10.0, "approximate: the largest stamp difference accepted "
+              "between an image and its camera_info (ms).", lo=0.0, hi=1000.0, read_only=True),
+    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits for its camera_info (ms) "
+              "before it is dropped and counted as no_camera_info (drivers publish the "
+              "camera_info a few ms after the image).", lo=1.0, hi=10000.0, read_only=True),
+    ParamSpec("camera.rectified", False, "The input images are rectified: project with P "
+              "(image_geometry's rectified model) and ignore D. Without it, images whose "
+              "camera_info has any non-zero D are raw and back-projected through the lens "
+              "model (plumb_bob, rational_polynomial, equidistant)."),
+    ParamSpec("camera.use_parameters", False, "Ignore camera_info and use "
+              "camera.focal_length / camera.hfov (otherwise they are used only while no "
+              "publisher exists on the camera_info topic).", read_only=True),
     ParamSpec("qos.depth", 5, "History depth of the image and camera_info subscriptions.",
               lo=1, hi=100, read_only=True),
     ParamSpec("warmup", True, "Run one dummy inference at start-up so the first frame is not "
@@ -119,9 +137,18 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
     ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
               "segmentation runs (semantic point cloud)."),
-    ParamSpec("camera.focal_length", 0.0, "Fallback focal length in pixels used until a "
-              "camera_info arrives; 0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
-    ParamSpec("camera.hfov", 60.0, "Fallback horizontal field of view in degrees.",
+    ParamSpec("input.bits", 16, "Significant bits of 16-bit grey input (mono16 / 16UC1 / "
+              "16-bit PNG), e.g. 10 or 12: a sample v becomes round(v * 255 / (2^bits - 1)), "
+              "clipped; a fixed rule, never a per-frame maximum.", lo=8, hi=16),
+    ParamSpec("input.max_pixels", DEFAULT_MAX_PIXELS, "Input frames with more pixels are "
+              "rejected (bad input, counted) from their header, before anything is decoded: "
+              "the guard against decompression bombs and corrupt sizes.", lo=1,
+              hi=1_000_000_000),
+    ParamSpec("camera.focal_length", 0.0, "Focal length in pixels of a camera that publishes "
+              "no camera_info (no publisher on the topic) or with camera.use_parameters; "
+              "0 = derive it from camera.hfov.", lo=0.0, hi=1e5),
+    ParamSpec("camera.hfov", 60.0, "Horizontal field of view in degrees of a camera without "
+              "camera_info (see camera.focal_length).",
               lo=1.0, hi=179.0),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
 )
@@ -222,3 +249,10 @@ def pipeline_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
 def pipeline_settings(values: Mapping[str, Any]) -> PipelineSettings:
     """The runtime-changeable part (what a set-parameters request replaces)."""
     return settings_from_params({**DEFAULTS, **values})
+
+
+def decode_options(values: Mapping[str, Any]) -> DecodeOptions:
+    """How input frames are read (`input.bits`, `input.max_pixels`): node and offline tools."""
+    merged = {**DEFAULTS, **values}
+    return DecodeOptions(bits=int(merged["input.bits"]),
+                         max_pixels=int(merged["input.max_pixels"]))

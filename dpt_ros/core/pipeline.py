@@ -19,9 +19,11 @@ import torch.nn.functional as F
 
 from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.geometry import Intrinsics, backproject
+from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
+from dpt_ros.core.upload import HOST_RGB, Uploader
 from dpt_ros.model import (
     ConfigError,
     ModelLoadError,
@@ -60,10 +62,39 @@ class PipelineSettings:
 
 @dataclass
 class Frame:
-    """One camera image: RGB uint8 (H, W, 3) and the intrinsics of that image, if known."""
+    """One camera image and its camera model, if known (`Intrinsics`: projection, plus lens
+    distortion for a raw image).
 
-    rgb: np.ndarray
+    Either `rgb`, RGB uint8 (H, W, 3) decoded on the host, or `raw`, the camera's own YUV 4:2:2
+    or Bayer bytes, which `Pipeline` uploads as they are (1-2 bytes per pixel instead of 3) and
+    converts on the model's device (`color_convert`). `Frame(rgb)` and `Frame(rgb, intr)` keep
+    working for every caller that already has RGB.
+    """
+
+    rgb: np.ndarray | None = None
     intrinsics: Intrinsics | None = None
+    raw: RawImage | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rgb is None) == (self.raw is None):
+            raise ValueError("a Frame holds exactly one of rgb (host RGB) or raw (sensor bytes)")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        if self.raw is not None:
+            return self.raw.height, self.raw.width
+        return int(self.rgb.shape[0]), int(self.rgb.shape[1])
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The host bytes that travel to the device: RGB (H, W, 3) or sensor rows (H, W*bpp)."""
+        return self.rgb if self.raw is None else self.raw.rows
+
+    @property
+    def encoding(self) -> str:
+        """'rgb8' for host RGB, else the sensor encoding converted on the device."""
+        return HOST_RGB if self.raw is None else self.raw.encoding
 
 
 @dataclass
@@ -214,7 +245,7 @@ class Pipeline:
         self._label_dtype = label_dtype(n_classes)
         # narrowed on the device when torch has the type: a quarter of the int32 copy
         self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
-        self._pinned: torch.Tensor | None = None
+        self._uploader = Uploader(self.device)
 
     @property
     def has_depth(self) -> bool:
@@ -266,22 +297,16 @@ class Pipeline:
             raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
         if not frames:
             return []
-        shapes = {f.rgb.shape for f in frames}
+        shapes = {f.size for f in frames}
         if len(shapes) > 1:  # batches share one size; split mixed input
             return [r for f in frames for r in self.process([f], want)]
         with torch.inference_mode():
             return self._process_batch(frames, want, self.settings)
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
-        """Host uint8 frames → one (B, H, W, 3) uint8 tensor on the device (pinned, async)."""
-        batch = np.stack([np.asarray(f.rgb, dtype=np.uint8) for f in frames])
-        host = torch.from_numpy(batch)
-        if self.device.type != "cuda":
-            return host
-        if self._pinned is None or self._pinned.shape != host.shape:
-            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
-        self._pinned.copy_(host)
-        return self._pinned.to(self.device, non_blocking=True)
+        """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device: one staged transfer,
+        sensor frames (YUV / Bayer) uploaded as received and converted there (`upload`)."""
+        return self._uploader([(f.pixels, f.encoding) for f in frames])
 
     def _process_batch(self, frames: list[Frame], want: set[str],
                        s: PipelineSettings) -> list[FrameResult]:
@@ -373,7 +398,7 @@ class Pipeline:
                 r.seg_colorized = to_host(color)
             if "overlay" in want:
                 r.overlay = to_host(overlay(rgb.flip(-1), color, s.overlay_alpha))
-        if "points" in want and metric is not None and intr is not None:
+        if "points" in want and metric is not None and intr is not None and intr.supported:
             xyz = backproject(metric, intr)
             r.points = pack_cloud(
                 xyz,

@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from dpt_ros import messages
 from dpt_ros.core.errors import BadInput
+from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.pipeline import Frame, Pipeline
 from dpt_ros.offline import bag_io
 from dpt_ros.offline.atomic import AtomicDir
@@ -58,6 +59,7 @@ class BagOptions:
     force: bool = False
     focal_length: float = 0.0  # node parameters camera.focal_length / camera.hfov: the
     hfov: float = 60.0  # intrinsics of frames without any camera info
+    decode: DecodeOptions = DEFAULT_DECODE  # node parameters input.bits / input.max_pixels
     # Copied messages held back while decoded frames wait for their model pass; past this
     # many bytes the partial batch runs early, so memory stays bounded whatever the bag holds.
     buffer_bytes: int = 64 << 20
@@ -268,17 +270,18 @@ class _Run:
         except Exception:  # rclpy raises its own RMWError types for bad CDR
             self.report.skipped[(topic, "undecodable CDR")] += 1
             return
-        try:
-            rgb = (
-                messages.rgb_from_compressed_msg(msg)
+        try:  # the node's decoder: YUV / Bayer stay sensor bytes, converted on the device
+            frame = (
+                messages.frame_from_compressed_msg(msg, self.opts.decode)
                 if cls is CompressedImage
-                else messages.rgb_from_image_msg(msg)
+                else messages.frame_from_image_msg(msg, self.opts.decode)
             )
-            intr = self.cameras.for_image(msg.header.frame_id, rgb.shape[1], rgb.shape[0])
+            height, width = frame.size
+            frame.intrinsics = self.cameras.for_image(msg.header.frame_id, width, height)
         except BadInput as err:
             self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
             return
-        self.batch.append((t, msg.header, Frame(rgb, intr)))
+        self.batch.append((t, msg.header, frame))
 
     def _flush(self) -> None:
         """Run the batch (if any), then write copies and outputs in log-time order. The

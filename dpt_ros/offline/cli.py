@@ -125,6 +125,7 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
         force=args.force,
         focal_length=config.focal_length,
         hfov=config.hfov,
+        decode=config.decode,
     )
     with StopFlag() as stop:
         report = run_bag(opts, pipeline, stop)
@@ -139,7 +140,8 @@ def _cmd_predict(args: argparse.Namespace) -> ExitCode:
 
     intrinsics = IntrinsicsSpec(args.fx, args.fy, args.cx, args.cy, args.hfov)
     collect_sources(args.paths)  # fail on a bad path before the slow model load
-    pipeline = build_pipeline(_config(args, {}))
+    config = _config(args, {})
+    pipeline = build_pipeline(config)
     opts = PredictOptions(
         paths=args.paths,
         out=args.out,
@@ -148,6 +150,7 @@ def _cmd_predict(args: argparse.Namespace) -> ExitCode:
         intrinsics=intrinsics,
         outputs=args.outputs,
         force=args.force,
+        decode=config.decode,
     )
     with StopFlag() as stop:
         report = run_predict(opts, pipeline, stop)

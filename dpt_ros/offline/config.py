@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpt_ros.core.params import BY_NAME, DEFAULTS, check_update
+from dpt_ros.core.image_codec import DecodeOptions
+from dpt_ros.core.params import BY_NAME, DEFAULTS, check_update, decode_options
 from dpt_ros.core.params_file import load_params_file, pipeline_kwargs_from_params
 from dpt_ros.core.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.offline.exitcodes import CliError, ExitCode
@@ -30,6 +31,11 @@ class OfflineConfig:
     @property
     def hfov(self) -> float:
         return float(self.values["camera.hfov"])
+
+    @property
+    def decode(self) -> DecodeOptions:
+        """input.bits / input.max_pixels: frames are read as the node reads them."""
+        return decode_options(self.values)
 
 
 def load_config(params_path: str | None, overrides: dict[str, Any]) -> OfflineConfig:

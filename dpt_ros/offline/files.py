@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions, decode_compressed
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -80,12 +81,13 @@ def _kind(path: Path) -> bool | None:
     return False if suffix in IMAGE_SUFFIXES else None
 
 
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); UnreadableInput for a broken or non-image file."""
+def read_image(path: Path, options: DecodeOptions = DEFAULT_DECODE) -> np.ndarray:
+    """RGB uint8 (H, W, 3) through the node's own compressed-image decoder (same 16-bit
+    scaling by input.bits, same input.max_pixels guard); UnreadableInput for a broken,
+    oversized or non-image file."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return decode_compressed(path.read_bytes(), "", options)
+    except (BadInput, OSError) as err:
         raise UnreadableInput(f"{path}: {err}") from None
 
 

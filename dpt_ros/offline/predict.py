@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.outputs import current_outputs
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
@@ -85,6 +86,7 @@ class PredictOptions:
     intrinsics: IntrinsicsSpec = field(default_factory=IntrinsicsSpec)
     outputs: list[str] | None = None  # None = everything the model can produce
     force: bool = False
+    decode: DecodeOptions = DEFAULT_DECODE  # node parameters input.bits / input.max_pixels
 
 
 @dataclass
@@ -157,7 +159,7 @@ def run_predict(
     progress = Progress(total, "predict", stream=stream)
     start = time.monotonic()
     batch: list[tuple[Path, Frame]] = []
-    for stem, rgb in _frames(sources, report):
+    for stem, rgb in _frames(sources, report, opts.decode):
         if stop is not None and stop.stop_requested:
             report.interrupted = True
             break
@@ -190,7 +192,9 @@ def _check_free(sources: list[Source], outputs: list[str], out: Path, opts: Pred
         raise CliError(ExitCode.OUTPUT_EXISTS, f"outputs exist ({listed}); pass --force")
 
 
-def _frames(sources: list[Source], report: PredictReport) -> Iterator[tuple[Path, np.ndarray]]:
+def _frames(
+    sources: list[Source], report: PredictReport, decode: DecodeOptions
+) -> Iterator[tuple[Path, np.ndarray]]:
     """(stem, rgb) for every readable frame; unreadable inputs are recorded and skipped."""
     for s in sources:
         try:
@@ -198,7 +202,7 @@ def _frames(sources: list[Source], report: PredictReport) -> Iterator[tuple[Path
                 for i, rgb in enumerate(read_video(s.path)):
                     yield s.stem / f"{i:06d}", rgb
             else:
-                yield s.stem, read_image(s.path)
+                yield s.stem, read_image(s.path, decode)
         except UnreadableInput as err:
             report.skipped.append(str(err))
 

@@ -52,11 +52,13 @@ from dpt_ros.core.params import (
     SPECS,
     ParamSpec,
     check_update,
+    decode_options,
     forced_outputs,
     pipeline_kwargs,
     pipeline_settings,
 )
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.core.sync import CameraSync, SyncResult
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.qos import (
     BEST_EFFORT,
@@ -109,17 +111,22 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class _Camera:
-    """One input camera: its topics, subscriptions, publishers and latest camera_infos.
-    `name` is "" for the single-camera node (plain topic names)."""
+    """One input camera: its topics, subscriptions, publishers and image ↔ camera_info
+    pairing. `name` is "" for the single-camera node (plain topic names)."""
 
     name: str
     image_topic: str
+    info_topic: str
     pubs: dict[str, Publisher]
     info_pub: Publisher | None
+    sync: CameraSync[tuple[Any, float]]
     image_sub: Subscription | None = None
     info_sub: Subscription | None = None
     reliability: str | None = None
-    infos: dict[str, CameraInfo] = field(default_factory=dict)  # the latest per frame_id
+    # True while intrinsics come from parameters (camera.use_parameters, or no publisher on
+    # the camera_info topic); diagnostics show it
+    parameter_intrinsics: bool = False
+    logged: set[str] = field(default_factory=set)  # one-time log lines already written
 
 
 class _Job(NamedTuple):
@@ -130,6 +137,7 @@ class _Job(NamedTuple):
     header: Any
     frame: Frame
     received: float
+    info: CameraInfo | None  # the input's camera_info (None: parameter intrinsics)
 
 
 class DptNode(Node):
@@ -139,17 +147,17 @@ class DptNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._values = self._declare_parameters()
         names = self._values["cameras"] or [""]
-        self._slots: LatestSlots[tuple[Any, float]] = LatestSlots(
+        self._slots: LatestSlots[tuple[Any, CameraInfo | None, float]] = LatestSlots(
             names, self._values["batch_wait_ms"] / 1000.0
         )
         self.pipeline = self._load_pipeline()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._forced = forced_outputs(self._values)
         self._compressed = self._values["input_transport"] == "compressed"
+        self._decode = decode_options(self._values)
 
         self.stats = Stats(cameras=names)
         self._throttle = Throttle(period=5.0)
-        self._warned_frames: set[tuple[str, str]] = set()
         self._warned_empty_frame = False
 
         self._available = available_outputs(
@@ -167,10 +175,12 @@ class DptNode(Node):
         for cam in self._cameras.values():
             cam.info_sub = self.create_subscription(
                 CameraInfo,
-                camera_topic(INFO_INPUT, cam.name),
+                cam.info_topic,
                 partial(self._on_camera_info, cam),
                 input_qos(BEST_EFFORT, self._values["qos.depth"]),
             )
+        timeout = self._values["sync.timeout_ms"] / 1000.0
+        self._sync_timer = self.create_timer(min(0.05, timeout / 4), self._on_sync_timer)
         self._diag_timer = self.create_timer(self._values["diagnostics_period"], self._on_timer)
         self.get_logger().info(self._summary())
 
@@ -215,7 +225,20 @@ class DptNode(Node):
             else None
         )
         base = self.resolve_topic_name(camera_topic(IMAGE_INPUT, name))
-        return _Camera(name, base + "/compressed" if self._compressed else base, pubs, info_pub)
+        v = self._values
+        sync: CameraSync[tuple[Any, float]] = CameraSync(
+            v["sync.mode"], v["sync.slop_ms"] / 1000.0, v["sync.timeout_ms"] / 1000.0,
+            pending=max(2, v["qos.depth"]),
+        )
+        return _Camera(
+            name,
+            base + "/compressed" if self._compressed else base,
+            self.resolve_topic_name(camera_topic(INFO_INPUT, name)),
+            pubs,
+            info_pub,
+            sync,
+            parameter_intrinsics=v["camera.use_parameters"],
+        )
 
     def _publish_labels(self) -> None:
         if not self.pipeline.has_segmentation:
@@ -247,6 +270,7 @@ class DptNode(Node):
         self._values.update(updates)
         self.pipeline.settings = pipeline_settings(self._values)
         self._forced = forced_outputs(self._values)
+        self._decode = decode_options(self._values)
         self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
         return SetParametersResult(successful=True)
 
@@ -271,35 +295,106 @@ class DptNode(Node):
         cam.image_sub = self.create_subscription(
             msg_type,
             cam.image_topic,
-            partial(self._on_image, cam.name),
+            partial(self._on_image, cam),
             input_qos(want, self._values["qos.depth"]),
         )
         if cam.reliability is not None:
             self.get_logger().info(f"input QoS of {cam.image_topic} is now {want}")
         cam.reliability = want
 
-    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
-        """Never blocks: hand the newest frame to the worker, count the one it replaces."""
-        self.stats.on_received(camera)
-        if self._slots.put(camera, (msg, time.monotonic())):
-            self.stats.on_dropped(camera=camera)
+    def _on_image(self, cam: _Camera, msg: Image | CompressedImage) -> None:
+        """Never blocks: pair the image with its camera_info (or let it wait for it), and
+        hand the newest paired frame to the worker."""
+        self.stats.on_received(cam.name)
+        now = time.monotonic()
+        if cam.parameter_intrinsics and not self._info_publisher_appeared(cam):
+            self._queue(cam, msg, None, now)
+            return
+        result = cam.sync.add_image(_stamp_ns(msg.header), msg.header.frame_id, (msg, now), now)
+        self._on_sync(cam, result)
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
-        cam.infos[msg.header.frame_id] = msg
+        self._on_sync(cam, cam.sync.add_info(_stamp_ns(msg.header), msg.header.frame_id, msg))
 
-    def _intrinsics_for(self, cam: _Camera, frame_id: str, width: int, height: int) -> Intrinsics:
-        info = cam.infos.get(frame_id)
-        if info is None:
-            if (cam.name, frame_id) not in self._warned_frames:
-                self._warned_frames.add((cam.name, frame_id))
+    def _on_sync(self, cam: _Camera, result: SyncResult[tuple[Any, float]]) -> None:
+        for _ in result.superseded:
+            self.stats.on_dropped(camera=cam.name)
+        for (msg, received), info in result.paired:
+            self._queue(cam, msg, info, received)
+
+    def _queue(self, cam: _Camera, msg: Any, info: CameraInfo | None, received: float) -> None:
+        if self._slots.put(cam.name, (msg, info, received)):
+            self.stats.on_dropped(camera=cam.name)
+
+    def _on_sync_timer(self) -> None:
+        """Images whose camera_info did not come in time: dropped and counted, or — when the
+        camera_info topic has no publisher at all — served with parameter intrinsics."""
+        now = time.monotonic()
+        for cam in self._cameras.values():
+            expired = cam.sync.expire(now).expired
+            if not expired:
+                continue
+            if self.count_publishers(cam.info_topic) == 0 and not cam.parameter_intrinsics:
+                self._use_parameter_intrinsics(cam)
+            if cam.parameter_intrinsics:
+                newest = expired[-1].item
+                for _ in expired[:-1]:
+                    self.stats.on_dropped(camera=cam.name)
+                self._queue(cam, newest[0], None, newest[1])
+                continue
+            for _ in expired:
+                self.stats.on_error("no_camera_info")
+            if self._throttle.ready(f"no_camera_info/{cam.name}"):
+                stamps = ", ".join(_stamp_text(w.stamp) for w in expired[-3:])
                 self.get_logger().warning(
-                    f"no camera_info for frame '{frame_id}' yet: using intrinsics from "
-                    "camera.focal_length / camera.hfov"
+                    f"skipped {len(expired)} image(s) of {cam.image_topic} (stamps {stamps}): "
+                    f"no camera_info on {cam.info_topic} with "
+                    + ("the same stamp" if cam.sync.mode == "exact" else
+                       f"a stamp within {self._values['sync.slop_ms']:g} ms"
+                       if cam.sync.mode == "approximate" else "their frame_id")
+                    + f" within {self._values['sync.timeout_ms']:g} ms (sync.mode "
+                    f"{cam.sync.mode}); check the driver's stamps, or raise sync.timeout_ms / "
+                    "use sync.mode approximate"
                 )
+
+    def _use_parameter_intrinsics(self, cam: _Camera) -> None:
+        cam.parameter_intrinsics = True
+        self.get_logger().warning(
+            f"no publisher on {cam.info_topic}: images of {cam.image_topic} are processed "
+            "with intrinsics from camera.focal_length / camera.hfov (~/depth/camera_info "
+            "carries them); remap camera_info to the camera's topic for real intrinsics"
+        )
+
+    def _info_publisher_appeared(self, cam: _Camera) -> bool:
+        """In parameter mode because nobody published camera_info: leave it once somebody
+        does (never when camera.use_parameters asks for it)."""
+        if self._values["camera.use_parameters"] or self.count_publishers(cam.info_topic) == 0:
+            return False
+        cam.parameter_intrinsics = False
+        self.get_logger().info(f"{cam.info_topic} now has a publisher: using its camera_info")
+        return True
+
+    def _camera_model(self, cam: _Camera, info: CameraInfo | None, width: int, height: int
+                      ) -> Intrinsics:
+        """The camera model of one image: from its own camera_info, or from parameters."""
+        if info is None:
             return fallback_intrinsics(
                 self._values["camera.focal_length"], self._values["camera.hfov"], width, height
             )
-        return validate_intrinsics(messages.intrinsics_from_camera_info(info), width, height)
+        intr = messages.intrinsics_from_camera_info(info, self._values["camera.rectified"])
+        try:
+            return validate_intrinsics(intr, width, height)
+        except BadInput as exc:
+            if intr.width != width or intr.height != height:
+                raise BadInput(
+                    "camera_info",
+                    f"the camera_info of {cam.image_topic} (stamp "
+                    f"{_stamp_text(_stamp_ns(info.header))}) describes a {intr.width}x"
+                    f"{intr.height} image but the image is {width}x{height}: the driver must "
+                    "publish the calibration of the resolution it streams; images of this "
+                    "size are skipped until a matching camera_info arrives",
+                ) from None
+            raise exc
 
     # ----------------------------------------------------------------- worker
     def _wanted(self, cam: _Camera) -> set[str]:
@@ -308,8 +403,9 @@ class DptNode(Node):
             self._available, subscribed, self._forced, self.pipeline.depth_is_metric
         )
 
-    def _frame(self, cam: _Camera, msg: Image | CompressedImage) -> Frame | None:
-        """The decoded frame with its intrinsics; None (counted, logged) when it is bad."""
+    def _frame(self, cam: _Camera, msg: Image | CompressedImage, info: CameraInfo | None
+               ) -> Frame | None:
+        """The decoded frame with its camera model; None (counted, logged) when it is bad."""
         if not msg.header.frame_id and not self._warned_empty_frame:
             self._warned_empty_frame = True
             self.get_logger().warning(
@@ -318,25 +414,38 @@ class DptNode(Node):
             )
         try:
             if self._compressed:
-                rgb = messages.rgb_from_compressed_msg(msg)
-            else:
-                rgb = messages.rgb_from_image_msg(msg)
-            intr = self._intrinsics_for(cam, msg.header.frame_id, rgb.shape[1], rgb.shape[0])
+                frame = messages.frame_from_compressed_msg(msg, self._decode)
+            else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
+                frame = messages.frame_from_image_msg(msg, self._decode)
+            height, width = frame.size
+            frame.intrinsics = self._camera_model(cam, info, width, height)
         except BadInput as exc:
             self._reject(exc.kind, str(exc))
             return None
-        return Frame(rgb, intr)
+        except Exception as exc:  # any other failure costs this camera's frame, not the batch
+            self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
+            return None
+        intr = frame.intrinsics
+        if not intr.supported:
+            self._reject(
+                "distortion",
+                f"{cam.info_topic}: distortion_model '{intr.distortion_model}' with D = "
+                f"{list(intr.d)} cannot be inverted (supported: plumb_bob, "
+                "rational_polynomial, equidistant); depth is published, ~/points is not",
+                error=True,
+            )
+        return frame
 
     def _process(self, items: dict[str, tuple[Any, float]]) -> None:
         """One `Pipeline.process` call for the newest frame of every camera that has one and
         whose outputs somebody wants; each result goes out under its camera's topics."""
         jobs = []
-        for name, (msg, received) in items.items():
+        for name, (msg, info, received) in items.items():
             cam = self._cameras[name]
             want = self._wanted(cam)
-            frame = self._frame(cam, msg) if want else None
+            frame = self._frame(cam, msg, info) if want else None
             if frame is not None:
-                jobs.append(_Job(cam, want, msg.header, frame, received))
+                jobs.append(_Job(cam, want, msg.header, frame, received, info))
         if not jobs:
             return
         try:
@@ -349,30 +458,44 @@ class DptNode(Node):
             return
         self.stats.on_batch(len(jobs))
         for job, result in zip(jobs, results):
-            self._publish(job.camera, result, job.header, job.want)
+            self._publish(job, result)
             self.stats.on_processed(time.monotonic() - job.received, job.camera.name)
 
-    def _publish(self, cam: _Camera, result: FrameResult, header, want: set[str]) -> None:
+    def _publish(self, job: _Job, result: FrameResult) -> None:
         if self._slots.closed:  # shutting down: the context may already be gone
             return
+        cam, header = job.camera, job.header
         sent_depth_image = False
         for name, pub in cam.pubs.items():
             value = getattr(result, name)
-            if value is None or name not in want:  # another camera of the batch wanted it
+            if value is None or name not in job.want:  # another camera of the batch wanted it
                 continue
             if name == "points":
                 pub.publish(messages.pointcloud_msg(value, header))
                 continue
             pub.publish(messages.image_msg(value, image_encoding(name, value), header))
             sent_depth_image |= name in DEPTH_IMAGES
-        if cam.info_pub is not None and result.intrinsics is not None and sent_depth_image:
+        if cam.info_pub is None or result.intrinsics is None or not sent_depth_image:
+            return
+        if job.info is None:  # parameter intrinsics: say what was used
             cam.info_pub.publish(messages.camera_info_msg(result.intrinsics, header))
+            return
+        height, width = job.frame.size
+        size = (result.intrinsics.width, result.intrinsics.height)
+        cam.info_pub.publish(
+            messages.republished_camera_info(job.info, header, (width, height), size)
+        )
 
     def _reject(self, kind: str, why: str, error: bool = False) -> None:
         self.stats.on_error(kind)
-        if self._throttle.ready(kind):
-            log = self.get_logger().error if error else self.get_logger().warning
-            log(f"skipped a frame ({kind}): {why}")
+        if not self._throttle.ready(kind):
+            return
+        # two call sites on purpose: rclpy fixes a logging call site's severity on its first
+        # call and raises ValueError when the same line logs at another one
+        if error:
+            self.get_logger().error(f"skipped a frame ({kind}): {why}")
+        else:
+            self.get_logger().warning(f"skipped a frame ({kind}): {why}")
 
     def _on_worker_crash(self, exc: BaseException) -> None:
         self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
@@ -394,6 +517,11 @@ class DptNode(Node):
             prefix = f"{cam.name}." if cam.name else ""
             info[prefix + "input_topic"] = cam.image_topic
             info[prefix + "input_reliability"] = str(cam.reliability)
+            info[prefix + "camera_info_topic"] = cam.info_topic
+            info[prefix + "intrinsics"] = (
+                "parameters (camera.focal_length / camera.hfov)" if cam.parameter_intrinsics
+                else f"camera_info (sync {cam.sync.mode})"
+            )
         snap = self.stats.snapshot()
         worker = WorkerState(self._worker.alive, self._worker.busy_s, self._slots.waiting())
         limits = Limits(self._values["diagnostics.stale_s"],
@@ -410,6 +538,14 @@ class DptNode(Node):
     def close(self) -> None:
         """Stop the worker before the node goes away (it publishes through this node)."""
         self._worker.stop()
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _stamp_text(stamp_ns: int) -> str:
+    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
 
 
 def main(args: list[str] | None = None) -> int:

@@ -2,11 +2,17 @@
 
 Publishes (relative names, so `__ns:=/camera` gives /camera/image_raw etc.), all with the same
 header (stamp, `frame_id`):
-- `image_raw` (sensor_msgs/Image, rgb8) and `camera_info` (pinhole, no distortion)
+- `image_raw` (sensor_msgs/Image, rgb8) and `camera_info`; like a real driver
+  (image_transport's CameraPublisher) the camera_info goes out after its image
+  (`camera_info_delay_ms` later), and a lens (`distortion_model` plumb_bob /
+  rational_polynomial / equidistant, coefficients `distortion`) renders a raw, distorted
+  image exactly through the lens model, described by D in the camera_info
 - `depth_gt` (32FC1, Z-depth in metres, REP 118) and `labels_gt` (mono8 class ids:
   0 floor, 1 wall, 2 ceiling, 3 box, 4 sphere, 5 cylinder)
 - `pose` (geometry_msgs/PoseStamped, header.frame_id = `world_frame`): the optical frame in
   the world, so consumers can compare points with the exact scene surfaces.
+`switch_every` > 0 alternates the resolution between width x height and alt_width x
+alt_height every that many frames (a driver switching modes), with a camera_info per mode.
 Outputs use reliable QoS: the pip Fast DDS silently drops best-effort messages of about 1 MB
 and more between processes (a 640x480 rgb8 image is 0.9 MB, its depth 1.2 MB).
 """
@@ -14,11 +20,13 @@ and more between processes (a 640x480 rgb8 image is 0.9 MB, its depth 1.2 MB).
 from __future__ import annotations
 
 import sys
+import time
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -38,6 +46,10 @@ def _float(desc: str, lo: float, hi: float) -> ParameterDescriptor:
     return ParameterDescriptor(
         description=desc, read_only=True,
         floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
+
+
+def _text(desc: str) -> ParameterDescriptor:
+    return ParameterDescriptor(description=desc, read_only=True)
 
 
 def _int(desc: str, lo: int, hi: int) -> ParameterDescriptor:
@@ -62,12 +74,36 @@ class SyntheticCamera(Node):
                                                                0, 2**31 - 1)),
             "frame_id": self.declare_parameter("frame_id", "camera_optical_frame"),
             "world_frame": self.declare_parameter("world_frame", "world"),
+            "distortion_model": self.declare_parameter(
+                "distortion_model", "", _text("lens: '' (pinhole), plumb_bob, "
+                                              "rational_polynomial or equidistant")),
+            "distortion": self.declare_parameter(
+                "distortion", Parameter.Type.DOUBLE_ARRAY,
+                _text("the lens's D coefficients (ROS order); empty: a typical lens")),
+            "camera_info_delay_ms": self.declare_parameter(
+                "camera_info_delay_ms", 2.0,
+                _float("camera_info published this long after its image; < 0: before it",
+                       -1000.0, 1000.0)),
+            "switch_every": self.declare_parameter(
+                "switch_every", 0, _int("frames between resolution switches, 0 = never",
+                                        0, 2**31 - 1)),
+            "alt_width": self.declare_parameter("alt_width", 320, _int("second width (px)",
+                                                                        16, 4096)),
+            "alt_height": self.declare_parameter("alt_height", 240,
+                                                 _int("second height (px)", 16, 4096)),
         }
         v = {k: par.value for k, par in p.items()}
         self.rate, self.frames = float(v["rate"]), int(v["frames"])
         self.frame_id, self.world_frame = str(v["frame_id"]), str(v["world_frame"])
+        self.info_delay = float(v["camera_info_delay_ms"]) / 1000.0
+        self.switch_every = int(v["switch_every"])
         self.world = make_world(int(v["seed"]))
-        self.renderer = Renderer.from_hfov(int(v["width"]), int(v["height"]), float(v["hfov"]))
+        lens = lens_coefficients(str(v["distortion_model"]), list(v["distortion"] or []))
+        self.renderers = [
+            Renderer.from_hfov(int(w), int(h), float(v["hfov"]), *lens)
+            for w, h in ((v["width"], v["height"]), (v["alt_width"], v["alt_height"]))
+        ]
+        self.renderer = self.renderers[0]
         self.pub_image = self.create_publisher(Image, "image_raw", OUTPUT_QOS)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", OUTPUT_QOS)
         self.pub_depth = self.create_publisher(Image, "depth_gt", OUTPUT_QOS)
@@ -87,16 +123,38 @@ class SyntheticCamera(Node):
             self.timer.cancel()
             self.done = True
             return
+        if self.switch_every:
+            self.renderer = self.renderers[(self.index // self.switch_every) % 2]
         frame = self.renderer.render(self.world, path_pose(self.world, self.index / self.rate))
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
-        # camera_info first: a consumer that pairs each image with the latest camera_info
-        # then never sees an image before its intrinsics.
-        self.pub_info.publish(camera_info_msg(frame.intrinsics, header))
+        info = camera_info_msg(frame.intrinsics, header)
+        if self.info_delay < 0:
+            self.pub_info.publish(info)
         self.pub_image.publish(image_msg(frame.rgb, "rgb8", header))
+        if self.info_delay >= 0:  # after the image, as image_transport's CameraPublisher
+            time.sleep(self.info_delay)
+            self.pub_info.publish(info)
         self.pub_depth.publish(image_msg(frame.depth, "32FC1", header))
         self.pub_labels.publish(image_msg(frame.labels, "mono8", header))
         self.pub_pose.publish(pose_msg(frame.pose, header, self.world_frame))
         self.index += 1
+
+
+TYPICAL_LENSES = {  # D of lenses like those on robot cameras, when `distortion` is empty
+    "plumb_bob": (-0.28, 0.09, 0.0012, -0.0009, -0.012),
+    "rational_polynomial": (2.1, 0.9, 0.0008, -0.0005, 0.05, 2.45, 1.6, 0.2),
+    "equidistant": (-0.013, 0.021, -0.011, 0.0021),
+}
+
+
+def lens_coefficients(model: str, d: list[float]) -> tuple[str, tuple[float, ...]]:
+    """(distortion_model, D) of the synthetic lens; ValueError for an unknown model."""
+    if not model:
+        return "", ()
+    if model not in TYPICAL_LENSES:
+        raise ValueError(f"distortion_model '{model}' is not one of "
+                         f"'', {', '.join(TYPICAL_LENSES)}")
+    return model, tuple(d) if d else TYPICAL_LENSES[model]
 
 
 def pose_msg(pose, header: Header, world_frame: str) -> PoseStamped:

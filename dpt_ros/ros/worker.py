@@ -3,6 +3,7 @@ latency never grows with load and the subscription callbacks never wait for infe
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -132,10 +133,17 @@ class Worker(Generic[T]):
             try:
                 self._handle(item)
             except Exception as exc:  # the worker must outlive any single frame
-                self._on_crash(exc)
+                self._report(exc)
             finally:
                 self._busy_since = None
                 self.handled += 1
+
+    def _report(self, exc: Exception) -> None:
+        try:
+            self._on_crash(exc)
+        except Exception as inner:  # a failing reporter must not end the loop either
+            print(f"{self._thread.name}: {type(exc).__name__}: {exc} (and reporting it "
+                  f"failed: {type(inner).__name__}: {inner})", file=sys.stderr, flush=True)
 
     @property
     def alive(self) -> bool:

@@ -1,17 +1,20 @@
-"""The renderer: one pinhole frame of a `World` → RGB, Z-depth (metres) and class ids.
+"""The renderer: one frame of a `World` → RGB, Z-depth (metres) and class ids.
 
 Depth is the Z-depth along the optical axis (REP 118: metres, float32), exactly as a depth
-camera or `dpt_node`'s `~/depth` reports it. Objects are only intersected inside the image
-rectangle their bounding box projects to, which keeps a 640x480 frame fast in numpy.
+camera or `dpt_node`'s `~/depth` reports it. The camera may be a pinhole or a raw camera with
+lens distortion (plumb_bob, rational_polynomial, equidistant): each pixel's ray is the
+camera model's own (`core.geometry.ray_directions`), so the image is rendered exactly
+through the lens. Objects are only intersected inside the image rectangle their bounding
+box projects to (through the lens, edges sampled), which keeps a 640x480 frame fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.geometry import Intrinsics, project, ray_directions
 from dpt_ros.synthetic import raycast, shading
 from dpt_ros.synthetic.camera_path import Pose, path_pose
 from dpt_ros.synthetic.classes import CEILING, FLOOR, WALL
@@ -35,14 +38,21 @@ class Renderer:
     """Ray-caster for a fixed image size; the per-pixel camera rays are computed once."""
 
     def __init__(self, intrinsics: Intrinsics):
-        self.intrinsics = k = intrinsics
-        u = (np.arange(k.width, dtype=np.float32) - np.float32(k.cx)) / np.float32(k.fx)
-        v = (np.arange(k.height, dtype=np.float32) - np.float32(k.cy)) / np.float32(k.fy)
-        self._xn, self._yn = np.meshgrid(u, v)
+        self.intrinsics = intrinsics
+        x, y = np.broadcast_arrays(*ray_directions(intrinsics))
+        # a pixel with no ray (beyond a strong lens's fold) looks straight ahead: it gets a
+        # picture, and its ground truth is marked invalid below
+        self._valid = np.isfinite(x) & np.isfinite(y)
+        self._xn = np.where(self._valid, x, 0.0).astype(np.float32)
+        self._yn = np.where(self._valid, y, 0.0).astype(np.float32)
 
     @classmethod
-    def from_hfov(cls, width: int, height: int, hfov_deg: float = 70.0) -> Renderer:
-        return cls(Intrinsics.from_hfov(width, height, hfov_deg))
+    def from_hfov(cls, width: int, height: int, hfov_deg: float = 70.0,
+                  distortion_model: str = "", d: tuple[float, ...] = ()) -> Renderer:
+        """Square pixels, centred principal point, focal length from the horizontal FOV (of
+        the pinhole part), optionally with a lens."""
+        pinhole = Intrinsics.from_hfov(width, height, hfov_deg)
+        return cls(replace(pinhole, distortion_model=distortion_model, d=tuple(d)))
 
     def render(self, world: World, pose: Pose) -> SyntheticFrame:
         """Cast one ray per pixel centre; t of the nearest hit is the Z-depth."""
@@ -64,6 +74,8 @@ class Renderer:
             surface[rect] = np.where(closer, np.int16(6 + i), surface[rect])
             rects.append((i, *rect))
         rgb, labels = self._shade(world, o, dx, dy, dz, t, surface, rects)
+        if not self._valid.all():
+            t = np.where(self._valid, t, np.float32(np.nan))
         return SyntheticFrame(rgb, t, labels, self.intrinsics, pose)
 
     def _screen_rect(self, obj: Shape, pose: Pose) -> tuple[slice, slice] | None:
@@ -74,14 +86,18 @@ class Renderer:
         ys = np.array([obj.y - rad, obj.y + rad])
         zs = np.array([0.0, obj.top])
         corners = np.stack(np.meshgrid(xs, ys, zs), -1).reshape(-1, 3)
+        if k.is_distorted:  # edges curve through a lens: sample them, not just the corners
+            corners = _box_edge_samples(corners)
         cam = (corners - pose.position) @ pose.rotation
         z = cam[:, 2]
         if np.all(z <= 1e-3):
             return None
         if np.any(z <= 1e-3):
             return slice(0, k.height), slice(0, k.width)
-        u = k.fx * cam[:, 0] / z + k.cx
-        v = k.fy * cam[:, 1] / z + k.cy
+        uv = project(cam, k)
+        if not np.isfinite(uv).all():
+            return slice(0, k.height), slice(0, k.width)
+        u, v = uv[:, 0], uv[:, 1]
         u0, u1 = max(int(np.floor(u.min())) - 1, 0), min(int(np.ceil(u.max())) + 2, k.width)
         v0, v1 = max(int(np.floor(v.min())) - 1, 0), min(int(np.ceil(v.max())) + 2, k.height)
         if u0 >= u1 or v0 >= v1:
@@ -128,6 +144,22 @@ class Renderer:
             np.clip(channel * 255 + 0.5, 0, 255, out=channel)
             rgb[..., c] = channel
         return rgb, labels
+
+
+def _box_edge_samples(corners: np.ndarray, n: int = 16) -> np.ndarray:
+    """Points along the 12 edges of the axis-aligned box spanned by 8 `corners`."""
+    lo, hi = corners.min(0), corners.max(0)
+    t = np.linspace(0.0, 1.0, n)
+    samples = []
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        for a in (lo[others[0]], hi[others[0]]):
+            for b in (lo[others[1]], hi[others[1]]):
+                edge = np.empty((n, 3))
+                edge[:, axis] = lo[axis] + t * (hi[axis] - lo[axis])
+                edge[:, others[0]], edge[:, others[1]] = a, b
+                samples.append(edge)
+    return np.concatenate(samples)
 
 
 def render_path_frame(seed: int, index: int, width: int = 640, height: int = 480,

@@ -1,0 +1,119 @@
+"""Pairing each camera image with its camera_info by stamp (message_filters semantics).
+
+image_transport's CameraPublisher, which most drivers use, publishes the image first and its
+camera_info right after, both with the same stamp; bags interleave them either way. So an
+image may have to wait for its camera_info, but only briefly and never behind a newer image:
+
+- `exact` (default): the camera_info whose stamp equals the image's (TimeSynchronizer).
+- `approximate`: the camera_info nearest in stamp within `slop` seconds.
+- `latest`: the newest camera_info received for the image's frame_id, whatever its stamp
+  (what the node did before; only for drivers whose stamps never agree).
+
+An image with no partner yet waits at most `timeout` seconds (by the caller's clock, the
+node's monotonic time or the bag's time); `expire` hands back those that ran out. Once an
+image is paired, every older image still waiting is superseded (the newest-frame rule: the
+consumer only ever wants the newest frame). Everything is bounded: `infos` camera_infos and
+`pending` images are kept per camera.
+
+Plain Python, no ROS, not thread-safe (the node calls it from its executor thread only).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+SYNC_MODES = ("exact", "approximate", "latest")
+
+
+@dataclass
+class Waiting(Generic[T]):
+    """An image with no camera_info yet."""
+
+    stamp: int  # nanoseconds
+    frame_id: str
+    item: T
+    since: float  # caller's clock, seconds
+
+
+@dataclass
+class SyncResult(Generic[T]):
+    """What one call released: paired (item, info), and items given up on."""
+
+    paired: list[tuple[T, Any]]
+    superseded: list[T]  # older than a paired image: dropped by the newest-frame rule
+    expired: list[Waiting[T]]  # waited longer than the timeout
+
+
+class CameraSync(Generic[T]):
+    """Image ↔ camera_info pairing of one camera (see the module docstring)."""
+
+    def __init__(self, mode: str = "exact", slop: float = 0.01, timeout: float = 0.2,
+                 infos: int = 32, pending: int = 8) -> None:
+        if mode not in SYNC_MODES:
+            raise ValueError(f"sync mode '{mode}' is not one of {', '.join(SYNC_MODES)}")
+        self.mode = mode
+        self.slop_ns = round(slop * 1e9)
+        self.timeout = timeout
+        self._infos: deque[tuple[int, str, Any]] = deque(maxlen=infos)  # (stamp, frame, info)
+        self._latest: OrderedDict[str, Any] = OrderedDict()  # frame_id -> newest info
+        self._max_frames = infos
+        self._pending: deque[Waiting[T]] = deque()
+        self._max_pending = pending
+
+    @property
+    def waiting(self) -> int:
+        return len(self._pending)
+
+    def add_info(self, stamp: int, frame_id: str, info: Any) -> SyncResult[T]:
+        """Store a camera_info; pair the newest waiting image it completes."""
+        self._infos.append((stamp, frame_id, info))
+        self._latest[frame_id] = info
+        self._latest.move_to_end(frame_id)
+        while len(self._latest) > self._max_frames:
+            self._latest.popitem(last=False)
+        for i in range(len(self._pending) - 1, -1, -1):  # newest first
+            waiting = self._pending[i]
+            match = self._match(waiting.stamp, waiting.frame_id)
+            if match is not None:
+                return self._release(i, match)
+        return SyncResult([], [], [])
+
+    def add_image(self, stamp: int, frame_id: str, item: T, now: float) -> SyncResult[T]:
+        """Pair `item` now if its camera_info is here, else let it wait."""
+        info = self._match(stamp, frame_id)
+        self._pending.append(Waiting(stamp, frame_id, item, now))
+        if info is not None:
+            return self._release(len(self._pending) - 1, info)
+        superseded = []
+        while len(self._pending) > self._max_pending:
+            superseded.append(self._pending.popleft().item)
+        return SyncResult([], superseded, [])
+
+    def expire(self, now: float) -> SyncResult[T]:
+        """Give up on images that waited longer than the timeout."""
+        expired = []
+        while self._pending and now - self._pending[0].since > self.timeout:
+            expired.append(self._pending.popleft())
+        return SyncResult([], [], expired)
+
+    def _release(self, index: int, info: Any) -> SyncResult[T]:
+        superseded = [self._pending.popleft().item for _ in range(index)]
+        paired = self._pending.popleft()
+        return SyncResult([(paired.item, info)], superseded, [])
+
+    def _match(self, stamp: int, frame_id: str) -> Any | None:
+        if self.mode == "latest":
+            return self._latest.get(frame_id)
+        best, best_gap = None, None
+        for info_stamp, _, info in reversed(self._infos):
+            gap = abs(info_stamp - stamp)
+            if gap == 0:
+                return info
+            if self.mode == "approximate" and gap <= self.slop_ns and (
+                best_gap is None or gap < best_gap
+            ):
+                best, best_gap = info, gap
+        return best
