@@ -18,8 +18,13 @@ bayer_rggb8; bgr8 for reference): the node's path (sensor bytes uploaded as rece
 converted on the device) against decoding to RGB on the host first and uploading RGB, on
 `--device` (cpu or cuda).
 
+`--backprojection` times the back-projection of a raw camera with lens distortion (rays
+through the inverted lens, cached per camera model) against the pinhole camera's, alone and
+with the cloud packing (the node's `points` stage), plus the one-time cost of inverting the
+lens.
+
 Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods] [--mallopt]
-[--encodings [--device cuda]]`.
+[--encodings [--device cuda]] [--backprojection [--device cuda]]`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import argparse
 import array
 import ctypes
 import ctypes.util
+import dataclasses
 import datetime
 import os
 import platform
@@ -275,6 +281,43 @@ def encoding_costs(repeat: int, device: torch.device) -> None:
                   f"        {host / dev:6.2f}x")
 
 
+LENS = ("plumb_bob", (-0.28, 0.09, 0.0012, -0.0009, -0.012))
+
+
+def backprojection_costs(repeat: int, device: torch.device) -> None:
+    """Per frame: depth → points through a plumb_bob lens vs through a pinhole, same size."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"\nback-projection on {device} (ms, median / best; lens rays cached):")
+    print("  size        pinhole            lens               lens / pinhole   "
+          "(+ packing: pinhole / lens / ratio)   lens inversion (once)")
+    for height, width in SIZES:
+        pinhole = Intrinsics.from_hfov(width, height, 70.0)
+        lens = dataclasses.replace(pinhole, distortion_model=LENS[0], d=LENS[1])
+        depth = (torch.rand((height, width), generator=torch.Generator().manual_seed(0))
+                 * 8 + 0.5).to(device)
+        rgb = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8).to(device)
+        start = time.perf_counter()
+        backproject(depth, lens)  # builds the cached rays
+        sync()
+        once = (time.perf_counter() - start) * 1e3
+        row = {}
+        for name, intr in (("pinhole", pinhole), ("lens", lens)):
+            def project(intr=intr) -> None:
+                backproject(depth, intr)
+                sync()
+
+            def with_packing(intr=intr) -> None:
+                pack_cloud(backproject(depth, intr), rgb)
+                sync()
+
+            row[name] = (_times_ms(project, repeat), _times_ms(with_packing, repeat))
+        (pm, pb), (ppm, _) = row["pinhole"]
+        (lm, lb), (lpm, _) = row["lens"]
+        print(f"  {width}x{height:<5d} {pm:7.2f} / {pb:6.2f}   {lm:7.2f} / {lb:6.2f}   "
+              f"{lm / pm:6.2f}x (best {lb / pb:.2f}x)     {ppm:7.2f} / {lpm:7.2f} / "
+              f"{lpm / ppm:.2f}x              {once:7.1f}")
+
+
 def keep_large_blocks() -> bool:
     """glibc: serve big buffers from the heap and never trim it, so frame buffers are reused.
 
@@ -297,7 +340,10 @@ def main() -> None:
     parser.add_argument("--fill-methods", action="store_true")
     parser.add_argument("--encodings", action="store_true",
                         help="time only the input conversion of yuv422 / Bayer frames")
-    parser.add_argument("--device", default="cpu", help="device of --encodings (cpu, cuda)")
+    parser.add_argument("--backprojection", action="store_true",
+                        help="time only the lens back-projection against the pinhole one")
+    parser.add_argument("--device", default="cpu",
+                        help="device of --encodings / --backprojection (cpu, cuda)")
     parser.add_argument("--mallopt", action="store_true",
                         help="keep large blocks in the heap (glibc mallopt) before measuring")
     args = parser.parse_args()
@@ -308,6 +354,9 @@ def main() -> None:
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
     if args.encodings:
         encoding_costs(args.repeat, torch.device(args.device))
+        return
+    if args.backprojection:
+        backprojection_costs(args.repeat, torch.device(args.device))
         return
     for height, width in SIZES:
         inp = _inputs(height, width)
