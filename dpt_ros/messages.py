@@ -200,6 +200,18 @@ def republished_camera_info(
     return msg
 
 
+def depth_camera_info(
+    info: CameraInfo | None, intr: Intrinsics, header: Header, source: tuple[int, int]
+) -> CameraInfo:
+    """`~/depth/camera_info` for depth images described by `intr` (the pipeline's, scaled to
+    the output size) from an input image of `source` (width, height): the input's own
+    CameraInfo (rescaled when the sizes differ), or — for parameter intrinsics, `info` None —
+    a CameraInfo of those."""
+    if info is None:
+        return camera_info_msg(intr, header)
+    return republished_camera_info(info, header, source, (intr.width, intr.height))
+
+
 def pointcloud_msg(packed: PackedCloud, header: Header) -> PointCloud2:
     """A PointCloud2 around a packed payload (native byte order, as pack_cloud builds it)."""
     msg = PointCloud2(

@@ -77,7 +77,7 @@ def compressed_msg(rgb: np.ndarray, i: int):
     return msg
 
 
-def camera_info_msg(i: int):
+def camera_info_msg(i: int, d: list[float] | None = None):
     from sensor_msgs.msg import CameraInfo
 
     msg = CameraInfo()
@@ -85,7 +85,7 @@ def camera_info_msg(i: int):
     msg.header.frame_id = FRAME_ID
     msg.width, msg.height = WIDTH, HEIGHT
     msg.distortion_model = "plumb_bob"
-    msg.d = [0.0] * 5
+    msg.d = list(d) if d else [0.0] * 5
     msg.k = [FX, 0.0, CX, 0.0, FY, CY, 0.0, 0.0, 1.0]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     msg.p = [FX, 0.0, CX, 0.0, 0.0, FY, CY, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -99,9 +99,14 @@ def write_bag(
     compressed: bool = False,
     bad: dict[int, str] | None = None,
     with_info: bool = True,
+    info_offset: int = -1000,
+    info_d: list[float] | None = None,
+    no_info: frozenset[int] = frozenset(),
 ) -> dict[int, np.ndarray]:
     """A bag with n frames (+ camera info, + a chatter topic); `bad` maps a frame index to
-    'garbage' (undecodable CDR) or 'short' (an Image whose data is too small).
+    'garbage' (undecodable CDR) or 'short' (an Image whose data is too small). Each camera
+    info has its image's stamp and is logged `info_offset` ns from it (after it when
+    positive, as drivers publish), with D = `info_d`; frames in `no_info` have none.
 
     Returns the RGB of every well-formed frame by index.
     """
@@ -122,8 +127,8 @@ def write_bag(
         chat = writer.add_connection(CHATTER_TOPIC, "std_msgs/msg/String", typestore=ts)
         for i in range(n_frames):
             t = log_time(i)
-            if with_info:
-                writer.write(info, t - 1000, serialize_message(camera_info_msg(i)))
+            if with_info and i not in no_info:
+                writer.write(info, t + info_offset, serialize_message(camera_info_msg(i, info_d)))
             rgb = frame_rgb(i)
             if bad.get(i) == "garbage":
                 data = b"\x00\x01\x00\x00" + b"\xff" * 23

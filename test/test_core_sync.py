@@ -81,3 +81,14 @@ def test_everything_is_bounded() -> None:
 def test_unknown_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="exact, approximate, latest"):
         CameraSync("nearest")
+
+
+def test_offline_keeps_every_waiting_image() -> None:
+    """newest_only=False (the bag tool): no image is superseded, each gets its own info."""
+    sync: CameraSync[str] = CameraSync("exact", newest_only=False)
+    for i in range(3):
+        assert paired(sync.add_image(i * MS, "cam", f"img{i}", now=0.0)) == []
+    assert paired(sync.add_info(2 * MS, "cam", "info2")) == [("img2", "info2")]
+    assert paired(sync.add_info(0, "cam", "info0")) == [("img0", "info0")]
+    assert paired(sync.add_image(0, "cam", "again", now=0.0)) == [("again", "info0")]
+    assert [w.item for w in sync.expire(1.0).expired] == ["img1"]

@@ -28,6 +28,7 @@ from _offline_util import (
     INFO_TOPIC,
     LABELS,
     WIDTH,
+    camera_info_msg,
     checkpoints,
     log_time,
     read_bag,
@@ -36,6 +37,7 @@ from _offline_util import (
     write_bag,
 )
 
+from dpt_ros import messages
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.pipeline import OUTPUTS, Frame, Pipeline
 from dpt_ros.offline.cli import main
@@ -98,7 +100,6 @@ def _models() -> list[str]:
 def test_bag_outputs_are_the_node_messages(tmp_path, capsys, storage, batch):
     """Messages are compared field by field: rclpy leaves CDR alignment padding bytes
     uninitialised, so two serialisations of one message can differ in those bytes."""
-    from dpt_ros import messages
 
     src, dst = tmp_path / "in", tmp_path / "out"
     frames = write_bag(src, storage, 6, bad={2: "garbage", 4: "short"})
@@ -160,7 +161,7 @@ def test_bag_outputs_are_the_node_messages(tmp_path, capsys, storage, batch):
         assert (cloud.height, cloud.width) == (HEIGHT, WIDTH)
         if batch == 1:
             assert cloud == messages.pointcloud_msg(ref.points, _header(i))
-        assert info == messages.camera_info_msg(ref.intrinsics, _header(i))
+        assert info == camera_info_msg(i)  # the input's own camera_info, republished
 
 
 def test_compressed_relative_model_with_params_file(tmp_path, capsys):
@@ -305,3 +306,41 @@ def test_unreadable_bag_file(tmp_path, capsys, name):
     assert code == ExitCode.INPUT
     assert "cannot read bag" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_camera_info_after_its_image_and_lens_distortion(tmp_path, capsys):
+    """As drivers record them: each camera_info logged 3 ms after its image, a plumb_bob
+    lens. Every image is paired with its own camera_info (bag time, the node's sync rule),
+    the output camera_info is the input's (D kept) and the points follow the lens; an
+    image whose camera_info never comes is skipped and reported."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CameraInfo, PointCloud2
+
+    from dpt_ros.core.geometry import project
+
+    d = [-0.2, 0.05, 0.001, -0.001, 0.0]
+    src, dst = tmp_path / "in", tmp_path / "out"
+    write_bag(src, "sqlite3", 4, info_offset=3_000_000, info_d=d, no_info=frozenset({2}))
+    code = main(["bag", str(src), str(dst), "--image-topic", IMAGE_TOPIC,
+                 "--camera-info-topic", INFO_TOPIC, "--depth-model",
+                 str(checkpoints()["metric"]), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.SKIPPED, err
+    assert "no camera_info with its stamp" in err
+    got: dict[str, list] = {}
+    for topic, _, t, raw in read_bag(dst):
+        got.setdefault(topic, []).append((t, raw))
+    infos = [deserialize_message(raw, CameraInfo) for _, raw in got["/dpt/depth/camera_info"]]
+    assert [i.header.stamp.sec for i in infos] == [stamp_of(k)[0] for k in (0, 1, 3)]
+    for k, info in zip((0, 1, 3), infos):
+        assert info == camera_info_msg(k, d)
+    cloud = deserialize_message(got["/dpt/points"][0][1], PointCloud2)
+    xyz = np.frombuffer(bytes(cloud.data), np.float32).reshape(
+        HEIGHT, WIDTH, cloud.point_step // 4)[..., :3]
+    assert [f.name for f in cloud.fields][:3] == ["x", "y", "z"]
+    intr = messages.intrinsics_from_camera_info(infos[0])
+    uv = project(xyz.astype(np.float64), intr)
+    u, v = np.meshgrid(np.arange(WIDTH), np.arange(HEIGHT))
+    ok = np.isfinite(uv).all(-1)
+    assert ok.mean() > 0.99
+    assert np.abs(uv[..., 0] - u)[ok].max() < 0.01 and np.abs(uv[..., 1] - v)[ok].max() < 0.01

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
 
 
 def _binning(info: Any) -> tuple[int, int]:
@@ -67,6 +68,31 @@ def camera_model(info: Any, rectified: bool = False) -> Intrinsics:
     d = tuple(float(c) for c in info.d)
     model = str(info.distortion_model) if any(c != 0.0 for c in d) else ""
     return Intrinsics(fx, fy, cx, cy, width, height, model, d if model else ())
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def stamp_text(stamp: int) -> str:
+    """Nanoseconds as ROS writes a stamp: sec.nanosec."""
+    return f"{stamp // 1_000_000_000}.{stamp % 1_000_000_000:09d}"
+
+
+def camera_for_image(info: Any, width: int, height: int, rectified: bool = False,
+                     topic: str = "the image") -> Intrinsics:
+    """The camera model of a `width` x `height` image from its own camera_info, checked;
+    BadInput('camera_info') that says what to fix when it describes another image."""
+    intr = camera_model(info, rectified)
+    if (intr.width, intr.height) not in ((width, height), (0, 0)):
+        raise BadInput(
+            "camera_info",
+            f"the camera_info of {topic} (stamp {stamp_text(stamp_ns(info.header))}) "
+            f"describes a {intr.width}x{intr.height} image but the image is {width}x{height}: "
+            "the driver must publish the calibration of the resolution it streams; images "
+            "of this size are skipped until a matching camera_info arrives",
+        )
+    return validate_intrinsics(intr, width, height)
 
 
 def scaled_fields(info: Any, source: tuple[int, int], size: tuple[int, int]

@@ -12,7 +12,8 @@ image may have to wait for its camera_info, but only briefly and never behind a 
 An image with no partner yet waits at most `timeout` seconds (by the caller's clock, the
 node's monotonic time or the bag's time); `expire` hands back those that ran out. Once an
 image is paired, every older image still waiting is superseded (the newest-frame rule: the
-consumer only ever wants the newest frame). Everything is bounded: `infos` camera_infos and
+node only ever wants the newest frame; `newest_only=False` keeps them waiting instead, for
+the bag tool, where every frame counts). Everything is bounded: `infos` camera_infos and
 `pending` images are kept per camera.
 
 Plain Python, no ROS, not thread-safe (the node calls it from its executor thread only).
@@ -51,7 +52,7 @@ class CameraSync(Generic[T]):
     """Image ↔ camera_info pairing of one camera (see the module docstring)."""
 
     def __init__(self, mode: str = "exact", slop: float = 0.01, timeout: float = 0.2,
-                 infos: int = 32, pending: int = 8) -> None:
+                 infos: int = 32, pending: int = 8, newest_only: bool = True) -> None:
         if mode not in SYNC_MODES:
             raise ValueError(f"sync mode '{mode}' is not one of {', '.join(SYNC_MODES)}")
         self.mode = mode
@@ -61,19 +62,23 @@ class CameraSync(Generic[T]):
         self._latest: OrderedDict[str, Any] = OrderedDict()  # frame_id -> newest info
         self._max_frames = infos
         self._pending: deque[Waiting[T]] = deque()
-        self._max_pending = pending
+        self._max_pending = pending if newest_only else None
+        self._newest_only = newest_only
 
     @property
     def waiting(self) -> int:
         return len(self._pending)
 
     def add_info(self, stamp: int, frame_id: str, info: Any) -> SyncResult[T]:
-        """Store a camera_info; pair the newest waiting image it completes."""
+        """Store a camera_info; pair the newest waiting image it completes (every waiting
+        image it completes, with `newest_only=False`)."""
         self._infos.append((stamp, frame_id, info))
         self._latest[frame_id] = info
         self._latest.move_to_end(frame_id)
         while len(self._latest) > self._max_frames:
             self._latest.popitem(last=False)
+        if not self._newest_only:
+            return self._release_all()
         for i in range(len(self._pending) - 1, -1, -1):  # newest first
             waiting = self._pending[i]
             match = self._match(waiting.stamp, waiting.frame_id)
@@ -84,11 +89,13 @@ class CameraSync(Generic[T]):
     def add_image(self, stamp: int, frame_id: str, item: T, now: float) -> SyncResult[T]:
         """Pair `item` now if its camera_info is here, else let it wait."""
         info = self._match(stamp, frame_id)
+        if info is not None and not self._newest_only:
+            return SyncResult([(item, info)], [], [])
         self._pending.append(Waiting(stamp, frame_id, item, now))
         if info is not None:
             return self._release(len(self._pending) - 1, info)
         superseded = []
-        while len(self._pending) > self._max_pending:
+        while self._max_pending is not None and len(self._pending) > self._max_pending:
             superseded.append(self._pending.popleft().item)
         return SyncResult([], superseded, [])
 
@@ -98,6 +105,18 @@ class CameraSync(Generic[T]):
         while self._pending and now - self._pending[0].since > self.timeout:
             expired.append(self._pending.popleft())
         return SyncResult([], [], expired)
+
+    def _release_all(self) -> SyncResult[T]:
+        """Every waiting image that has its camera_info now, in arrival order."""
+        paired, left = [], deque()
+        for waiting in self._pending:
+            match = self._match(waiting.stamp, waiting.frame_id)
+            if match is None:
+                left.append(waiting)
+            else:
+                paired.append((waiting.item, match))
+        self._pending = left
+        return SyncResult(paired, [], [])
 
     def _release(self, index: int, info: Any) -> SyncResult[T]:
         superseded = [self._pending.popleft().item for _ in range(index)]

@@ -24,10 +24,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from dpt_ros import messages
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
+from dpt_ros.core.params import DEFAULTS
 from dpt_ros.core.pipeline import Frame, Pipeline
 from dpt_ros.offline import bag_io
 from dpt_ros.offline.atomic import AtomicDir
-from dpt_ros.offline.camera_infos import CameraInfos
+from dpt_ros.offline.camera_infos import NO_INFO, BagCameras
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.interrupt import StopFlag
 from dpt_ros.offline.progress import Progress
@@ -57,8 +58,9 @@ class BagOptions:
     topics_out: list[str] | None = None  # None = every output the model can produce
     storage: str | None = None  # sqlite3 | mcap; None = same as the input
     force: bool = False
-    focal_length: float = 0.0  # node parameters camera.focal_length / camera.hfov: the
-    hfov: float = 60.0  # intrinsics of frames without any camera info
+    # node parameter values (sync.*, camera.*: how images find their camera_info, the
+    # intrinsics without one), defaults for those not given
+    params: dict[str, Any] = field(default_factory=dict)
     decode: DecodeOptions = DEFAULT_DECODE  # node parameters input.bits / input.max_pixels
     # Copied messages held back while decoded frames wait for their model pass; past this
     # many bytes the partial batch runs early, so memory stays bounded whatever the bag holds.
@@ -153,7 +155,10 @@ class _Run:
             else []
         )
         self.report.images = sum(c.msgcount for c in self.image_conns)
-        self.cameras = CameraInfos(self._first_camera_info(), opts.focal_length, opts.hfov)
+        self.cameras = BagCameras(
+            {**DEFAULTS, **opts.params}, sum(c.msgcount for c in self.cam_conns) > 0,
+            opts.image_topic,
+        )
         try:
             self.topics = select_topics(pipeline, opts.topics_out)
         except ValueError as err:
@@ -167,7 +172,7 @@ class _Run:
             raise CliError(
                 ExitCode.USAGE, f"the input already has {clash}; choose another --prefix"
             )
-        self.batch: list[tuple[int, Any, Frame]] = []  # (log time, header, frame)
+        self.batch: list[tuple[int, Any, Frame, Any]] = []  # (log time, header, frame, info)
         self.pending: list[tuple[int, Connection, bytes]] = []  # copies waiting for the batch
         self.pending_bytes = 0
 
@@ -182,18 +187,6 @@ class _Run:
                 ExitCode.INPUT, f"topic {topic} has type {wrong}, expected {sorted(types)}"
             )
         return conns
-
-    def _first_camera_info(self) -> dict[str, Any]:
-        """{frame_id: msg} of the bag's first decodable camera info (a short pre-scan)."""
-        if not self.cam_conns:
-            return {}
-        for _, _, raw in self.reader.messages(connections=self.cam_conns):
-            try:
-                msg = deserialize_message(raw, CameraInfo)
-            except Exception:  # a malformed one is counted in the main pass
-                continue
-            return {msg.header.frame_id: msg}
-        return {}
 
     def run(self) -> BagReport:
         storage = self.opts.storage or bag_io.input_storage(Path(self.opts.input))
@@ -249,20 +242,27 @@ class _Run:
                     self._camera_info(conn.topic, raw)
                 elif conn.id in image_ids:
                     self._image(conn.topic, t, raw, image_ids[conn.id])
-                if len(self.batch) >= self.opts.batch_size or not self.batch or (
-                    self.pending_bytes > self.opts.buffer_bytes
-                ):
+                self._unpaired(self.cameras.expire(t / 1e9))
+                if self.pending_bytes > self.opts.buffer_bytes:
+                    self._unpaired(self.cameras.flush())  # memory first: stop waiting
+                if len(self.batch) >= self.opts.batch_size or self.pending_bytes > (
+                    self.opts.buffer_bytes
+                ) or not (self.batch or self.cameras.waiting):
                     # No frame waiting: nothing can come before the copies, write them now.
                     self._flush()
         except (ReaderError, OSError, sqlite3.DatabaseError) as err:
             raise CliError(ExitCode.INPUT, f"input bag unreadable: {err}") from None
+        self._unpaired(self.cameras.flush())
         self._flush()
 
     def _camera_info(self, topic: str, raw: bytes) -> None:
         try:
-            self.cameras.add(deserialize_message(raw, CameraInfo))
+            msg = deserialize_message(raw, CameraInfo)
         except Exception:  # rclpy raises its own RMWError types for bad CDR
             self.report.skipped[(topic, "undecodable CDR")] += 1
+            return
+        for item, info in self.cameras.add_info(msg):
+            self._paired(item, info)
 
     def _image(self, topic: str, t: int, raw: bytes, cls: type) -> None:
         try:
@@ -270,18 +270,28 @@ class _Run:
         except Exception:  # rclpy raises its own RMWError types for bad CDR
             self.report.skipped[(topic, "undecodable CDR")] += 1
             return
+        for item, info in self.cameras.add_image(msg, (topic, t, msg), t / 1e9):
+            self._paired(item, info)
+
+    def _unpaired(self, items: list[tuple[str, int, Any]]) -> None:
+        for topic, _, _ in items:
+            self.report.skipped[(topic, "no camera_info with its stamp")] += 1
+
+    def _paired(self, item: tuple[str, int, Any], info: Any) -> None:
+        """Decode an image that has its camera_info (or needs none) into the batch."""
+        topic, t, msg = item
         try:  # the node's decoder: YUV / Bayer stay sensor bytes, converted on the device
             frame = (
                 messages.frame_from_compressed_msg(msg, self.opts.decode)
-                if cls is CompressedImage
+                if isinstance(msg, CompressedImage)
                 else messages.frame_from_image_msg(msg, self.opts.decode)
             )
             height, width = frame.size
-            frame.intrinsics = self.cameras.for_image(msg.header.frame_id, width, height)
+            frame.intrinsics = self.cameras.camera(info, width, height)
         except BadInput as err:
             self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
             return
-        self.batch.append((t, msg.header, frame))
+        self.batch.append((t, msg.header, frame, None if info is NO_INFO else info))
 
     def _flush(self) -> None:
         """Run the batch (if any), then write copies and outputs in log-time order. The
@@ -290,9 +300,10 @@ class _Run:
             (t, 0, conn, raw) for t, conn, raw in self.pending
         ]
         if self.batch:
-            results = self.pipeline.process([f for _, _, f in self.batch], self.want)
-            for (t, header, _), result in zip(self.batch, results):
-                for topic, msg in result_messages(result, header, self.topics):
+            results = self.pipeline.process([f for _, _, f, _ in self.batch], self.want)
+            for (t, header, frame, info), result in zip(self.batch, results):
+                size = frame.size[::-1]
+                for topic, msg in result_messages(result, header, self.topics, info, size):
                     records.append((t, 1, self.outputs[topic.name], serialize_message(msg)))
                     self.report.written[topic_name(self.opts.prefix, topic.name)] += 1
                 self.report.processed += 1

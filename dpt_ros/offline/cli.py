@@ -123,8 +123,7 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
         topics_out=args.topics_out,
         storage=args.storage,
         force=args.force,
-        focal_length=config.focal_length,
-        hfov=config.hfov,
+        params=config.values,
         decode=config.decode,
     )
     with StopFlag() as stop:

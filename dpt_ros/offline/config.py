@@ -25,14 +25,6 @@ class OfflineConfig:
     ignored: list[str] = field(default_factory=list)  # names in the file the node doesn't know
 
     @property
-    def focal_length(self) -> float:
-        return float(self.values["camera.focal_length"])
-
-    @property
-    def hfov(self) -> float:
-        return float(self.values["camera.hfov"])
-
-    @property
     def decode(self) -> DecodeOptions:
         """input.bits / input.max_pixels: frames are read as the node reads them."""
         return decode_options(self.values)

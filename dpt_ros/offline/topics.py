@@ -98,11 +98,14 @@ def wanted_outputs(topics: list[OutputTopic]) -> set[str]:
 
 
 def result_messages(
-    result: FrameResult, header: Any, topics: list[OutputTopic]
+    result: FrameResult, header: Any, topics: list[OutputTopic], info: Any = None,
+    source: tuple[int, int] | None = None,
 ) -> list[tuple[OutputTopic, Any]]:
     """The messages the node publishes for `result`, stamped with the input `header`.
 
-    As in the node, depth/camera_info goes out only together with a depth image.
+    As in the node, depth/camera_info goes out only together with a depth image, and is the
+    input image's camera_info `info` (of an image of `source` = width, height), or one of the
+    parameter intrinsics when `info` is None.
     """
     from dpt_ros import messages
 
@@ -124,7 +127,9 @@ def result_messages(
         out.append((topic, messages.image_msg(value, encoding, header)))
         sent_depth_image |= topic.output in DEPTH_IMAGES
     if info_topic is not None and sent_depth_image and result.intrinsics is not None:
-        out.append((info_topic, messages.camera_info_msg(result.intrinsics, header)))
+        size = source or (result.intrinsics.width, result.intrinsics.height)
+        out.append((info_topic, messages.depth_camera_info(info, result.intrinsics, header,
+                                                           size)))
     return out
 
 

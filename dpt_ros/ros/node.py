@@ -33,8 +33,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
+from dpt_ros.core.camera_info import camera_for_image, stamp_ns, stamp_text
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
+from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
@@ -310,11 +311,11 @@ class DptNode(Node):
         if cam.parameter_intrinsics and not self._info_publisher_appeared(cam):
             self._queue(cam, msg, None, now)
             return
-        result = cam.sync.add_image(_stamp_ns(msg.header), msg.header.frame_id, (msg, now), now)
+        result = cam.sync.add_image(stamp_ns(msg.header), msg.header.frame_id, (msg, now), now)
         self._on_sync(cam, result)
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
-        self._on_sync(cam, cam.sync.add_info(_stamp_ns(msg.header), msg.header.frame_id, msg))
+        self._on_sync(cam, cam.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg))
 
     def _on_sync(self, cam: _Camera, result: SyncResult[tuple[Any, float]]) -> None:
         for _ in result.superseded:
@@ -345,7 +346,7 @@ class DptNode(Node):
             for _ in expired:
                 self.stats.on_error("no_camera_info")
             if self._throttle.ready(f"no_camera_info/{cam.name}"):
-                stamps = ", ".join(_stamp_text(w.stamp) for w in expired[-3:])
+                stamps = ", ".join(stamp_text(w.stamp) for w in expired[-3:])
                 self.get_logger().warning(
                     f"skipped {len(expired)} image(s) of {cam.image_topic} (stamps {stamps}): "
                     f"no camera_info on {cam.info_topic} with "
@@ -381,20 +382,8 @@ class DptNode(Node):
             return fallback_intrinsics(
                 self._values["camera.focal_length"], self._values["camera.hfov"], width, height
             )
-        intr = messages.intrinsics_from_camera_info(info, self._values["camera.rectified"])
-        try:
-            return validate_intrinsics(intr, width, height)
-        except BadInput as exc:
-            if intr.width != width or intr.height != height:
-                raise BadInput(
-                    "camera_info",
-                    f"the camera_info of {cam.image_topic} (stamp "
-                    f"{_stamp_text(_stamp_ns(info.header))}) describes a {intr.width}x"
-                    f"{intr.height} image but the image is {width}x{height}: the driver must "
-                    "publish the calibration of the resolution it streams; images of this "
-                    "size are skipped until a matching camera_info arrives",
-                ) from None
-            raise exc
+        return camera_for_image(info, width, height, self._values["camera.rectified"],
+                                cam.image_topic)
 
     # ----------------------------------------------------------------- worker
     def _wanted(self, cam: _Camera) -> set[str]:
@@ -477,13 +466,9 @@ class DptNode(Node):
             sent_depth_image |= name in DEPTH_IMAGES
         if cam.info_pub is None or result.intrinsics is None or not sent_depth_image:
             return
-        if job.info is None:  # parameter intrinsics: say what was used
-            cam.info_pub.publish(messages.camera_info_msg(result.intrinsics, header))
-            return
         height, width = job.frame.size
-        size = (result.intrinsics.width, result.intrinsics.height)
         cam.info_pub.publish(
-            messages.republished_camera_info(job.info, header, (width, height), size)
+            messages.depth_camera_info(job.info, result.intrinsics, header, (width, height))
         )
 
     def _reject(self, kind: str, why: str, error: bool = False) -> None:
@@ -538,14 +523,6 @@ class DptNode(Node):
     def close(self) -> None:
         """Stop the worker before the node goes away (it publishes through this node)."""
         self._worker.stop()
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def _stamp_text(stamp_ns: int) -> str:
-    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
 
 
 def main(args: list[str] | None = None) -> int:
