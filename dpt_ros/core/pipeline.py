@@ -159,7 +159,7 @@ def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dty
                                       f"patch size {patch} of '{source}'")
         overrides = {"do_resize": True, "size": {"height": h, "width": w},
                      "keep_aspect_ratio": False}
-        processor = DPTImageProcessor.from_dict({**processor.to_dict(), **overrides})
+        processor = type(processor).from_dict({**processor.to_dict(), **overrides})
     return _Task(model, processor, source, compile_mode, backend)
 
 
@@ -297,8 +297,9 @@ class Pipeline:
             out_h, out_w = height, width
         depth_rel = None
         if pred is not None:
-            depth_rel = pred if pred.shape[-2:] == (out_h, out_w) else F.interpolate(
-                pred[:, None], size=(out_h, out_w), mode="bicubic", align_corners=False)[:, 0]
+            # The processor that made the input maps the prediction back onto the frame
+            # (bicubic; ZoeDepth's also crops away the reflect padding it added).
+            depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
         labels = None
         if logits is not None:
             labels = F.interpolate(logits, size=(out_h, out_w), mode="bilinear",
