@@ -108,7 +108,8 @@ def _as_hwc_uint8(image: Any) -> np.ndarray | torch.Tensor:
     """One image as uint8 (H, W, 3): PIL images (converted to RGB), numpy / torch arrays in
     HWC or CHW layout (channels first when the first axis is 3 and the last is not)."""
     if _is_pil(image):
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        # a copy: Pillow's buffer is read-only, which torch.from_numpy warns about
+        return np.array(image if image.mode == "RGB" else image.convert("RGB"))
     if not isinstance(image, (np.ndarray, torch.Tensor)):
         image = np.asarray(image)
     if image.dtype not in (np.uint8, torch.uint8):

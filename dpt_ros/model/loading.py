@@ -36,6 +36,9 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
 # Classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another (transformers'
 # base-model-prefix rule); from_pretrained across them loads what they share.
 _DPT_FAMILY = ("DPTModel", "DPTForDepthEstimation", "DPTForSemanticSegmentation")
+# (as transformers 5 writes it, as the Hub files name it): BEiT's shared relative position
+# bias gets a stray 'beit.' when transformers 5 saves a BEiT backbone.
+_KEY_ALIASES = (("beit.encoder.relative_position_bias.", "encoder.relative_position_bias."),)
 # Tensors the reference derives from the config and never reads from a checkpoint, though
 # some Hub files (converted from the original repositories) still carry them.
 _DERIVED_KEY = re.compile(r"(^|\.)(relative_position_index|relative_coords_table|k_idx|k_minus_1)$")
@@ -210,17 +213,23 @@ def _build(config: DPTConfig) -> nn.Module:
 
 def _align_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers adds / strips the base-model prefix ('dpt.') when a checkpoint of the bare
-    DPTModel meets a task model or the reverse; do the same."""
-    if not isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation)):
-        return state
+    DPTModel meets a task model or the reverse; do the same. And the one key transformers 5
+    writes under another name than the Hub files (see _KEY_ALIASES) is read under both."""
     expected = model.state_dict()
+    dpt_family = isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation))
     out = {}
     for key, value in state.items():
         if key not in expected:
-            if key.startswith(_DPT_PREFIX) and key[len(_DPT_PREFIX):] in expected:
+            if dpt_family and key.startswith(_DPT_PREFIX) and key[len(_DPT_PREFIX):] in expected:
                 key = key[len(_DPT_PREFIX):]
-            elif _DPT_PREFIX + key in expected:
+            elif dpt_family and _DPT_PREFIX + key in expected:
                 key = _DPT_PREFIX + key
+            else:
+                for written, ours in _KEY_ALIASES:
+                    alias = key.replace(written, ours, 1)
+                    if alias != key and alias in expected:
+                        key = alias
+                        break
         out[key] = value
     return out
 
@@ -261,6 +270,13 @@ def _complete(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 # --- public API -----------------------------------------------------------------------------
+
+
+def align_checkpoint_keys(model: nn.Module, state: dict[str, torch.Tensor]
+                          ) -> dict[str, torch.Tensor]:
+    """`state` with its keys renamed as load_model reads them into `model` (base-model
+    prefix, transformers 5's renamed keys); for loading a sub-module such as a backbone."""
+    return _align_keys(model, state)
 
 
 def load_config(source: str | os.PathLike[str]) -> DPTConfig:
