@@ -177,3 +177,25 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> flo
 
 def image(h: int, w: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def patch_zoedepth_post_processing(monkeypatch) -> None:
+    """transformers' ZoeDepth post-processing resizes with torchvision, which is not a
+    dependency here; where it is missing, torchvision's tensor path for float images
+    (`resize(..., antialias=False)` = F.interpolate(align_corners=False), no clamping)
+    stands in, so the rest of the reference (padding arithmetic, crop, flip average) runs."""
+    import types
+
+    import torch.nn.functional as F
+    from transformers.models.zoedepth import image_processing_pil_zoedepth as module
+
+    if hasattr(module, "tvF"):
+        return
+
+    def resize(x, size, interpolation, antialias):
+        return F.interpolate(x[None], size=list(size), mode=interpolation,
+                             align_corners=False, antialias=antialias)[0]
+
+    shim = types.SimpleNamespace(
+        resize=resize, InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"))
+    monkeypatch.setattr(module, "tvF", shim, raising=False)

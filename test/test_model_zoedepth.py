@@ -10,8 +10,14 @@ import types
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from _model_util import assert_close, eager, image, randomize, tiny_zoedepth
+from _model_util import (
+    assert_close,
+    eager,
+    image,
+    patch_zoedepth_post_processing,
+    randomize,
+    tiny_zoedepth,
+)
 
 T = pytest.importorskip("transformers")
 
@@ -159,19 +165,7 @@ def _oracle(config: dict):
 
 @pytest.fixture
 def oracle_post(monkeypatch):
-    """transformers' ZoeDepth post-processing resizes with torchvision, absent here; its
-    tensor path (`resize(antialias=False)` = F.interpolate(align_corners=False), no clamp
-    for float) stands in for it."""
-    from transformers.models.zoedepth import image_processing_pil_zoedepth as module
-
-    if not hasattr(module, "tvF"):
-        def resize(x, size, interpolation, antialias):
-            return F.interpolate(x[None], size=list(size), mode=interpolation,
-                                 align_corners=False, antialias=antialias)[0]
-
-        shim = types.SimpleNamespace(
-            resize=resize, InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"))
-        monkeypatch.setattr(module, "tvF", shim, raising=False)
+    patch_zoedepth_post_processing(monkeypatch)
 
 
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
