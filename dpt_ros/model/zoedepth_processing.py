@@ -59,9 +59,8 @@ def zoe_resize_size(height: int, width: int, size: tuple[int, int], keep_aspect_
         else:
             scale_w = scale_h
 
-    def constrain(val: float) -> int:
-        x = int((np.round(val / multiple) * multiple).astype(int))
-        return x if x >= 0 else math.ceil(val / multiple) * multiple
+    def constrain(val: float) -> int:  # val > 0, so the reference's min_val branch never runs
+        return int((np.round(val / multiple) * multiple).astype(int))
 
     return constrain(scale_h * height), constrain(scale_w * width)
 
