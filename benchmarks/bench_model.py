@@ -1,12 +1,14 @@
 """Forward time of our models against transformers on the same weights and input, same run.
 
-Real-size configs (Intel/dpt-hybrid-midas, Intel/dpt-large, Depth-Anything-V2-Small) with
-random weights: the transformers model is built, saved with save_pretrained and loaded back
-with our load_model, so both run identical tensors. Runs alternate (reference, ours, ...) so
-load spikes on a shared machine hit both; median and minimum are reported with hf/ours
-(> 1: ours is faster) and the max relative output difference.
+Real-size configs (Intel/dpt-hybrid-midas, Intel/dpt-large, Depth-Anything-V2-Small, and the
+MiDaS v3.1 / ZoeDepth ones: Intel/dpt-beit-large-512, Intel/dpt-swinv2-tiny-256,
+Intel/zoedepth-nyu-kitti) with random weights: the transformers model is built, saved with
+save_pretrained and loaded back with our load_model, so both run identical tensors. Runs
+alternate (reference, ours, ...) so load spikes on a shared machine hit both; median and
+minimum are reported with hf/ours (> 1: ours is faster) and the max relative output difference.
 
-  CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1
+  CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1 (the MiDaS v3.1 /
+                          ZoeDepth cases with --cpu-cases DPT-BEiT-L-512 ...)
   CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4;
                            bf16 batch 1 also ours under torch.compile reduce-overhead (*)
 
@@ -31,15 +33,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "test")]
 
 from _model_util import randomize  # noqa: E402
-from test_model_real_configs import CONFIGS, build_reference  # noqa: E402
+from test_model_real_configs import CONFIGS, MIDAS31_CONFIGS, build_reference  # noqa: E402
 
 from dpt_ros.model import load_model  # noqa: E402
 
-CASES = {
+CASES: dict[str, tuple[str, int | tuple[int, int]]] = {
     "DPT-Hybrid-384": ("Intel/dpt-hybrid-midas", 384),
     "DPT-Large-384": ("Intel/dpt-large", 384),
     "DA-V2-Small-518": ("depth-anything/Depth-Anything-V2-Small-hf", 518),
+    "DPT-BEiT-L-512": ("Intel/dpt-beit-large-512", 512),
+    "DPT-Swinv2-T-256": ("Intel/dpt-swinv2-tiny-256", 256),
+    # a 480x640 frame through the Hub processor (reflect pad, keep aspect, multiple of 32)
+    "ZoeDepth-NYU-KITTI": ("Intel/zoedepth-nyu-kitti", (384, 512)),
 }
+ALL_CONFIGS = {**CONFIGS, **MIDAS31_CONFIGS}
 
 
 def _sync(device: torch.device) -> None:
@@ -76,14 +83,15 @@ def bench(
     warmup: int, compiled: bool = False,
 ) -> list[dict]:
     repo, size = CASES[name]
-    ref = randomize(build_reference(CONFIGS[repo])).eval()
+    height, width = (size, size) if isinstance(size, int) else size
+    ref = randomize(build_reference(ALL_CONFIGS[repo])).eval()
     with tempfile.TemporaryDirectory() as tmp:
         ref.save_pretrained(tmp)
         ours = load_model(tmp, device=device, dtype=dtype)
     ref = ref.to(device=device, dtype=dtype)
     rows = []
     for batch in batches:
-        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
         x = x.to(device=device, dtype=dtype)
         for _ in range(warmup):
             _time(ref, x)
@@ -114,7 +122,7 @@ def bench(
 
 def _format(row: dict) -> str:
     ratio = row["hf_ms"] / row["ours_ms"]
-    return (f"{row['model']:<16} {row['device']:<4} {row['dtype']:<8} b={row['batch']}  "
+    return (f"{row['model']:<18} {row['device']:<4} {row['dtype']:<8} b={row['batch']}  "
             f"ours {row['ours_ms']:9.1f} ms  transformers {row['hf_ms']:9.1f} ms  "
             f"hf/ours {ratio:5.2f}  (min: {row['ours_min_ms']:.1f} vs {row['hf_min_ms']:.1f} ms, "
             f"hf/ours {row['hf_min_ms'] / row['ours_min_ms']:.2f})  "
@@ -129,7 +137,7 @@ def main() -> None:
                         "reduce-overhead (rows marked *)")
     parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518"],
                         choices=list(CASES))
-    parser.add_argument("--cuda-cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cuda-cases", nargs="*", default=list(CASES)[:3], choices=list(CASES))
     parser.add_argument("--no-cuda", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     args = parser.parse_args()

@@ -302,11 +302,11 @@ def backprojection_costs(repeat: int, device: torch.device) -> None:
         once = (time.perf_counter() - start) * 1e3
         row = {}
         for name, intr in (("pinhole", pinhole), ("lens", lens)):
-            def project(intr=intr) -> None:
+            def project(intr=intr, depth=depth) -> None:
                 backproject(depth, intr)
                 sync()
 
-            def with_packing(intr=intr) -> None:
+            def with_packing(intr=intr, depth=depth, rgb=rgb) -> None:
                 pack_cloud(backproject(depth, intr), rgb)
                 sync()
 

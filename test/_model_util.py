@@ -45,6 +45,78 @@ def tiny_dinov2(**overrides) -> dict:
     return d
 
 
+def tiny_beit(**overrides) -> dict:
+    """A 4-block BEiT, patch 16, trained grid 4x4 (64x64), per-layer relative position bias,
+    the four blocks' tokens for DPT's neck (the DPT-BEiT layout)."""
+    d = {
+        "model_type": "beit",
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "intermediate_size": 48,
+        "image_size": 64,
+        "patch_size": 16,
+        "use_relative_position_bias": True,
+        "reshape_hidden_states": False,
+        "out_features": ["stage1", "stage2", "stage3", "stage4"],
+    }
+    d.update(overrides)
+    return d
+
+
+def tiny_swinv2(**overrides) -> dict:
+    """A 4-stage Swin V2 (widths 8..64), patch 4, window 4 on a 64x64 grid (16, 8, 4, 2
+    tokens per side: stages 1-2 shift their odd blocks, 3-4 fit in one window)."""
+    d = {
+        "model_type": "swinv2",
+        "image_size": 64,
+        "patch_size": 4,
+        "embed_dim": 8,
+        "depths": [2, 2, 2, 1],
+        "num_heads": [1, 2, 2, 4],
+        "window_size": 4,
+        "out_features": ["stage1", "stage2", "stage3", "stage4"],
+    }
+    d.update(overrides)
+    return d
+
+
+def tiny_zoedepth(router: bool = False, **overrides) -> dict:
+    """Keyword arguments for transformers.ZoeDepthConfig on tiny_beit(): one NYU head, or
+    with `router` the NYU + KITTI heads and the patch-transformer router."""
+    bins = [{"name": "nyu", "n_bins": 8, "min_depth": 1e-3, "max_depth": 10.0}]
+    d = {
+        "backbone_config": tiny_beit(),
+        "neck_hidden_sizes": [8, 16, 24, 32],
+        "fusion_hidden_size": 32,
+        "bottleneck_features": 32,
+        "bin_embedding_dim": 16,
+        "num_relative_features": 8,
+        "bin_configurations": bins,
+    }
+    if router:
+        d.update(
+            bin_configurations=[*bins, {"name": "kitti", "n_bins": 8, "min_depth": 1e-3,
+                                        "max_depth": 80.0}],
+            num_patch_transformer_layers=4,
+            patch_transformer_hidden_size=128,  # the reference's router is built for 128
+            patch_transformer_intermediate_size=32,
+            patch_transformer_num_attention_heads=4,
+        )
+    d.update(overrides)
+    return d
+
+
+def eager(model: nn.Module) -> nn.Module:
+    """The reference with eager attention, so `output_attentions` returns the weights (its
+    default SDPA path returns none); models that only have eager attention stay as they are."""
+    try:
+        model.set_attn_implementation("eager")
+    except (ValueError, AttributeError):
+        pass
+    return model
+
+
 def tiny_vit(**overrides) -> dict:
     """Keyword arguments for transformers.DPTConfig: a 4-block ViT, patch 16, 64x64."""
     d = {
@@ -105,3 +177,25 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> flo
 
 def image(h: int, w: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def patch_zoedepth_post_processing(monkeypatch) -> None:
+    """transformers' ZoeDepth post-processing resizes with torchvision, which is not a
+    dependency here; where it is missing, torchvision's tensor path for float images
+    (`resize(..., antialias=False)` = F.interpolate(align_corners=False), no clamping)
+    stands in, so the rest of the reference (padding arithmetic, crop, flip average) runs."""
+    import types
+
+    import torch.nn.functional as F
+    from transformers.models.zoedepth import image_processing_pil_zoedepth as module
+
+    if hasattr(module, "tvF"):
+        return
+
+    def resize(x, size, interpolation, antialias):
+        return F.interpolate(x[None], size=list(size), mode=interpolation,
+                             align_corners=False, antialias=antialias)[0]
+
+    shim = types.SimpleNamespace(
+        resize=resize, InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"))
+    monkeypatch.setattr(module, "tvF", shim, raising=False)

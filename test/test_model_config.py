@@ -146,7 +146,7 @@ def test_activation_names_are_all_buildable():
         ({"model_type": "dpt", "backbone_out_indices": [2, 5, 8, 12]}, "backbone_out_indices"),
         ({"model_type": "dpt", "backbone_out_indices": [2, 5, 5, 8]}, "backbone_out_indices"),
         ({"model_type": "dpt", "backbone": "resnet50"}, "backbone"),
-        ({"model_type": "dpt", "backbone_config": {"model_type": "swinv2"}},
+        ({"model_type": "dpt", "backbone_config": {"model_type": "convnext"}},
          "backbone_config.model_type"),
         ({"model_type": "dpt", "backbone_config": tiny_bit()}, "backbone_config.model_type"),
         ({"model_type": "dpt", "is_hybrid": True, "backbone_config": tiny_bit(depths="x")},

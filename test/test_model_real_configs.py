@@ -1,10 +1,17 @@
 """Real-size configs (the config.json of the Hub checkpoints we target, written out here since
 there is no network): random weights in the transformers model, save_pretrained, our strict
-load_model, one small forward compared. Slow (hundreds of MB per model) but run in CI."""
+load_model, one small forward compared. Slow (hundreds of MB per model) but run in CI.
+
+The MiDaS v3.1 and ZoeDepth checkpoints (DPT-BEiT, DPT-Swinv2, ZoeDepth) are built with
+transformers' config classes exactly as its conversion scripts built the Hub configs. All of
+them are checked on the meta device (the Hub tensor names and shapes, as save_pretrained
+writes them, load into our models: no memory, no time); three of them (the two smallest and
+ZoeDepth NYU-KITTI) also run a forward here, the large DPTs in benchmarks/bench_model.py."""
 
 from __future__ import annotations
 
 import gc
+import json
 
 import pytest
 import torch
@@ -146,8 +153,95 @@ SIZES = {
 }
 
 
-def build_reference(config: dict) -> torch.nn.Module:
+def _dpt_beit(size: int, large: bool) -> dict:
+    """Intel/dpt-beit-{large-512,large-384,base-384} (convert_dpt_beit_to_hf.py)."""
+    n = 24 if large else 12
+    backbone = T.BeitConfig(
+        image_size=size, num_hidden_layers=n, hidden_size=1024 if large else 768,
+        intermediate_size=4096 if large else 3072, num_attention_heads=16 if large else 12,
+        use_relative_position_bias=True, reshape_hidden_states=False,
+        out_features=[f"stage{n // 4 * i}" for i in range(1, 5)])
+    neck = [256, 512, 1024, 1024] if large else [96, 192, 384, 768]
+    return T.DPTConfig(backbone_config=backbone, neck_hidden_sizes=neck,
+                       architectures=["DPTForDepthEstimation"]).to_dict()
+
+
+def _dpt_swinv2(kind: str, size: int) -> dict:
+    """Intel/dpt-swinv2-{tiny-256,base-384,large-384} (convert_dpt_swinv2_to_hf.py)."""
+    embed, depths, heads, window, pretrained = {
+        "tiny": (96, [2, 2, 6, 2], [3, 6, 12, 24], 16, [0, 0, 0, 0]),
+        "base": (128, [2, 2, 18, 2], [4, 8, 16, 32], 24, [12, 12, 12, 6]),
+        "large": (192, [2, 2, 18, 2], [6, 12, 24, 48], 24, [12, 12, 12, 6]),
+    }[kind]
+    backbone = T.Swinv2Config(
+        image_size=size, embed_dim=embed, depths=depths, window_size=window,
+        pretrained_window_sizes=pretrained, num_heads=heads,
+        out_features=["stage1", "stage2", "stage3", "stage4"])
+    return T.DPTConfig(backbone_config=backbone, neck_hidden_sizes=[embed * 2**i for i in range(4)],
+                       architectures=["DPTForDepthEstimation"]).to_dict()
+
+
+def _zoedepth(name: str) -> dict:
+    """Intel/zoedepth-{nyu,kitti,nyu-kitti} (convert_zoedepth_to_hf.py; the KITTI model's
+    config really has the NYU bins, 10 m, on the Hub)."""
+    backbone = T.BeitConfig(
+        image_size=384, num_hidden_layers=24, hidden_size=1024, intermediate_size=4096,
+        num_attention_heads=16, use_relative_position_bias=True, reshape_hidden_states=False,
+        out_features=["stage6", "stage12", "stage18", "stage24"])
+    nyu = {"name": "nyu", "n_bins": 64, "min_depth": 1e-3, "max_depth": 10.0}
+    kitti = {"name": "kitti", "n_bins": 64, "min_depth": 1e-3, "max_depth": 80.0}
+    routed = name == "nyu-kitti"
+    return T.ZoeDepthConfig(
+        backbone_config=backbone, neck_hidden_sizes=[256, 512, 1024, 1024],
+        bin_centers_type="normed" if name == "kitti" else "softplus",
+        bin_configurations=[nyu, kitti] if routed else [nyu],
+        num_patch_transformer_layers=4 if routed else None,
+        patch_transformer_hidden_size=128 if routed else None,
+        patch_transformer_intermediate_size=1024 if routed else None,
+        patch_transformer_num_attention_heads=4 if routed else None,
+        architectures=["ZoeDepthForDepthEstimation"]).to_dict()
+
+
+MIDAS31_CONFIGS = {
+    "Intel/dpt-beit-large-512": _dpt_beit(512, True),
+    "Intel/dpt-beit-large-384": _dpt_beit(384, True),
+    "Intel/dpt-beit-base-384": _dpt_beit(384, False),
+    "Intel/dpt-swinv2-tiny-256": _dpt_swinv2("tiny", 256),
+    "Intel/dpt-swinv2-base-384": _dpt_swinv2("base", 384),
+    "Intel/dpt-swinv2-large-384": _dpt_swinv2("large", 384),
+    "Intel/zoedepth-nyu": _zoedepth("nyu"),
+    "Intel/zoedepth-kitti": _zoedepth("kitti"),
+    "Intel/zoedepth-nyu-kitti": _zoedepth("nyu-kitti"),
+}
+# materialised and run here (the rest: meta-device key/shape check, forwards in the benchmark)
+MIDAS31_SIZES = {"Intel/dpt-beit-base-384": (64, 96), "Intel/dpt-swinv2-tiny-256": (256, 256),
+                 "Intel/zoedepth-nyu-kitti": (64, 96)}
+
+
+def _fill_derived_buffers(model: torch.nn.Module) -> torch.nn.Module:
+    """`to_empty` leaves non-persistent buffers uninitialised and randomize() does not touch
+    them: recompute the ones the reference derives from its config (Swin V2's position
+    tables, ZoeDepth's binomial indices)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "create_coords_table_and_index"):
+                table, index = module.create_coords_table_and_index()
+                module.relative_coords_table.copy_(table)
+                module.relative_position_index.copy_(index)
+            if hasattr(module, "k_idx") and hasattr(module, "k_minus_1"):
+                module.k_idx.copy_(torch.arange(module.k).view(1, -1, 1, 1))
+                module.k_minus_1.fill_(module.k - 1)
+    return model
+
+
+def build_reference(config: dict, device: str = "cpu") -> torch.nn.Module:
+    """The transformers model of a config.json dict, uninitialised (randomize() writes every
+    tensor), on `device` ('meta': shapes only)."""
     d = dict(config)
+    if d["model_type"] == "zoedepth":
+        with torch.device("meta"):
+            model = T.ZoeDepthForDepthEstimation(T.ZoeDepthConfig.from_dict(d))
+        return model if device == "meta" else _fill_derived_buffers(model.to_empty(device=device))
     if d["model_type"] == "depth_anything":
         if d["max_depth"] is None:  # absent from the relative checkpoints' configs
             del d["max_depth"]
@@ -157,7 +251,7 @@ def build_reference(config: dict) -> torch.nn.Module:
     # built on the meta device and left uninitialised: randomize() writes every tensor
     with torch.device("meta"):
         model = cls(cfg)
-    return model.to_empty(device="cpu")
+    return model if device == "meta" else _fill_derived_buffers(model.to_empty(device=device))
 
 
 def _output(model, x):
@@ -183,3 +277,33 @@ def test_real_size_config(tmp_path, repo):
     if "ade" in repo:
         assert ours.config.labels[149] == "flag" and ours.config.task == "segmentation"
     assert ours.config.is_metric is ("Metric" in repo)
+
+
+@pytest.mark.parametrize("repo", list(MIDAS31_CONFIGS))
+def test_midas31_and_zoedepth_checkpoint_layout_loads(repo):
+    """The tensors save_pretrained writes for the real config (names after transformers'
+    save-time renaming, shapes), on the meta device, pass our strict loader's checks."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    from dpt_ros.model import loading
+    from dpt_ros.model.config import config_from_dict
+
+    config = MIDAS31_CONFIGS[repo]
+    ref = build_reference(config, device="meta")
+    hub = dict(revert_weight_conversion(ref, ref.state_dict()))
+    ours = loading._build(config_from_dict(json.loads(json.dumps(config))))
+    assert type(ours).__name__ == config["architectures"][0]
+    loading._check_keys(ours, loading._align_keys(ours, hub), repo)
+    assert sum(p.numel() for p in ours.parameters()) == sum(t.numel() for t in hub.values())
+    assert ours.config.is_metric is ("zoedepth" in repo)
+
+
+@pytest.mark.parametrize("repo", list(MIDAS31_SIZES))
+def test_midas31_real_size_forward(tmp_path, repo):
+    ref = randomize(build_reference(MIDAS31_CONFIGS[repo])).eval()
+    x = image(*MIDAS31_SIZES[repo])
+    expected = _output(ref, x)
+    ref.save_pretrained(str(tmp_path))
+    del ref
+    gc.collect()
+    assert_close(_output(load_model(tmp_path), x), expected)

@@ -80,3 +80,53 @@ def test_info_bad_source(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{not json")
     assert main(["info", str(tmp_path)]) == ExitCode.INPUT
     assert "config.json" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def midas31(tmp_path_factory):
+    """Tiny DPT-BEiT, DPT-Swinv2 and ZoeDepth (NYU-KITTI) checkpoints saved by transformers,
+    with the preprocessor configs their Hub checkpoints have (at small sizes)."""
+    import transformers as T
+    from _model_util import tiny_beit, tiny_swinv2, tiny_zoedepth
+
+    root = tmp_path_factory.mktemp("midas31")
+    dpt = dict(neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16)
+    models = {
+        "beit": (T.DPTForDepthEstimation(T.DPTConfig(backbone_config=tiny_beit(), **dpt)),
+                 T.DPTImageProcessorPil(size={"height": 64, "width": 64},
+                                        ensure_multiple_of=32)),
+        "swinv2": (T.DPTForDepthEstimation(T.DPTConfig(
+            backbone_config=tiny_swinv2(), neck_hidden_sizes=[8, 16, 32, 64],
+            fusion_hidden_size=16)), T.DPTImageProcessorPil(size={"height": 64, "width": 64})),
+        "zoedepth": (T.ZoeDepthForDepthEstimation(T.ZoeDepthConfig(**tiny_zoedepth(True))),
+                     T.ZoeDepthImageProcessorPil(size={"height": 64, "width": 96},
+                                                 ensure_multiple_of=32)),
+    }
+    paths = {}
+    for name, (model, processor) in models.items():
+        paths[name] = root / name
+        model.save_pretrained(paths[name])
+        processor.save_pretrained(paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("name", ["beit", "swinv2", "zoedepth"])
+def test_info_midas31_and_zoedepth(midas31, name, capsys, no_weights):
+    assert main(["info", str(midas31[name]), "--json"]) == ExitCode.OK
+    info = json.loads(capsys.readouterr().out)
+    config = json.loads((midas31[name] / "config.json").read_text())
+    assert info["architecture"] == config["architectures"][0]
+    assert info["backbone"] == config["backbone_config"]["model_type"]
+    assert info["depth"].startswith("metric" if name == "zoedepth" else "relative")
+    assert info["patch_size"] == config["backbone_config"]["patch_size"]
+    if name == "zoedepth":
+        bins = config["bin_configurations"]
+        assert [h["max_depth_m"] for h in info["metric_heads"]] == [b["max_depth"] for b in bins]
+        assert info["router"] is True and info["bin_centers"] == config["bin_centers_type"]
+        assert info["input"]["reflect_padding"] is True
+        assert "max_depth_m" not in info  # softplus bins are not clipped to the range
+    assert main(["info", str(midas31[name])]) == ExitCode.OK
+    text = capsys.readouterr().out
+    if name == "zoedepth":
+        assert "metric heads:  nyu 0.001-10 m, kitti 0.001-80 m, softplus bins" in text
+        assert "reflect-padded" in text

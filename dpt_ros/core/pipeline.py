@@ -200,7 +200,7 @@ def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dty
                                       f"patch size {patch} of '{source}'")
         overrides = {"do_resize": True, "size": {"height": h, "width": w},
                      "keep_aspect_ratio": False}
-        processor = DPTImageProcessor.from_dict({**processor.to_dict(), **overrides})
+        processor = type(processor).from_dict({**processor.to_dict(), **overrides})
     return _Task(model, processor, source, origin, compile_mode, backend)
 
 
@@ -342,7 +342,9 @@ class Pipeline:
             out_h, out_w = height, width
         depth_rel = labels = None
         if pred is not None:
-            depth_rel = resize_maps(pred[:, None], (out_h, out_w), "bicubic")[:, 0]
+            # The processor that made the input maps the prediction back onto the frame
+            # (bicubic; ZoeDepth's also crops away the reflect padding it added).
+            depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
         if logits is not None:
             labels = resize_maps(logits, (out_h, out_w), "bilinear").argmax(dim=1)
         rgb_out = rgb

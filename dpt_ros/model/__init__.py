@@ -1,9 +1,17 @@
-"""The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, Depth Anything V1/V2) in plain PyTorch,
-loading Hugging Face checkpoints unchanged. No transformers, no ROS."""
+"""The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT, DPT-Swinv2, Depth Anything
+V1/V2, ZoeDepth) in plain PyTorch, loading Hugging Face checkpoints unchanged. No
+transformers, no ROS.
+
+Two ways in: the project's own (`load_model`, `load_processor`, `processor.preprocess`) and
+transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
+`AutoImageProcessor.from_pretrained`, `processor(images=..., return_tensors="pt")`,
+`model(**inputs)`), so the examples written for transformers run with this import.
+"""
 
 from dpt_ros.model.config import ConfigError, DPTConfig
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+from dpt_ros.model.hf_api import AutoImageProcessor, BatchFeature
 from dpt_ros.model.loading import (
     ModelLoadError,
     ModelSource,
@@ -15,19 +23,29 @@ from dpt_ros.model.loading import (
     save_model,
 )
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
+from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
+from dpt_ros.model.zoedepth_config import ZoeDepthConfig
+from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
 
 __all__ = [
+    "AutoImageProcessor",
     "BaseModelOutput",
+    "BatchFeature",
     "ConfigError",
     "DPTConfig",
     "DPTForDepthEstimation",
     "DPTForSemanticSegmentation",
+    "DPTImageProcessor",
     "DPTModel",
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
     "ModelLoadError",
     "ModelSource",
     "SemanticSegmenterOutput",
+    "ZoeDepthConfig",
+    "ZoeDepthForDepthEstimation",
+    "ZoeDepthImageProcessor",
     "load_config",
     "load_model",
     "load_processor",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ ARCHITECTURE_TASKS = {
     "DPTForSemanticSegmentation": "segmentation",
     "DPTModel": "features",
     "DepthAnythingForDepthEstimation": "depth",
+    "ZoeDepthForDepthEstimation": "depth",
 }
 _ARCHITECTURES_BY_TYPE = {
     "dpt": ("DPTForDepthEstimation", "DPTForSemanticSegmentation", "DPTModel"),
@@ -75,6 +77,18 @@ _DEPTH_ANYTHING_KEYS = (
     "neck_hidden_sizes", "fusion_hidden_size", "head_in_index", "head_hidden_size",
     "depth_estimation_type", "max_depth",
 )
+
+
+# backbone_config.model_type -> (module, config class): our own config of each backbone.
+_BACKBONE_CONFIGS = {
+    "bit": ("dpt_ros.model.bit", "BitConfig"),
+    "dinov2": ("dpt_ros.model.dinov2", "Dinov2Config"),
+    "beit": ("dpt_ros.model.beit", "BeitConfig"),
+    "swinv2": ("dpt_ros.model.swinv2", "Swinv2Config"),
+}
+# Backbones DPTForDepthEstimation builds as `backbone.*` (the rest are DPT's own ViT / BiT).
+TOKEN_BACKBONES = ("dinov2", "beit")  # tokens with [CLS] -> DPT's reassemble stage
+MAP_BACKBONES = ("swinv2",)  # hierarchical maps -> straight into the neck's convs
 
 
 class ConfigError(ValueError):
@@ -128,19 +142,17 @@ def _square_int(name: str, value: Any) -> int:
     return value
 
 
-def _backbone_config(value: Any, model_type: str) -> Any:
+def parse_backbone_config(value: Any, model_type: str) -> Any:
     """A backbone_config dict (or object) as our BitConfig / Dinov2Config."""
     if value is None or hasattr(value, "to_dict"):
         return value
     if not isinstance(value, dict):
         _fail("backbone_config", value, "a JSON object or null")
     kind = value.get("model_type", model_type)
-    if kind == "bit":
-        from dpt_ros.model.bit import BitConfig as cls
-    elif kind == "dinov2":
-        from dpt_ros.model.dinov2 import Dinov2Config as cls
-    else:
-        _fail("backbone_config.model_type", kind, "'bit' (with is_hybrid) or 'dinov2'")
+    if kind not in _BACKBONE_CONFIGS:
+        _fail("backbone_config.model_type", kind, ", ".join(repr(k) for k in _BACKBONE_CONFIGS))
+    module, name = _BACKBONE_CONFIGS[kind]
+    cls = getattr(importlib.import_module(module), name)
     value = {**value, "model_type": kind}
     if kind == "bit":
         value = _bit_stage_widths(value)
@@ -165,10 +177,11 @@ def _bit_stage_widths(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def backbone_type(backbone_config: Any) -> str | None:
-    """'bit', 'dinov2' or None, from the backbone config object."""
+    """'bit', 'dinov2', 'beit', 'swinv2' or None, from the backbone config object."""
     if backbone_config is None:
         return None
-    return "bit" if type(backbone_config).__name__ == "BitConfig" else "dinov2"
+    name = type(backbone_config).__name__
+    return next(k for k, (_, cls) in _BACKBONE_CONFIGS.items() if cls == name)
 
 
 @dataclass
@@ -295,7 +308,7 @@ class DPTConfig:
             _fail("image_size", self.image_size, f"a multiple of patch_size={self.patch_size}")
         if self.is_hybrid and self.readout_type != "project":
             _fail("readout_type", self.readout_type, "'project' when is_hybrid is true")
-        self.backbone_config = _backbone_config(
+        self.backbone_config = parse_backbone_config(
             _DEFAULT_BIT if self.is_hybrid and self.backbone_config is None
             else self.backbone_config, "bit")
         kind = backbone_type(self.backbone_config)
@@ -318,11 +331,12 @@ class DPTConfig:
                 _fail("neck_hidden_sizes", self.neck_hidden_sizes, "4 stages for DPT-Hybrid")
         else:
             if kind == "bit":
-                _fail("backbone_config.model_type", kind, "'dinov2' when is_hybrid is false")
+                _fail("backbone_config.model_type", kind,
+                      "'dinov2', 'beit' or 'swinv2' when is_hybrid is false")
             self.backbone_featmap_shape = None
             self.neck_ignore_stages = []
-        if kind == "dinov2":
-            self._check_dinov2("DPTForDepthEstimation")
+        if kind is not None and kind != "bit":
+            self._check_backbone("DPTForDepthEstimation")
         else:
             self._check_out_indices(n)
         if self.pooler_output_size is not None:
@@ -341,24 +355,33 @@ class DPTConfig:
                   f"{n} distinct layer indices below num_hidden_layers={self.num_hidden_layers}"
                   + " (the first two stand for the BiT stages)" * self.is_hybrid)
 
-    def _check_dinov2(self, architecture: str) -> None:
-        bb = self.backbone_config
+    def _check_backbone(self, architecture: str) -> None:
+        """A DINOv2 / BEiT / Swinv2 backbone_config: only the depth model builds one (as in
+        transformers), one selected stage per neck entry, in the form the neck reads."""
+        bb, kind = self.backbone_config, self.backbone_type
         if self.architecture != architecture:
             _fail("architectures", self.architectures,
-                  f"[{architecture!r}] with a DINOv2 backbone_config")
-        if bb.reshape_hidden_states:
+                  f"[{architecture!r}] with a {kind} backbone_config")
+        if kind in TOKEN_BACKBONES and bb.reshape_hidden_states:
             _fail("backbone_config.reshape_hidden_states", True, "false (the neck wants tokens)")
         n = len(self.neck_hidden_sizes)
         if len(bb.out_features) != n:
             _fail("backbone_config.out_features", bb.out_features,
                   f"{n} stages, one per neck_hidden_sizes entry")
+        if kind in MAP_BACKBONES:
+            channels = bb.stage_channels()
+            widths = [channels[bb.stage_names.index(f)] for f in bb.out_features]
+            if widths != self.neck_hidden_sizes:
+                _fail("neck_hidden_sizes", self.neck_hidden_sizes,
+                      f"the widths of the selected Swinv2 stages, {widths}")
 
     def _check_depth_anything(self) -> None:
-        self.backbone_config = _backbone_config(
+        self.backbone_config = parse_backbone_config(
             _DEFAULT_DINOV2 if self.backbone_config is None else self.backbone_config, "dinov2")
         if backbone_type(self.backbone_config) != "dinov2":
-            _fail("backbone_config.model_type", "bit", "'dinov2' for depth_anything")
-        self._check_dinov2("DepthAnythingForDepthEstimation")
+            _fail("backbone_config.model_type", backbone_type(self.backbone_config),
+                  "'dinov2' for depth_anything")
+        self._check_backbone("DepthAnythingForDepthEstimation")
         bb = self.backbone_config
         if self.reassemble_hidden_size != bb.hidden_size:
             _fail("reassemble_hidden_size", self.reassemble_hidden_size,
@@ -424,6 +447,16 @@ class DPTConfig:
     # --- (de)serialisation ----------------------------------------------------------------
 
     @classmethod
+    def from_pretrained(cls, source: str) -> DPTConfig:
+        """The config.json of a model directory or Hub repo id (transformers' spelling)."""
+        from dpt_ros.model.loading import load_config
+
+        config = load_config(source)
+        if not isinstance(config, cls):
+            raise ConfigError(f"{source} holds a {config.model_type} config, not a {cls.__name__}")
+        return config
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPTConfig:
         """From a Hugging Face config.json dict; bookkeeping keys we do not model are ignored."""
         if not isinstance(d, dict):
@@ -459,3 +492,16 @@ class DPTConfig:
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}
         out["label2id"] = dict(self.label2id)
         return out
+
+
+def config_from_dict(d: dict[str, Any]) -> Any:
+    """The config of a Hugging Face config.json dict: our DPTConfig for model_type dpt /
+    depth_anything, ZoeDepthConfig for zoedepth."""
+    if isinstance(d, dict) and d.get("model_type") == "zoedepth":
+        from dpt_ros.model.zoedepth_config import ZoeDepthConfig
+
+        return ZoeDepthConfig.from_dict(d)
+    if isinstance(d, dict) and d.get("model_type") not in MODEL_TYPES:
+        _fail("model_type", d.get("model_type"),
+              ", ".join(repr(t) for t in (*MODEL_TYPES, "zoedepth")))
+    return DPTConfig.from_dict(d)

@@ -11,11 +11,12 @@ from torch import nn
 
 from dpt_ros.model.config import DPTConfig
 from dpt_ros.model.heads import DepthAnythingHead
+from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
 from dpt_ros.model.neck import depth_anything_neck
 from dpt_ros.model.outputs import DepthEstimatorOutput
 
 
-class DepthAnythingForDepthEstimation(nn.Module):
+class DepthAnythingForDepthEstimation(PretrainedModel, nn.Module):
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
         from dpt_ros.model.dinov2 import Dinov2Backbone
@@ -25,8 +26,22 @@ class DepthAnythingForDepthEstimation(nn.Module):
         self.neck = depth_anything_neck(config)
         self.head = DepthAnythingHead(config)
 
-    def forward(self, pixel_values: torch.Tensor) -> DepthEstimatorOutput:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DepthEstimatorOutput | tuple[torch.Tensor, ...]:
+        """`output_hidden_states` / `output_attentions`: the DINOv2 backbone's (embeddings and
+        every block), as the reference returns them."""
+        reject_labels(labels)
+        want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
         p = self.config.patch_size
         grid = (pixel_values.shape[2] // p, pixel_values.shape[3] // p)
-        fused = self.neck(self.backbone(pixel_values), grid)
-        return DepthEstimatorOutput(predicted_depth=self.head(fused, grid))
+        maps, states, probs = self.backbone.features(pixel_values, want_states, want_attn)
+        fused = self.neck(maps, grid)
+        return finish(DepthEstimatorOutput(
+            predicted_depth=self.head(fused, grid), hidden_states=states, attentions=probs,
+        ), return_dict)

@@ -19,6 +19,7 @@ from dpt_ros.model.backbone_common import (
     ACTIVATIONS,
     activation,
     align_outputs,
+    attend,
     check_bool,
     check_choice,
     check_float,
@@ -170,15 +171,17 @@ class Attention(nn.Module):
         )
         self.output = nn.ModuleDict({"dense": nn.Linear(d, d)})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, n, d = x.shape
         q, k, v = (
             self.attention[name](x).view(b, n, self.heads, -1).transpose(1, 2)
             for name in ("query", "key", "value")
         )
         p = self.p_drop if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        return self.output["dense"](out.transpose(1, 2).reshape(b, n, d))
+        out, probs = attend(q, k, v, dropout_p=p, need_weights=need_weights)
+        return self.output["dense"](out.transpose(1, 2).reshape(b, n, d)), probs
 
 
 class LayerScale(nn.Module):
@@ -229,11 +232,13 @@ class Block(nn.Module):
         self.layer_scale2 = LayerScale(d, cfg.layerscale_value)
         self.p_path = drop_path_rate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.layer_scale1(self.attention(self.norm1(x)))
-        x = x + drop_path(y, self.p_path, self.training)
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y, probs = self.attention(self.norm1(x), need_weights)
+        x = x + drop_path(self.layer_scale1(y), self.p_path, self.training)
         y = self.layer_scale2(self.mlp(self.norm2(x)))
-        return x + drop_path(y, self.p_path, self.training)
+        return x + drop_path(y, self.p_path, self.training), probs
 
 
 class Encoder(nn.Module):
@@ -262,14 +267,25 @@ class Dinov2Backbone(nn.Module):
         self._wanted = sorted(i % n for i in config.out_indices)
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        return self.features(pixel_values)[0]
+
+    def features(
+        self, pixel_values: torch.Tensor, hidden_states: bool = False, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None,
+               tuple[torch.Tensor, ...] | None]:
+        """(feature maps, all hidden states (embeddings, block 1..N) if asked, every block's
+        attention probabilities if asked). Blocks after the last requested stage cannot
+        change the maps, so they run only when hidden states or attentions are wanted."""
         b, _, height, width = pixel_values.shape
         ph, pw = self.embeddings.patch
         x = self.embeddings(pixel_values)
-        states = [x]
-        # Blocks after the last requested stage cannot change any output: skip them.
-        for block in self.encoder.layer[: self._wanted[-1]]:
-            x = block(x)
+        states, probs = [x], []
+        depth = None if hidden_states or attentions else self._wanted[-1]
+        for block in self.encoder.layer[:depth]:
+            x, p = block(x, attentions)
             states.append(x)
+            if p is not None:
+                probs.append(p)
         maps = []
         for i in self._wanted:
             h = states[i]
@@ -279,4 +295,5 @@ class Dinov2Backbone(nn.Module):
                 h = h[:, 1:].reshape(b, height // ph, width // pw, -1).permute(0, 3, 1, 2)
                 h = h.contiguous()
             maps.append(h)
-        return maps
+        return (maps, tuple(states) if hidden_states else None,
+                tuple(probs) if attentions else None)

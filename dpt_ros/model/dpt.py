@@ -1,9 +1,13 @@
 """DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation.
 
 Same module tree (hence state-dict keys) as transformers: the ViT under `dpt.*` (the BiT of
-DPT-Hybrid at `dpt.embeddings.backbone.*`), DINOv2 under `backbone.*`, then `neck.*` and
-`head.*`. Any H, W that are multiples of the patch size work, for every variant: the patch
-grid is passed down instead of being recovered from a square token count.
+DPT-Hybrid at `dpt.embeddings.backbone.*`), DINOv2 / BEiT / Swinv2 under `backbone.*`, then
+`neck.*` and `head.*`. Any H, W that are multiples of the patch size work, for every variant:
+the patch grid is passed down instead of being recovered from a square token count.
+
+Forward signatures are transformers': `model(pixel_values, labels=None,
+output_hidden_states=None, output_attentions=None, return_dict=None)`, so
+`model(**processor(images=..., return_tensors="pt"))` works unchanged.
 """
 
 from __future__ import annotations
@@ -14,13 +18,39 @@ from torch import nn
 
 from dpt_ros.model.config import ConfigError, DPTConfig
 from dpt_ros.model.heads import AuxiliaryHead, DepthHead, SemanticHead
+from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
 from dpt_ros.model.neck import dpt_neck
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
 from dpt_ros.model.vit import Encoder, HybridEmbeddings, ViTEmbeddings, make_activation
 
 
+def build_backbone(config: DPTConfig) -> nn.Module:
+    """The `backbone.*` module of a DINOv2 / BEiT / Swinv2 backbone_config. Each has
+    `features(pixel_values, hidden_states, attentions) -> (maps, states, probs)`,
+    `patch_size` and `hidden_size`."""
+    kind, cfg = config.backbone_type, config.backbone_config
+    if kind == "dinov2":
+        from dpt_ros.model.dinov2 import Dinov2Backbone
+
+        return Dinov2Backbone(cfg)
+    if kind == "beit":
+        from dpt_ros.model.beit import BeitBackbone
+
+        return BeitBackbone(cfg)
+    if kind == "swinv2":
+        from dpt_ros.model.swinv2 import Swinv2Backbone
+
+        return Swinv2Backbone(cfg)
+    raise ConfigError(f"config field backbone_config.model_type={kind!r} has no backbone here")
+
+
 def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _tuple(items: list[torch.Tensor] | tuple[torch.Tensor, ...], wanted: bool
+           ) -> tuple[torch.Tensor, ...] | None:
+    return tuple(items) if wanted else None
 
 
 class Pooler(nn.Module):
@@ -33,12 +63,16 @@ class Pooler(nn.Module):
         return self.activation(self.dense(x[:, 0]))
 
 
-class DPTModel(nn.Module):
+class DPTModel(PretrainedModel, nn.Module):
     """The (hybrid) ViT encoder alone: final layer-normed tokens, pooled [CLS], all hidden
     states and, for the hybrid, the two BiT maps the neck consumes."""
 
     def __init__(self, config: DPTConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
+        if config.backbone_type not in (None, "bit"):
+            raise ConfigError(f"config field backbone_config: DPTModel is the ViT encoder; a "
+                              f"{config.backbone_type} backbone is only built by "
+                              "DPTForDepthEstimation (as in transformers)")
         self.config = config
         self.embeddings = HybridEmbeddings(config) if config.is_hybrid else ViTEmbeddings(config)
         self.encoder = Encoder(config)
@@ -46,54 +80,63 @@ class DPTModel(nn.Module):
         self.pooler = Pooler(config) if add_pooling_layer else None
 
     def encode(
-        self, pixel_values: torch.Tensor, depth: int | None = None
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(hidden states [embeddings, block 1..depth], BiT maps or [])."""
+        self, pixel_values: torch.Tensor, depth: int | None = None, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """(hidden states [embeddings, block 1..depth], BiT maps or [], attention probs or [])."""
         x, maps = self.embeddings(pixel_values)
-        return self.encoder(x, depth), maps
+        states, probs = self.encoder(x, depth, attentions)
+        return states, maps, probs
 
     def neck_inputs(
-        self, pixel_values: torch.Tensor, all_states: bool = False
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(the states the neck reads, the hidden states computed). Blocks after the last one
-        the neck reads cannot change the prediction, so they run only when asked for."""
+        self, pixel_values: torch.Tensor, all_states: bool = False, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """(the states the neck reads, the hidden states computed, attention probs). Blocks
+        after the last one the neck reads cannot change the prediction, so they run only
+        when their states or attentions are asked for."""
         wanted = self.config.vit_out_indices
-        states, maps = self.encode(pixel_values, None if all_states else wanted[-1] + 1)
-        return maps + [states[i + 1] for i in wanted], states
+        full = all_states or attentions
+        states, maps, probs = self.encode(pixel_values, None if full else wanted[-1] + 1,
+                                          attentions)
+        return maps + [states[i + 1] for i in wanted], states, probs
 
     def forward(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
-    ) -> BaseModelOutput:
-        states, maps = self.encode(pixel_values)
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
+        want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
+        states, maps, probs = self.encode(pixel_values, attentions=want_attn)
         last = self.layernorm(states[-1])
-        return BaseModelOutput(
+        return finish(BaseModelOutput(
             last_hidden_state=last,
             pooler_output=self.pooler(last) if self.pooler is not None else None,
-            hidden_states=tuple(states) if output_hidden_states else None,
+            hidden_states=_tuple(states, want_states),
             intermediate_activations=maps or None,
-        )
+            attentions=_tuple(probs, want_attn),
+        ), return_dict)
 
 
 def _patch_grid(pixel_values: torch.Tensor, patch: tuple[int, int]) -> tuple[int, int]:
     return pixel_values.shape[2] // patch[0], pixel_values.shape[3] // patch[1]
 
 
-class DPTForDepthEstimation(nn.Module):
-    """ViT / hybrid / DINOv2 backbone + DPT neck + depth head -> predicted_depth (B, H, W).
+class DPTForDepthEstimation(PretrainedModel, nn.Module):
+    """ViT / hybrid / DINOv2 / BEiT / Swinv2 backbone + DPT neck + depth head ->
+    predicted_depth (B, H, W).
 
-    `output_hidden_states` returns the ViT hidden states; the DINOv2 backbone only yields the
-    maps the neck reads, so there it gives None.
+    `output_hidden_states` gives the ViT's hidden states, or the backbone's (embeddings and
+    every block; Swinv2: embeddings and every stage), as the reference.
     """
 
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
         self.config = config
-        if config.backbone_type == "dinov2":
-            from dpt_ros.model.dinov2 import Dinov2Backbone
-
-            self.backbone = Dinov2Backbone(config.backbone_config)
-            self._patch = _pair(config.backbone_config.patch_size)
-            in_channels = config.backbone_config.hidden_size
+        if config.backbone_type not in (None, "bit"):
+            self.backbone = build_backbone(config)
+            self._patch = _pair(self.backbone.patch_size)
+            in_channels = self.backbone.hidden_size
         else:
             self.dpt = DPTModel(config, add_pooling_layer=False)
             self._patch = (config.patch_size, config.patch_size)
@@ -102,26 +145,38 @@ class DPTForDepthEstimation(nn.Module):
         self.head = DepthHead(config)
 
     def forward(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
-    ) -> DepthEstimatorOutput:
-        states = None
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DepthEstimatorOutput | tuple[torch.Tensor, ...]:
+        reject_labels(labels)
+        want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
         if hasattr(self, "backbone"):
-            features = self.backbone(pixel_values)
+            features, states, probs = self.backbone.features(pixel_values, want_states,
+                                                             want_attn)
         else:
-            features, all_states = self.dpt.neck_inputs(pixel_values, output_hidden_states)
-            states = tuple(all_states) if output_hidden_states else None
+            features, states, probs = self.dpt.neck_inputs(pixel_values, want_states,
+                                                           want_attn)
         fused = self.neck(features, _patch_grid(pixel_values, self._patch))
-        return DepthEstimatorOutput(predicted_depth=self.head(fused), hidden_states=states)
+        return finish(DepthEstimatorOutput(
+            predicted_depth=self.head(fused),
+            hidden_states=_tuple(states, want_states),
+            attentions=_tuple(probs, want_attn),
+        ), return_dict)
 
 
-class DPTForSemanticSegmentation(nn.Module):
+class DPTForSemanticSegmentation(PretrainedModel, nn.Module):
     """ViT / hybrid + DPT neck + segmentation head (+ auxiliary head) -> logits."""
 
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
-        if config.backbone_type == "dinov2":
-            raise ConfigError("config field backbone_config: DINOv2 is only supported by "
-                              "DPTForDepthEstimation; accepted: null or a BiT (hybrid) config")
+        if config.backbone_type not in (None, "bit"):
+            raise ConfigError(f"config field backbone_config: {config.backbone_type} is only "
+                              "supported by DPTForDepthEstimation; accepted: null or a BiT "
+                              "(hybrid) config")
         self.config = config
         self.dpt = DPTModel(config, add_pooling_layer=False)
         self.neck = dpt_neck(config, config.hidden_size)
@@ -132,20 +187,24 @@ class DPTForSemanticSegmentation(nn.Module):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ) -> SemanticSegmenterOutput:
-        features, all_states = self.dpt.neck_inputs(pixel_values, output_hidden_states)
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SemanticSegmenterOutput | tuple[torch.Tensor, ...]:
+        want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
+        features, states, probs = self.dpt.neck_inputs(pixel_values, want_states, want_attn)
         p = self.config.patch_size
         fused = self.neck(features, _patch_grid(pixel_values, (p, p)))
         logits = self.head(fused)
         aux = self.auxiliary_head(fused[-1]) if self.auxiliary_head is not None else None
         loss = self._loss(logits, aux, labels) if labels is not None else None
-        return SemanticSegmenterOutput(
+        return finish(SemanticSegmenterOutput(
             logits=logits,
             auxiliary_logits=aux,
             loss=loss,
-            hidden_states=tuple(all_states) if output_hidden_states else None,
-        )
+            hidden_states=_tuple(states, want_states),
+            attentions=_tuple(probs, want_attn),
+        ), return_dict)
 
     def _loss(
         self, logits: torch.Tensor, aux: torch.Tensor | None, labels: torch.Tensor

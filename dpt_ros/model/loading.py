@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -21,16 +22,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig
+from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig, config_from_dict
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
+
+log = logging.getLogger(__name__)
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DPTForDepthEstimation": DPTForDepthEstimation,
     "DPTForSemanticSegmentation": DPTForSemanticSegmentation,
     "DPTModel": DPTModel,
     "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
+    "ZoeDepthForDepthEstimation": ZoeDepthForDepthEstimation,
 }
+# Classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another (transformers'
+# base-model-prefix rule); from_pretrained across them loads what they share.
+_DPT_FAMILY = ("DPTModel", "DPTForDepthEstimation", "DPTForSemanticSegmentation")
+# (as transformers 5 writes it, as the Hub files name it): BEiT's shared relative position
+# bias gets a stray 'beit.' when transformers 5 saves a BEiT backbone.
+_KEY_ALIASES = (("beit.encoder.relative_position_bias.", "encoder.relative_position_bias."),)
+# Tensors the reference derives from the config and never reads from a checkpoint, though
+# some Hub files (converted from the original repositories) still carry them.
+_DERIVED_KEY = re.compile(r"(^|\.)(relative_position_index|relative_coords_table|k_idx|k_minus_1)$")
 TASKS = tuple(sorted(set(ARCHITECTURE_TASKS.values())))
 CONFIG_NAME = "config.json"
 PROCESSOR_NAME = "preprocessor_config.json"
@@ -190,7 +204,7 @@ def _read_json(path: Path) -> Any:
 def _config_from_directory(directory: Path) -> DPTConfig:
     path = directory / CONFIG_NAME
     try:
-        return DPTConfig.from_dict(_read_json(path))
+        return config_from_dict(_read_json(path))
     except ConfigError as e:
         raise ModelLoadError(f"{path}: {e}") from e
 
@@ -270,17 +284,23 @@ def _build(config: DPTConfig) -> nn.Module:
 
 def _align_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers adds / strips the base-model prefix ('dpt.') when a checkpoint of the bare
-    DPTModel meets a task model or the reverse; do the same."""
-    if not isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation)):
-        return state
+    DPTModel meets a task model or the reverse; do the same. And the one key transformers 5
+    writes under another name than the Hub files (see _KEY_ALIASES) is read under both."""
     expected = model.state_dict()
+    dpt_family = isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation))
     out = {}
     for key, value in state.items():
         if key not in expected:
-            if key.startswith(_DPT_PREFIX) and key[len(_DPT_PREFIX):] in expected:
+            if dpt_family and key.startswith(_DPT_PREFIX) and key[len(_DPT_PREFIX):] in expected:
                 key = key[len(_DPT_PREFIX):]
-            elif _DPT_PREFIX + key in expected:
+            elif dpt_family and _DPT_PREFIX + key in expected:
                 key = _DPT_PREFIX + key
+            else:
+                for written, ours in _KEY_ALIASES:
+                    alias = key.replace(written, ours, 1)
+                    if alias != key and alias in expected:
+                        key = alias
+                        break
         out[key] = value
     return out
 
@@ -291,7 +311,8 @@ def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
     # and BatchNorm step counters (unused in eval) absent from the checkpoint.
     not_persisted = {name for name, _ in model.named_buffers() if name not in expected}
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected and k not in not_persisted]
+    unexpected = [k for k in state if k not in expected and k not in not_persisted
+                  and not _DERIVED_KEY.search(k)]
     shapes = [
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
         for k in expected
@@ -320,6 +341,13 @@ def _complete(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 # --- public API -----------------------------------------------------------------------------
+
+
+def align_checkpoint_keys(model: nn.Module, state: dict[str, torch.Tensor]
+                          ) -> dict[str, torch.Tensor]:
+    """`state` with its keys renamed as load_model reads them into `model` (base-model
+    prefix, transformers 5's renamed keys); for loading a sub-module such as a backbone."""
+    return _align_keys(model, state)
 
 
 def load_config(source: str | os.PathLike[str], revision: str | None = None) -> DPTConfig:
@@ -364,14 +392,29 @@ def load_model(
     return model.to(device=device, dtype=dtype).eval()
 
 
+def load_processor_config(source: str | os.PathLike[str],
+                          revision: str | None = None) -> dict[str, Any]:
+    """preprocessor_config.json of a model directory or Hub repo id, as a dict."""
+    config = _read_json(resolve_source(source, weights=False, revision=revision)
+                        / PROCESSOR_NAME)
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{source}: {PROCESSOR_NAME} is not a JSON object")
+    return config
+
+
 def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
-    """The DPTImageProcessor described by preprocessor_config.json."""
+    """The image processor preprocessor_config.json describes: ZoeDepthImageProcessor when
+    its image_processor_type says ZoeDepth, else DPTImageProcessor."""
     from dpt_ros.model.processing import DPTImageProcessor
+    from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
 
     path = resolve_source(source, weights=False, revision=revision) / PROCESSOR_NAME
+    config = _read_json(path)
+    kind = str(config.get("image_processor_type", "")) if isinstance(config, dict) else ""
+    cls = ZoeDepthImageProcessor if kind.startswith("ZoeDepth") else DPTImageProcessor
     try:
-        return DPTImageProcessor.from_dict(_read_json(path))
-    except (ValueError, TypeError, KeyError) as e:
+        return cls.from_dict(config)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ModelLoadError(f"{path}: {e}") from e
 
 
@@ -386,3 +429,47 @@ def save_model(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out
+
+
+def load_as(
+    cls: type[nn.Module],
+    source: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    revision: str | None = None,
+) -> nn.Module:
+    """`cls.from_pretrained(source)`: the checkpoint's own class loads strictly through
+    load_model; another class of the DPT family (DPTModel / DPTForDepthEstimation /
+    DPTForSemanticSegmentation on a ViT or hybrid config) takes the weights it shares, as
+    transformers does, and keeps a fresh initialisation for the rest (logged). `revision`
+    pins a Hub repo's branch, tag or commit."""
+    directory = resolve_source(source, revision=revision)
+    config = _config_from_directory(directory)
+    if config.architecture == cls.__name__:
+        return load_model(directory, device=device, dtype=dtype)
+    if (cls.__name__ not in _DPT_FAMILY or config.architecture not in _DPT_FAMILY
+            or config.backbone_type not in (None, "bit")):
+        raise ModelLoadError(
+            f"{directory / CONFIG_NAME} is a {config.architecture} checkpoint; load it with "
+            f"{config.architecture}.from_pretrained or load_model, not {cls.__name__}")
+    try:
+        config = dataclasses.replace(config, architectures=[cls.__name__])
+        model = cls(config)
+    except ConfigError as e:
+        raise ModelLoadError(f"{directory / CONFIG_NAME}: {e}") from e
+    state, where = _read_state_dict(directory)
+    state = _align_keys(model, state)
+    expected = model.state_dict()
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if shapes:
+        raise ModelLoadError(f"{where} does not match {cls.__name__}: shape mismatch: "
+                             + ", ".join(shapes[:5]))
+    used = {k: v for k, v in state.items() if k in expected}
+    missing = [k for k in expected if k not in used and not k.endswith("num_batches_tracked")]
+    unused = [k for k in state if k not in expected and not _DERIVED_KEY.search(k)]
+    if missing or unused:
+        log.warning("%s from %s: %d weights newly initialised (%s), %d checkpoint weights "
+                    "unused (%s)", cls.__name__, directory, len(missing),
+                    ", ".join(missing[:3]), len(unused), ", ".join(unused[:3]))
+    model.load_state_dict(used, strict=False)
+    return model.to(device=device, dtype=dtype).eval()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.config import DPTConfig
+from dpt_ros.model.config import MAP_BACKBONES, DPTConfig
 from dpt_ros.model.vit import make_activation
 
 
@@ -88,14 +88,14 @@ class ReassembleStage(nn.Module):
 class PreActResidualLayer(nn.Module):
     """relu -> conv3x3 [-> bn] -> relu -> conv3x3 [-> bn], plus the input."""
 
-    def __init__(self, channels: int, batch_norm: bool, bias: bool) -> None:
+    def __init__(self, channels: int, batch_norm: bool, bias: bool, eps: float = 1e-5) -> None:
         super().__init__()
         self.use_batch_norm = batch_norm
         self.convolution1 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
         self.convolution2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
         if batch_norm:
-            self.batch_norm1 = nn.BatchNorm2d(channels)
-            self.batch_norm2 = nn.BatchNorm2d(channels)
+            self.batch_norm1 = nn.BatchNorm2d(channels, eps=eps)
+            self.batch_norm2 = nn.BatchNorm2d(channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convolution1(F.relu(x))
@@ -108,11 +108,11 @@ class PreActResidualLayer(nn.Module):
 
 
 class FusionLayer(nn.Module):
-    def __init__(self, channels: int, batch_norm: bool, bias: bool) -> None:
+    def __init__(self, channels: int, batch_norm: bool, bias: bool, eps: float = 1e-5) -> None:
         super().__init__()
         self.projection = nn.Conv2d(channels, channels, kernel_size=1)
-        self.residual_layer1 = PreActResidualLayer(channels, batch_norm, bias)
-        self.residual_layer2 = PreActResidualLayer(channels, batch_norm, bias)
+        self.residual_layer1 = PreActResidualLayer(channels, batch_norm, bias, eps)
+        self.residual_layer2 = PreActResidualLayer(channels, batch_norm, bias, eps)
 
     def forward(
         self,
@@ -136,11 +136,12 @@ class FusionLayer(nn.Module):
 class FusionStage(nn.Module):
     """Deepest stage first; each step adds the next shallower map and upsamples."""
 
-    def __init__(self, config: DPTConfig, batch_norm: bool, bias: bool, sized: bool) -> None:
+    def __init__(self, config: DPTConfig, batch_norm: bool, bias: bool, sized: bool,
+                 eps: float = 1e-5) -> None:
         super().__init__()
         self.sized = sized
         self.layers = nn.ModuleList(
-            FusionLayer(config.fusion_hidden_size, batch_norm, bias)
+            FusionLayer(config.fusion_hidden_size, batch_norm, bias, eps)
             for _ in config.neck_hidden_sizes
         )
 
@@ -157,6 +158,9 @@ class FusionStage(nn.Module):
 
 
 class Neck(nn.Module):
+    """Reassemble (token backbones; hierarchical ones such as Swinv2 hand over maps and have
+    none), 3x3 convs to the fusion width, then top-down fusion."""
+
     def __init__(
         self,
         config: DPTConfig,
@@ -166,31 +170,46 @@ class Neck(nn.Module):
         batch_norm: bool,
         bias: bool,
         sized: bool,
+        reassemble: bool = True,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.reassemble_stage = ReassembleStage(in_channels, config, readout_type, skip)
+        self.reassemble_stage = (
+            ReassembleStage(in_channels, config, readout_type, skip) if reassemble else None)
         self.convs = nn.ModuleList(
             nn.Conv2d(c, config.fusion_hidden_size, 3, padding=1, bias=False)
             for c in config.neck_hidden_sizes
         )
-        self.fusion_stage = FusionStage(config, batch_norm, bias, sized)
+        self.fusion_stage = FusionStage(config, batch_norm, bias, sized, eps)
+
+    def project(self, states: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:
+        """The maps at the fusion width, before fusion (ZoeDepth reads the deepest one)."""
+        if len(states) != len(self.convs):
+            raise ValueError(f"the neck takes {len(self.convs)} backbone stages, "
+                             f"got {len(states)}")
+        maps = self.reassemble_stage(states, grid) if self.reassemble_stage is not None else states
+        return [conv(m) for conv, m in zip(self.convs, maps)]
 
     def forward(self, states: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:
-        maps = self.reassemble_stage(states, grid)
-        return self.fusion_stage([conv(m) for conv, m in zip(self.convs, maps)])
+        return self.fusion_stage(self.project(states, grid))
+
+
+def fusion_bias(config: DPTConfig) -> bool:
+    """use_bias_in_fusion_residual, defaulting to 'no bias when batch-normed' (reference)."""
+    bias = config.use_bias_in_fusion_residual
+    return (not config.use_batch_norm_in_fusion_residual) if bias is None else bias
 
 
 def dpt_neck(config: DPTConfig, in_channels: int) -> Neck:
-    batch_norm = config.use_batch_norm_in_fusion_residual
-    bias = config.use_bias_in_fusion_residual
     return Neck(
         config,
         in_channels,
         config.readout_type,
         config.neck_ignore_stages,
-        batch_norm,
-        (not batch_norm) if bias is None else bias,
+        config.use_batch_norm_in_fusion_residual,
+        fusion_bias(config),
         sized=False,
+        reassemble=config.backbone_type not in MAP_BACKBONES,
     )
 
 

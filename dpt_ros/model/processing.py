@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpt_ros.model.hf_api import ImageProcessorAPI
+
 IMAGENET_STANDARD = (0.5, 0.5, 0.5)
 PROCESSOR_TYPE = "DPTImageProcessor"
 # PIL resampling enum values this module reproduces (1 lanczos, 4 box, 5 hamming: no).
@@ -99,8 +101,10 @@ def _size(value: Any) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class DPTImageProcessor:
-    """Pre-/post-processing of the DPT family (DPT, DPT-Hybrid, DPT-DINOv2, Depth Anything)."""
+class DPTImageProcessor(ImageProcessorAPI):
+    """Pre-/post-processing of the DPT family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT,
+    DPT-Swinv2, Depth Anything). Callable as transformers' processors are
+    (`processor(images=..., return_tensors="pt")`, see hf_api.ImageProcessorAPI)."""
 
     do_resize: bool = True
     size: dict[str, int] = field(default_factory=lambda: {"height": 384, "width": 384})
@@ -265,6 +269,13 @@ class DPTImageProcessor:
         return self._luts[key]
 
     # ------------------------------------------------------------------ post-processing
+
+    def resize_depth(self, depth: torch.Tensor, source_size: tuple[int, int],
+                     size: tuple[int, int]) -> torch.Tensor:
+        """(B,h,w) prediction -> (B, *size), bicubic (align_corners=False) when the sizes
+        differ. `source_size` (the frames' size) is unused here; ZoeDepth's processor needs
+        it to remove its padding, and the pipeline calls both the same way."""
+        return resize_maps(depth[:, None], tuple(size), "bicubic")[:, 0]
 
     def post_process_depth_estimation(self, outputs: Any, target_sizes: Any = None
                                       ) -> list[dict[str, torch.Tensor]]:

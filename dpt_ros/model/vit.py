@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dpt_ros.model.backbone_common import attend
 from dpt_ros.model.config import ConfigError, DPTConfig
 
 
@@ -161,7 +162,10 @@ class Block(nn.Module):
         self.act = make_activation(config.hidden_act)
         self.drop = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(new x, attention probabilities if `need_weights`)."""
         b, n, c = x.shape
         h = self.layernorm_before(x)
         qkv = self.attention.attention
@@ -169,13 +173,12 @@ class Block(nn.Module):
         q = qkv.query(h).view(shape).transpose(1, 2)
         k = qkv.key(h).view(shape).transpose(1, 2)
         v = qkv.value(h).view(shape).transpose(1, 2)
-        a = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.0
-        )
+        a, probs = attend(q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
+                          need_weights=need_weights)
         a = a.transpose(1, 2).reshape(b, n, c)
         x = x + self.drop(self.attention.output.dense(a))
         h = self.act(self.intermediate.dense(self.layernorm_after(x)))
-        return x + self.drop(self.output.dense(h))
+        return x + self.drop(self.output.dense(h)), probs
 
 
 class Encoder(nn.Module):
@@ -183,10 +186,15 @@ class Encoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
-        """[input, after block 1, ..., after block `depth`] (all blocks by default)."""
-        states = [x]
+    def forward(
+        self, x: torch.Tensor, depth: int | None = None, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """([input, after block 1, ..., after block `depth`] (all blocks by default),
+        the blocks' attention probabilities when asked, else [])."""
+        states, probs = [x], []
         for block in self.layer[:depth]:
-            x = block(x)
+            x, p = block(x, attentions)
             states.append(x)
-        return states
+            if p is not None:
+                probs.append(p)
+        return states, probs

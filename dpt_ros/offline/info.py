@@ -36,18 +36,45 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
         "model_type": config.model_type,
         "backbone": _backbone(config),
         "task": config.task,
-        "patch_size": config.patch_size,
+        "patch_size": _patch_size(config),
     }
     if config.task == "depth":
         info["depth"] = "metric (metres)" if config.is_metric else "relative (inverse depth)"
         if config.model_type == "depth_anything" and config.is_metric:
             info["max_depth_m"] = config.max_depth
+        if config.model_type == "zoedepth":
+            info.update(_zoedepth(config))
     info["input"] = _input(directory)
     if config.task == "segmentation":
         info["num_labels"] = config.num_labels
         info["labels"] = {str(k): v for k, v in sorted(config.labels.items())}
     info["parameters"] = _parameter_count(directory)
     return info
+
+
+def _patch_size(config: Any) -> int:
+    """The patch of the network that tokenises the image: the backbone's when it has its
+    own (DINOv2 14, BEiT 16, Swinv2 4), else the DPT ViT's."""
+    patch = getattr(config.backbone_config, "patch_size", None) if not config.is_hybrid else None
+    if isinstance(patch, (list, tuple)):
+        patch = patch[0]
+    return int(patch or config.patch_size)
+
+
+def _zoedepth(config: Any) -> dict[str, Any]:
+    """The metric heads: each domain's bin range; 'normed' bins clip depth to it, 'softplus'
+    bins only start there; with two heads a router picks one per batch."""
+    out: dict[str, Any] = {
+        "metric_heads": [
+            {"name": b.get("name", "nyu"), "min_depth_m": b["min_depth"],
+             "max_depth_m": b["max_depth"], "bins": b["n_bins"]}
+            for b in config.bin_configurations],
+        "bin_centers": config.bin_centers_type,
+        "router": config.has_router,
+    }
+    if config.bounded:
+        out["max_depth_m"] = config.max_depth
+    return out
 
 
 def _backbone(config: Any) -> str:
@@ -65,12 +92,16 @@ def _input(directory: Path) -> dict[str, Any] | str:
         return f"unknown ({err})"
     if not p.do_resize:
         return {"resize": False}
-    return {
+    multiple = p.ensure_multiple_of
+    out = {
         "height": p.size["height"],
         "width": p.size["width"],
         "keep_aspect_ratio": bool(p.keep_aspect_ratio),
-        "ensure_multiple_of": int(p.ensure_multiple_of),
+        "ensure_multiple_of": int(multiple) if float(multiple).is_integer() else multiple,
     }
+    if type(p).__name__ == "ZoeDepthImageProcessor":
+        out["reflect_padding"] = bool(p.do_pad)  # removed again after the model
+    return out
 
 
 def _parameter_count(directory: Path) -> int | None:
@@ -99,13 +130,19 @@ def format_info(info: dict[str, Any]) -> str:
     if "depth" in info:
         extra = f", max_depth {info['max_depth_m']} m" if "max_depth_m" in info else ""
         lines.append(f"depth:         {info['depth']}{extra}")
+    if "metric_heads" in info:
+        heads = ", ".join(f"{h['name']} {h['min_depth_m']:g}-{h['max_depth_m']:g} m"
+                          for h in info["metric_heads"])
+        routed = " (a router picks one per batch)" if info["router"] else ""
+        lines.append(f"metric heads:  {heads}, {info['bin_centers']} bins{routed}")
     inp = info["input"]
     if isinstance(inp, dict) and "height" in inp:
         aspect = ", keeps aspect ratio" if inp["keep_aspect_ratio"] else ""
         multiple = (
             f", multiple of {inp['ensure_multiple_of']}" if inp["ensure_multiple_of"] > 1 else ""
         )
-        lines.append(f"input size:    {inp['height']} x {inp['width']}{aspect}{multiple}")
+        pad = ", reflect-padded" if inp.get("reflect_padding") else ""
+        lines.append(f"input size:    {inp['height']} x {inp['width']}{aspect}{multiple}{pad}")
     elif isinstance(inp, dict):
         lines.append("input size:    native (no resize)")
     else:
