@@ -109,6 +109,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("camera.hfov", 60.0, "Fallback horizontal field of view in degrees.",
               lo=1.0, hi=179.0),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
+    ParamSpec("serialized_publish", True, "Publish images and clouds as serialized messages "
+              "laid out around the output buffers (3x faster for a 14.7 MB cloud); false = "
+              "through rclpy message objects (the reference path)."),
 )
 
 BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}

@@ -66,6 +66,7 @@ from dpt_ros.ros.qos import (
     output_qos,
     reliability_name,
 )
+from dpt_ros.ros.serialized import send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 NODE_NAME = "dpt_node"
@@ -358,14 +359,15 @@ class DptNode(Node):
         if self._slots.closed:  # shutting down: the context may already be gone
             return
         sent_depth_image = False
+        serialized = self._values["serialized_publish"]
         for name, pub in cam.pubs.items():
             value = getattr(result, name)
             if value is None or name not in want:  # another camera of the batch wanted it
                 continue
             if name == "points":
-                pub.publish(messages.pointcloud_msg(value, header))
+                send_cloud(pub, value, header, serialized)
                 continue
-            pub.publish(messages.image_msg(value, image_encoding(name, value), header))
+            send_image(pub, value, image_encoding(name, value), header, serialized)
             sent_depth_image |= name in DEPTH_IMAGES
         if cam.info_pub is not None and result.intrinsics is not None and sent_depth_image:
             cam.info_pub.publish(messages.camera_info_msg(result.intrinsics, header))
