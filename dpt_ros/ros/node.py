@@ -72,7 +72,6 @@ from dpt_ros.ros.worker import LatestSlots, Worker
 NODE_NAME = "dpt_node"
 IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
 INFO_INPUT = "camera_info"
-WARMUP_SIZE = (480, 640)
 
 
 class StartupError(RuntimeError):
@@ -160,7 +159,12 @@ class DptNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._publish_labels()
 
-        warmup = partial(self.pipeline.warmup, *WARMUP_SIZE) if self._values["warmup"] else None
+        # warm-up at the camera's real size: each new frame size before its first frame (on
+        # the worker, in Pipeline.process); at start-up too when input_size fixes the size
+        self.pipeline.warm_new_sizes = self._values["warmup"]
+        fixed = self._values["input_size"]
+        warmup = partial(self.pipeline.warmup, *fixed) if self._values["warmup"] and all(fixed) \
+            else None
         self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=warmup)
         self._worker.start()  # after the warm-up, which runs on the worker's thread
 
@@ -391,6 +395,7 @@ class DptNode(Node):
             "device": str(p.device),
             "dtype": self._values["dtype"],
             "compile": p.compile_status,
+            "nonfinite_frames": str(p.nonfinite_frames),  # recomputed in fp32 (half dtypes)
             "depth_metric": str(p.depth_is_metric).lower(),
         }
         for cam in self._cameras.values():
