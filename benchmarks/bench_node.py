@@ -12,7 +12,8 @@ Stages (what the node does around `model(...)` for one frame):
 The baseline is the usual hand-written Python ROS code: message data through Python lists
 (element-wise setter), numpy percentile / fancy-index LUT, a numpy structured array filled field
 by field for the cloud. Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods]
-[--mallopt]`.
+[--mallopt] [--publish]`; `--publish` adds the publish time of 14.7 / 18.4 MB clouds, message
+objects against the serialized path (`benchmarks/bench_publish.py`).
 """
 
 from __future__ import annotations
@@ -248,6 +249,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--baseline-repeat", type=int, default=3)
     parser.add_argument("--fill-methods", action="store_true")
+    parser.add_argument("--publish", action="store_true",
+                        help="also time publishing large clouds (object vs serialized path)")
     parser.add_argument("--mallopt", action="store_true",
                         help="keep large blocks in the heap (glibc mallopt) before measuring")
     args = parser.parse_args()
@@ -270,6 +273,10 @@ def main() -> None:
         _row("total", *totals)
     if args.fill_methods:
         fill_methods(args.repeat)
+    if args.publish:
+        import bench_publish
+
+        bench_publish.report(min(args.repeat, 20))
 
 
 if __name__ == "__main__":
