@@ -134,9 +134,10 @@ class Camera:
 
 def measure(args: argparse.Namespace, model: str, log_dir: Path) -> dict:
     height, width = (int(v) for v in args.size.split("x"))
-    domain = domain_id(f"bench_node_dds{args.case}{args.size}{args.serialized}")
+    domain = domain_id(f"bench_node_dds{args.case}{args.size}{args.serialized}{args.stride}")
     env = ros_env(domain)
-    log = log_dir / f"dpt_node_{args.size}_{'serialized' if args.serialized else 'object'}.log"
+    path = "serialized" if args.serialized else "object"
+    log = log_dir / f"dpt_node_{args.size}_stride{args.stride}_{path}_{args.compile}.log"
     proc = NodeProcess(node_command(node_params(args, model, args.threads)), env, log)
     peer = Peer(domain, name="bench_camera")
     try:
@@ -183,6 +184,8 @@ def main() -> None:
     ap.add_argument("--compile", default=None,
                     help="default: reduce-overhead on CUDA, none on CPU")
     ap.add_argument("--stride", type=int, default=1, help="pointcloud.stride (1: organised)")
+    ap.add_argument("--strides", type=int, nargs="+", default=None,
+                    help="several pointcloud.stride values, one node run each")
     ap.add_argument("--threads", type=int, default=0, help="node's torch CPU threads (0: all)")
     ap.add_argument("--baseline-repeat", type=int, default=10)
     args = ap.parse_args()
@@ -195,7 +198,7 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"{torch.cuda.get_device_name() if cuda else 'CPU'}; {args.case} {args.dtype} "
           f"compile={args.compile}; rgb8 at {args.rate:g} Hz for {args.seconds:g} s, reliable; "
-          f"pointcloud.stride {args.stride}; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = checkpoint(args.case, Path(tmp))
@@ -205,21 +208,26 @@ def main() -> None:
             args.size = size
             height, width = (int(v) for v in size.split("x"))
             frame = Frame(camera_rgb(height, width), Intrinsics.from_hfov(width, height, 70.0))
-            args.serialized = modes[0]
-            base = in_process_ms(args, model, frame, args.baseline_repeat)
-            for serialized in modes:
-                args.serialized = serialized
-                rows.append((size, serialized, base, measure(args, model, logs)))
-                print(f"# {size} serialized={serialized} done", flush=True)
-    print("| case | camera | publish path | in-process p50 ms | node's own latency p50 / p95 ms "
-          "| node / in-process | publish→~/points p50 / p99 ms | sent | received | dropped |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for size, serialized, base, r in rows:
+            for stride in args.strides or [args.stride]:
+                args.stride = stride
+                args.serialized = modes[0]
+                base = in_process_ms(args, model, frame, args.baseline_repeat)
+                for serialized in modes:
+                    args.serialized = serialized
+                    rows.append((size, stride, serialized, base, measure(args, model, logs)))
+                    print(f"# {size} stride {stride} serialized={serialized}: "
+                          f"{rows[-1][-1]['diag'].get('latency_p50_ms', '?')} ms node p50",
+                          flush=True)
+    print("| case | camera | cloud stride | publish path | in-process p50 ms | node's own latency "
+          "p50 / p95 ms | node / in-process | publish→~/points p50 / p99 ms | sent | received "
+          "| dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for size, stride, serialized, base, r in rows:
         lat, d = r["lat"], r["diag"]
         p50, p99 = (np.percentile(lat, q) if len(lat) else float("nan") for q in (50, 99))
         own = float(d.get("latency_p50_ms", "nan"))
         path = "serialized" if serialized else "message objects"
-        print(f"| {args.case} | {size} | {path} | {base:.1f} | {own:.1f} / "
+        print(f"| {args.case} | {size} | {stride} | {path} | {base:.1f} | {own:.1f} / "
               f"{d.get('latency_p95_ms', '?')} | {own / base:.2f}x | {p50:.1f} / {p99:.1f} | "
               f"{r['sent']} | {r['received']} | {r['sent'] - r['received']} |")
 

@@ -45,7 +45,10 @@ node.create_subscription(PointCloud2, sys.argv[1], lambda m: count.__setitem__(0
 parent = os.getppid()
 node.create_timer(0.5, lambda: os.getppid() != parent and os._exit(0))  # outlive no parent
 print("ready", flush=True)
-rclpy.spin(node)
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+    pass
 """
 
 
