@@ -22,6 +22,7 @@
 #   dds-objects the compiled node, stride 1, publishing message objects (serialized_publish
 #               false): what the serialized path saves over DDS
 #   node        bench_node.py --publish (CPU stages and the publish paths on that machine)
+# Not in `all`: model (bench_model.py, ours against transformers, the issue-6 figures).
 # Full logs go to $OUT (or /tmp/gpu_out); each step's table is also printed.
 # The machine's python3 has torch (CUDA) and transformers; the ROS 2 wheels for its Python
 # come in .whl/ (`wheels` step: pip download --no-deps of this venv's ros-* packages, cp312).
@@ -34,8 +35,8 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_cache
 START=$SECONDS
 ALL=(info tests e2e-small dds e2e-others dds-eager dds-objects node)
-declare -A LIMIT=([wheels]=600 [info]=20 [tests]=150 [e2e-small]=150 [dds]=240
-    [e2e-others]=320 [dds-eager]=150 [dds-objects]=120 [node]=150)
+declare -A LIMIT=([wheels]=0 [info]=20 [tests]=150 [e2e-small]=150 [dds]=240
+    [e2e-others]=320 [dds-eager]=150 [dds-objects]=120 [node]=150 [model]=300)
 CUDA_TESTS=(test/test_core_colormap.py test/test_core_geometry.py test/test_core_pointcloud.py
     test/test_core_transfer.py test/test_messages_cdr.py test/test_finite_guard.py
     test/test_warmup.py test/test_processing.py test/test_pipeline_engine.py test/test_pipeline.py)
@@ -70,7 +71,8 @@ setup_venv() {
         python3 -c "import site; print(site.getsitepackages()[0])" \
             > "$(/tmp/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/base.pth"
         /tmp/venv/bin/python -m pip install -q --no-index --no-deps --no-compile .whl/*.whl \
-            || return 1
+            || { echo "the .whl/ wheels do not fit $(python3 -V): make them with" \
+                 "PYVER=<major.minor> bash benchmarks/gpu_run.sh wheels"; return 1; }
     fi
     PY=/tmp/venv/bin/python
 }
@@ -94,7 +96,7 @@ step() {
             local venv=${VENV:-/work/main/.venv}
             "$venv/bin/pip" list --format=freeze 2>/dev/null | grep -i "^ros[-_]" > /tmp/ros_wheels.txt
             mkdir -p .whl
-            "$venv/bin/pip" download -q --no-deps -d .whl --python-version 3.12 \
+            "$venv/bin/pip" download -q --no-deps -d .whl --python-version "${PYVER:-3.12}" \
                 --only-binary=:all: --platform manylinux_2_28_x86_64 \
                 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
                 --platform linux_x86_64 --platform any -r /tmp/ros_wheels.txt 2>&1 \
@@ -125,6 +127,8 @@ torch.cuda.get_device_name(), 'rclpy ok')"
                 --compile none ;;
         dds-objects)
             run_step dds_objects 120 $PY benchmarks/bench_node_dds.py $DDS --serialized false ;;
+        model)
+            run_step bench_model 300 $PY benchmarks/bench_model.py --cpu-cases --repeat 30 ;;
         node)
             run_step bench_node 150 env OMP_NUM_THREADS=2 $PY benchmarks/bench_node.py \
                 $NODE --baseline-repeat 1 --publish ;;
@@ -133,7 +137,7 @@ torch.cuda.get_device_name(), 'rclpy ok')"
 }
 
 steps=("$@")
-[ "${#steps[@]}" = 0 ] && { sed -n '2,30p' "$0"; exit 2; }
+[ "${#steps[@]}" = 0 ] && { grep '^#' "$0" | sed -n '2,27p'; exit 2; }
 [ "${steps[0]}" = all ] && steps=("${ALL[@]}")
 if [ "${steps[0]}" != wheels ]; then
     setup_venv || exit 1
