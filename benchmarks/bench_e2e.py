@@ -77,18 +77,26 @@ def frame_times(pipe: Pipeline, frame: Frame, repeat: int) -> tuple[np.ndarray, 
     return np.array(times) * 1e3, result.depth.copy()
 
 
-def depth_error(depth: np.ndarray, ref: np.ndarray, relative_model: bool) -> str:
+def depth_error(depth: np.ndarray, ref: np.ndarray, relative_model: bool,
+                tolerance: float | None = None) -> str:
     """max |Δ| / max |ref| and the median relative error over pixels valid in both. For a
     relative model on inverse depth (affine in its output): depth = 1 / (s·pred + t) has a
-    pole where s·pred + t → 0, which would turn tiny output differences into any depth."""
+    pole where s·pred + t → 0, which would turn tiny output differences into any depth.
+    With `tolerance`: a verdict on the median relative error, and no NaN / inf where the
+    reference is valid (the half-precision guard's promise)."""
     ok = np.isfinite(depth) & np.isfinite(ref) & (ref > 0) & (depth > 0)
     if not ok.any():
         return "no valid pixels"
     d, r = depth[ok].astype(np.float64), ref[ok].astype(np.float64)
     if relative_model:
         d, r = 1.0 / d, 1.0 / r
-    return (f"{np.abs(d - r).max() / np.abs(r).max():.1e} / "
-            f"{np.median(np.abs(d - r) / np.abs(r)):.1e}")
+    median = np.median(np.abs(d - r) / np.abs(r))
+    text = f"{np.abs(d - r).max() / np.abs(r).max():.1e} / {median:.1e}"
+    if tolerance is not None:
+        lost = int((np.isfinite(ref) & ~np.isfinite(depth)).sum())
+        verdict = "within" if median <= tolerance and lost == 0 else "OUTSIDE"
+        text += f" ({verdict} {tolerance:g}; {lost} pixels lost)"
+    return text
 
 
 def profile(pipe: Pipeline, frame: Frame, frames: int = 10) -> None:
@@ -121,6 +129,8 @@ def main() -> None:
                     help="paths to time, the first is the reference (default: float32:none "
                     "and the fast path)")
     ap.add_argument("--profile", action="store_true", help="CUDA: profile the last path")
+    ap.add_argument("--tolerance", type=float, default=None,
+                    help="verdict: median relative depth error of each path vs the first")
     args = ap.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     cuda = args.device != "cpu" and torch.cuda.is_available()
@@ -150,7 +160,8 @@ def main() -> None:
                 p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
                 base = base or p50
                 relative = not pipe.model_is_metric
-                err = "reference" if ref is None else depth_error(depth, ref, relative)
+                err = "reference" if ref is None else depth_error(depth, ref, relative,
+                                                                  args.tolerance)
                 ref = depth if ref is None else ref
                 print(f"| {name} | {dtype} {mode} ({pipe.compile_status}) | {p50:.2f} | "
                       f"{p99:.2f} | {base / p50:.2f}x | {err} |", flush=True)

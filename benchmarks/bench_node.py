@@ -23,7 +23,10 @@ through the inverted lens, cached per camera model) against the pinhole camera's
 with the cloud packing (the node's `points` stage), plus the one-time cost of inverting the
 lens.
 
-Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods] [--mallopt]
+`--publish` adds the publish time of 14.7 / 18.4 MB clouds, message objects against the
+serialized path (`benchmarks/bench_publish.py`).
+
+Run: `python benchmarks/bench_node.py [--repeat N] [--fill-methods] [--mallopt] [--publish]
 [--encodings [--device cuda]] [--backprojection [--device cuda]]`.
 """
 
@@ -344,6 +347,8 @@ def main() -> None:
                         help="time only the lens back-projection against the pinhole one")
     parser.add_argument("--device", default="cpu",
                         help="device of --encodings / --backprojection (cpu, cuda)")
+    parser.add_argument("--publish", action="store_true",
+                        help="also time publishing large clouds (object vs serialized path)")
     parser.add_argument("--mallopt", action="store_true",
                         help="keep large blocks in the heap (glibc mallopt) before measuring")
     args = parser.parse_args()
@@ -372,6 +377,10 @@ def main() -> None:
         _row("total", *totals)
     if args.fill_methods:
         fill_methods(args.repeat)
+    if args.publish:
+        import bench_publish
+
+        bench_publish.report(min(args.repeat, 20))
 
 
 if __name__ == "__main__":

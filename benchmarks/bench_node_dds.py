@@ -10,11 +10,16 @@ latency = arrival - publish. Dropped = published - clouds received: the node kee
 newest frame when the model is slower than the camera, so drops measure lost throughput.
 
 The baseline is `Pipeline.process` on the same frame in this process (no ROS, no DDS): the
-ratio says what the node and the transport add. Models: random weights at a real config
+ratios say what the node and the transport add: the node's own latency (reception →
+publication, from its /diagnostics) over the in-process time is what the node adds itself;
+publish → ~/points over it adds both transports. Several sizes and both publish paths
+(`serialized_publish` true / false) can be measured in one run (`--sizes`, `--serialized
+both`), each against its own in-process baseline. Models: random weights at a real config
 (`benchmarks/bench_e2e.py` cases) or the shipped synthetic checkpoint (`--case synthetic`).
 
-Run: `python benchmarks/bench_node_dds.py [--case DA-V2-Metric-Small-518] [--size 720x1280]
-[--rate 30] [--seconds 10] [--device auto] [--dtype bfloat16] [--compile reduce-overhead]`.
+Run: `python benchmarks/bench_node_dds.py [--case DA-V2-Metric-Small-518] [--sizes 480x640
+720x1280] [--serialized true|false|both] [--rate 30] [--seconds 10] [--device auto]
+[--dtype bfloat16] [--compile reduce-overhead] [--stride 1]`.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def node_params(args: argparse.Namespace, model: str, threads: int) -> dict:
         # relative models: any calibration, so that ~/points (metric) is published
         "depth.scale": 1.0, "depth.shift": 0.1,
         "pointcloud.stride": args.stride,
+        "serialized_publish": args.serialized,
     }
 
 
@@ -128,10 +134,11 @@ class Camera:
 
 def measure(args: argparse.Namespace, model: str, log_dir: Path) -> dict:
     height, width = (int(v) for v in args.size.split("x"))
-    domain = domain_id(f"bench_node_dds{args.case}")
+    domain = domain_id(f"bench_node_dds{args.case}{args.size}{args.serialized}{args.stride}")
     env = ros_env(domain)
-    proc = NodeProcess(node_command(node_params(args, model, args.threads)), env,
-                       log_dir / "dpt_node.log")
+    path = "serialized" if args.serialized else "object"
+    log = log_dir / f"dpt_node_{args.size}_stride{args.stride}_{path}_{args.compile}.log"
+    proc = NodeProcess(node_command(node_params(args, model, args.threads)), env, log)
     peer = Peer(domain, name="bench_camera")
     try:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -164,7 +171,10 @@ def measure(args: argparse.Namespace, model: str, log_dir: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", default="DA-V2-Metric-Small-518", choices=[*CASES, "synthetic"])
-    ap.add_argument("--size", default="720x1280", help="camera frame HxW")
+    ap.add_argument("--sizes", nargs="+", default=None, help="camera frames HxW (one run each)")
+    ap.add_argument("--size", default="720x1280", help="one camera frame HxW (without --sizes)")
+    ap.add_argument("--serialized", default="true", choices=("true", "false", "both"),
+                    help="the node's serialized_publish (both: one run each, same baseline)")
     ap.add_argument("--rate", type=float, default=30.0, help="camera Hz")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured stream length")
     ap.add_argument("--warmup-seconds", type=float, default=2.0)
@@ -174,6 +184,8 @@ def main() -> None:
     ap.add_argument("--compile", default=None,
                     help="default: reduce-overhead on CUDA, none on CPU")
     ap.add_argument("--stride", type=int, default=1, help="pointcloud.stride (1: organised)")
+    ap.add_argument("--strides", type=int, nargs="+", default=None,
+                    help="several pointcloud.stride values, one node run each")
     ap.add_argument("--threads", type=int, default=0, help="node's torch CPU threads (0: all)")
     ap.add_argument("--baseline-repeat", type=int, default=10)
     args = ap.parse_args()
@@ -181,27 +193,43 @@ def main() -> None:
     args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
     args.compile = args.compile or ("reduce-overhead" if cuda else "none")
     args.threads = args.threads or torch.get_num_threads()
-    height, width = (int(v) for v in args.size.split("x"))
-    print(f"# {platform.node()} {platform.machine()}, {torch.get_num_threads()} CPU threads, "
-          f"torch {torch.__version__}, {torch.cuda.get_device_name() if cuda else 'CPU'}; "
-          f"{args.case} {args.dtype} compile={args.compile}; {height}x{width} rgb8 at "
-          f"{args.rate:g} Hz for {args.seconds:g} s, reliable; pointcloud.stride {args.stride}")
+    modes = {"true": [True], "false": [False], "both": [True, False]}[args.serialized]
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"{torch.cuda.get_device_name() if cuda else 'CPU'}; {args.case} {args.dtype} "
+          f"compile={args.compile}; rgb8 at {args.rate:g} Hz for {args.seconds:g} s, reliable; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = checkpoint(args.case, Path(tmp))
-        frame = Frame(camera_rgb(height, width), Intrinsics.from_hfov(width, height, 70.0))
-        base = in_process_ms(args, model, frame, args.baseline_repeat)
-        logs = Path(os.environ.get("OUT") or tmp)  # the node's log, kept where asked
+        logs = Path(os.environ.get("OUT") or tmp)  # the node's logs, kept where asked
         logs.mkdir(parents=True, exist_ok=True)
-        r = measure(args, model, logs)
-    lat, d = r["lat"], r["diag"]
-    p50, p99 = (np.percentile(lat, q) if len(lat) else float("nan") for q in (50, 99))
-    print("| case | in-process p50 ms | publish→~/points p50 ms | p99 ms | p50 / in-process |"
-          " sent | received | dropped | node (whole run): dropped, latency p50/p95 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.case} | {base:.1f} | {p50:.1f} | {p99:.1f} | {p50 / base:.2f}x | "
-          f"{r['sent']} | {r['received']} | {r['sent'] - r['received']} | "
-          f"{d.get('frames_dropped', '?')}, {d.get('latency_p50_ms', '?')}/"
-          f"{d.get('latency_p95_ms', '?')} |")
+        for size in args.sizes or [args.size]:
+            args.size = size
+            height, width = (int(v) for v in size.split("x"))
+            frame = Frame(camera_rgb(height, width), Intrinsics.from_hfov(width, height, 70.0))
+            for stride in args.strides or [args.stride]:
+                args.stride = stride
+                args.serialized = modes[0]
+                base = in_process_ms(args, model, frame, args.baseline_repeat)
+                for serialized in modes:
+                    args.serialized = serialized
+                    rows.append((size, stride, serialized, base, measure(args, model, logs)))
+                    print(f"# {size} stride {stride} serialized={serialized}: "
+                          f"{rows[-1][-1]['diag'].get('latency_p50_ms', '?')} ms node p50",
+                          flush=True)
+    print("| case | camera | cloud stride | publish path | in-process p50 ms | node's own latency "
+          "p50 / p95 ms | node / in-process | publish→~/points p50 / p99 ms | sent | received "
+          "| dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for size, stride, serialized, base, r in rows:
+        lat, d = r["lat"], r["diag"]
+        p50, p99 = (np.percentile(lat, q) if len(lat) else float("nan") for q in (50, 99))
+        own = float(d.get("latency_p50_ms", "nan"))
+        path = "serialized" if serialized else "message objects"
+        print(f"| {args.case} | {size} | {stride} | {path} | {base:.1f} | {own:.1f} / "
+              f"{d.get('latency_p95_ms', '?')} | {own / base:.2f}x | {p50:.1f} / {p99:.1f} | "
+              f"{r['sent']} | {r['received']} | {r['sent'] - r['received']} |")
 
 
 if __name__ == "__main__":

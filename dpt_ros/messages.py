@@ -118,12 +118,11 @@ def frame_from_compressed_msg(
     return Frame(decode_compressed(msg.data, msg.format, options))
 
 
-def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
-    """An Image for a (H, W) or (H, W, 3) array; step = width * bytes per pixel, no padding.
-
-    The array's byte order is kept and reported in `is_bigendian` (native unless the dtype
-    says otherwise).
-    """
+def image_layout(array: np.ndarray, encoding: str) -> tuple[int, int, int, int]:
+    """(height, width, is_bigendian, step) of the Image for a (H, W) or (H, W, 3) array:
+    step = width * bytes per pixel (no padding); the array's byte order is kept and reported
+    in `is_bigendian` (native unless the dtype says otherwise). Raises ValueError for an
+    array that does not fit `encoding`. Shared by both publish paths (`messages_cdr`)."""
     if encoding not in IMAGE_ENCODINGS:
         known = ", ".join(IMAGE_ENCODINGS)
         raise ValueError(f"unsupported encoding {encoding!r}; expected one of {known}")
@@ -136,13 +135,19 @@ def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
             f"got {array.dtype} {array.shape}"
         )
     height, width = array.shape[:2]
+    return height, width, int(_is_bigendian(array.dtype)), width * channels * dtype.itemsize
+
+
+def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
+    """An Image for a (H, W) or (H, W, 3) array (layout: `image_layout`)."""
+    height, width, is_bigendian, step = image_layout(array, encoding)
     msg = Image(
         header=header_copy(header),
         height=height,
         width=width,
         encoding=encoding,
-        is_bigendian=int(_is_bigendian(array.dtype)),
-        step=width * channels * dtype.itemsize,
+        is_bigendian=is_bigendian,
+        step=step,
     )
     _fill_uint8(msg, "data", array)
     return msg

@@ -27,3 +27,28 @@ def test_cuda_results_are_exact_and_independent() -> None:
         to_host(torch.zeros(720, 1280, device="cuda"))
     # ... but never the block that `first` still views
     np.testing.assert_array_equal(first, first_src.cpu().numpy())
+
+
+def test_cpu_framed_buffer_comes_back_without_a_copy() -> None:
+    from dpt_ros.core.transfer import HEADROOM, TAILROOM, framed_empty, host_frame
+
+    buffer = framed_empty(40)
+    buffer.view(torch.float32)[:] = torch.arange(10, dtype=torch.float32)
+    array = to_host(buffer)
+    assert array.ctypes.data == buffer.data_ptr()  # the same memory
+    whole, offset = host_frame(array)
+    assert offset == HEADROOM and whole.size == HEADROOM + 40 + TAILROOM
+    np.testing.assert_array_equal(array.view(np.float32), np.arange(10, dtype=np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_results_land_in_pinned_framed_buffers() -> None:
+    from dpt_ros.core.transfer import HEADROOM, host_frame
+
+    src = torch.rand(720, 1280, 3, device="cuda")
+    host = to_host(src)
+    np.testing.assert_array_equal(host, src.cpu().numpy())
+    assert torch.from_numpy(host).is_pinned()
+    whole, offset = host_frame(host)
+    assert offset == HEADROOM and np.shares_memory(whole, host)
+    assert host_frame(host.copy()) is None

@@ -275,6 +275,7 @@ def test_labels_are_latched_and_diagnostics_report(io, peer):
     values = diagnostics_values(found)
     assert values["device"] == "cpu" and values["depth_metric"] == "true"
     assert values["compile"] == "none"
+    assert values["nonfinite_frames"] == "0"  # the fp32 node's model output was finite
     assert int(values["frames_processed"]) >= len(FRAMES)
     assert values["input_reliability"] == "reliable"
     assert float(values["latency_p95_ms"]) > 0

@@ -86,8 +86,9 @@ SPECS: tuple[ParamSpec, ...] = (
               "publisher exists on the camera_info topic).", read_only=True),
     ParamSpec("qos.depth", 5, "History depth of the image and camera_info subscriptions.",
               lo=1, hi=100, read_only=True),
-    ParamSpec("warmup", True, "Run one dummy inference at start-up so the first frame is not "
-              "slow.", read_only=True),
+    ParamSpec("warmup", True, "Warm the model up (compile, CUDA graphs) at each new camera "
+              "size right before its first frame, on the worker thread, and at start-up "
+              "when input_size is set, so later frames are not slow.", read_only=True),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (and input "
               "QoS re-checks).", lo=0.05, hi=60.0, read_only=True),
     ParamSpec("num_threads", 0, "torch CPU threads; 0 = torch's default.", lo=0, hi=256,
@@ -151,6 +152,9 @@ SPECS: tuple[ParamSpec, ...] = (
               "camera_info (see camera.focal_length).",
               lo=1.0, hi=179.0),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
+    ParamSpec("serialized_publish", True, "Publish images and clouds as serialized messages "
+              "laid out around the output buffers (3x faster for a 14.7 MB cloud); false = "
+              "through rclpy message objects (the reference path)."),
 )
 
 BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}

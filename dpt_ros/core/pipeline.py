@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from dpt_ros.core.colormap import colorize, robust_range
+from dpt_ros.core.finite_guard import FiniteGuard
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
-from dpt_ros.core.upload import HOST_RGB, Uploader
+from dpt_ros.core.upload import HOST_RGB
 from dpt_ros.model import (
     ConfigError,
     ModelLoadError,
@@ -148,6 +149,9 @@ def select_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+# CUDA-graph modes run a new graph once to warm it, record it on the next call, replay after
+_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+_WARMED_SIZES = 32  # (batch, height, width) sizes remembered by warm_new_sizes
 
 
 @dataclass
@@ -161,8 +165,11 @@ class _Task:
     compile_mode: str = "none"
     backend: str | Callable = "inductor"
     forward: Callable[[torch.Tensor], object] | None = None
+    guard: FiniteGuard | None = None  # the pipeline's; default: one for the model's dtype
 
     def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = FiniteGuard(next(self.model.parameters()).dtype)
         self.forward = self.model
         if self.compile_mode != "none":
             # Static shapes: one graph per camera size; "reduce-overhead" adds CUDA graphs.
@@ -171,6 +178,10 @@ class _Task:
                                          backend=self.backend)
 
     def __call__(self, pixel_values: torch.Tensor):
+        """The forward in the pipeline's dtype, watched by its `FiniteGuard`."""
+        return self.guard.forward(self._run, self.model, pixel_values)
+
+    def _run(self, pixel_values: torch.Tensor):
         try:
             return self.forward(pixel_values)
         except Exception as exc:  # compilation errors surface on the first call of a shape
@@ -184,7 +195,7 @@ class _Task:
 
 def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dtype,
                input_size: tuple[int, int] | None, compile_mode: str,
-               backend: str | Callable, revision: str = "") -> _Task:
+               backend: str | Callable, guard: FiniteGuard, revision: str = "") -> _Task:
     try:
         # Resolved once: model and processor come from the same snapshot (commit).
         origin = locate_source(source, revision=revision or None)
@@ -201,7 +212,7 @@ def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dty
         overrides = {"do_resize": True, "size": {"height": h, "width": w},
                      "keep_aspect_ratio": False}
         processor = type(processor).from_dict({**processor.to_dict(), **overrides})
-    return _Task(model, processor, source, origin, compile_mode, backend)
+    return _Task(model, processor, source, origin, compile_mode, backend, guard=guard)
 
 
 class Pipeline:
@@ -232,9 +243,10 @@ class Pipeline:
         self.device = select_device(device)
         self.dtype = select_dtype(dtype, self.device)
         self.settings = settings or PipelineSettings()
+        self._guard = FiniteGuard(self.dtype)
         load = functools.partial(_load_task, device=self.device, dtype=self.dtype,
                                  input_size=input_size, compile_mode=compile_mode,
-                                 backend=compile_backend)
+                                 backend=compile_backend, guard=self._guard)
         self._depth = (load(depth_model, "depth", revision=depth_revision)
                        if depth_model else None)
         self._seg = (load(segmentation_model, "segmentation", revision=segmentation_revision)
@@ -245,7 +257,6 @@ class Pipeline:
         self._label_dtype = label_dtype(n_classes)
         # narrowed on the device when torch has the type: a quarter of the int32 copy
         self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
-        self._uploader = Uploader(self.device)
 
     @property
     def has_depth(self) -> bool:
@@ -263,6 +274,12 @@ class Pipeline:
     def depth_is_metric(self) -> bool:
         """True when `depth` can honestly be published in metres."""
         return self.has_depth and (self.model_is_metric or self.settings.depth_scale > 0.0)
+
+    @property
+    def nonfinite_frames(self) -> int:
+        """Frames whose half-precision model output was not finite and that were therefore
+        recomputed in float32 (`core.finite_guard`); the node's diagnostics show it."""
+        return self._guard.nonfinite_frames
 
     @property
     def compile_status(self) -> str:
@@ -284,11 +301,23 @@ class Pipeline:
         parts = [f"{t}={origin.describe()}" for t, origin in self.model_sources.items()]
         return ", ".join(parts) + f" on {self.device} ({str(self.dtype).removeprefix('torch.')})"
 
-    def warmup(self, height: int, width: int) -> None:
-        """One pass at the camera's size so the first real frame pays no start-up cost."""
-        frame = Frame(np.zeros((height, width, 3), np.uint8),
-                      Intrinsics.from_hfov(width, height, 60.0))
-        self.process([frame], set(OUTPUTS))
+    def warmup(self, height: int, width: int, batch: int = 1) -> None:
+        """Passes over black frames of this size (two in CUDA-graph compile modes: one to
+        compile and warm, one to record) so the next real frame pays no start-up cost."""
+        frames = [Frame(np.zeros((height, width, 3), np.uint8),
+                        Intrinsics.from_hfov(width, height, 60.0)) for _ in range(batch)]
+        self._warmed.add((batch, height, width))
+        for _ in range(self._warmup_passes):
+            self.process(frames, set(OUTPUTS))
+
+    def _warm_for(self, frames: list[Frame]) -> None:
+        """`warmup` at this batch's size the first time it is seen (bounded memory)."""
+        height, width = frames[0].rgb.shape[:2]
+        if (len(frames), height, width) in self._warmed:
+            return
+        if len(self._warmed) >= _WARMED_SIZES:
+            self._warmed.clear()
+        self.warmup(height, width, len(frames))
 
     def process(self, frames: list[Frame], want: set[str]) -> list[FrameResult]:
         """Run the models once per task for the whole batch and build the wanted outputs."""
@@ -300,8 +329,16 @@ class Pipeline:
         shapes = {f.size for f in frames}
         if len(shapes) > 1:  # batches share one size; split mixed input
             return [r for f in frames for r in self.process([f], want)]
+        if self.warm_new_sizes:
+            self._warm_for(frames)
         with torch.inference_mode():
-            return self._process_batch(frames, want, self.settings)
+            self._guard.begin()
+            results = self._process_batch(frames, want, self.settings)
+            bad = self._guard.bad_frames()  # after the host copies: no extra synchronisation
+            if bad:
+                results = self._guard.recompute(
+                    lambda: self._process_batch(frames, want, self.settings), bad)
+            return results
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
         """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device: one staged transfer,
@@ -326,7 +363,7 @@ class Pipeline:
             # Processors compare equal by config: depth and seg models that share one get one pass.
             if task.processor not in pixel_cache:
                 pixel_cache[task.processor] = task.processor.preprocess(rgb, device=self.device)
-            return pixel_cache[task.processor].to(self.dtype)
+            return pixel_cache[task.processor]  # the task casts (guard.forward)
 
         pred = logits = None
         if need_depth:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dpt_ros.core.transfer import to_host
+from dpt_ros.core.transfer import framed_empty, to_host
 
 
 @dataclass
@@ -145,7 +145,11 @@ def pack_cloud(
     xyz = xyz.to(torch.float32)
     if labels is not None:
         labels = labels.to(device=device)
-    points = torch.empty((height, width, n_fields), dtype=torch.float32, device=device)
+    if device.type == "cpu" and stride == 1:  # built where the published message will be
+        points = framed_empty(height * width * n_fields * 4).view(torch.float32)
+        points = points.view(height, width, n_fields)
+    else:
+        points = torch.empty((height, width, n_fields), dtype=torch.float32, device=device)
     rows = height
     if device.type == "cpu":  # cache blocking; one block (one kernel per field) on GPUs
         rows = max(1, _CPU_BLOCK_BYTES // max(1, width * 4 * n_fields))

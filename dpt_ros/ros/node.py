@@ -69,12 +69,12 @@ from dpt_ros.ros.qos import (
     output_qos,
     reliability_name,
 )
+from dpt_ros.ros.serialized import send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 NODE_NAME = "dpt_node"
 IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
 INFO_INPUT = "camera_info"
-WARMUP_SIZE = (480, 640)
 
 
 class StartupError(RuntimeError):
@@ -168,7 +168,12 @@ class DptNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._publish_labels()
 
-        warmup = partial(self.pipeline.warmup, *WARMUP_SIZE) if self._values["warmup"] else None
+        # warm-up at the camera's real size: each new frame size before its first frame (on
+        # the worker, in Pipeline.process); at start-up too when input_size fixes the size
+        self.pipeline.warm_new_sizes = self._values["warmup"]
+        fixed = self._values["input_size"]
+        warmup = partial(self.pipeline.warmup, *fixed) if self._values["warmup"] and all(fixed) \
+            else None
         self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=warmup)
         self._worker.start()  # after the warm-up, which runs on the worker's thread
 
@@ -455,14 +460,15 @@ class DptNode(Node):
             return
         cam, header = job.camera, job.header
         sent_depth_image = False
+        serialized = self._values["serialized_publish"]
         for name, pub in cam.pubs.items():
             value = getattr(result, name)
             if value is None or name not in job.want:  # another camera of the batch wanted it
                 continue
             if name == "points":
-                pub.publish(messages.pointcloud_msg(value, header))
+                send_cloud(pub, value, header, serialized)
                 continue
-            pub.publish(messages.image_msg(value, image_encoding(name, value), header))
+            send_image(pub, value, image_encoding(name, value), header, serialized)
             sent_depth_image |= name in DEPTH_IMAGES
         if cam.info_pub is None or result.intrinsics is None or not sent_depth_image:
             return
@@ -495,6 +501,7 @@ class DptNode(Node):
             "device": str(p.device),
             "dtype": self._values["dtype"],
             "compile": p.compile_status,
+            "nonfinite_frames": str(p.nonfinite_frames),  # recomputed in fp32 (half dtypes)
             "depth_metric": str(p.depth_is_metric).lower(),
             **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
