@@ -393,7 +393,8 @@ SHARED_PARAMS = {"device": "cpu", "diagnostics_period": 0.2}
 RELATIVE_SIZE = 448  # the relative node's model input: slow enough (~0.1-0.3 s) to overload
 
 
-def _session_node(key: str, params: dict[str, Any], tmp_path_factory):
+def _session_node(key: str, params: dict[str, Any], tmp_path_factory,
+                  env: dict[str, str] | None = None):
     """Generator behind a session-wide node fixture: started by the first module that asks,
     reused by the others (each importing module registers the fixture anew), stopped at the
     end of the session."""
@@ -402,7 +403,7 @@ def _session_node(key: str, params: dict[str, Any], tmp_path_factory):
         return
     peer = Peer(domain_id(key))
     try:
-        (proc,) = start_nodes([(params, {})], [peer], tmp_path_factory.mktemp(key))
+        (proc,) = start_nodes([(params, env or {})], [peer], tmp_path_factory.mktemp(key))
         _SHARED[key] = (peer, proc)
         yield peer, proc
         code = proc.stop()
@@ -427,7 +428,11 @@ def relative_node(checkpoints, tmp_path_factory):
     params = {**SHARED_PARAMS, "depth_model": checkpoints["relative"],
               "input_size": [RELATIVE_SIZE, RELATIVE_SIZE], "camera.hfov": 90.0,
               "publish.depth": True, "publish.points": True}
-    yield from _session_node("relative", params, tmp_path_factory)
+    # A fixed mmap threshold makes RSS the live memory, which the overload test watches:
+    # glibc's dynamic threshold otherwise keeps freed multi-MB frame buffers of the two
+    # threads' arenas in the heap, and RSS drifts by tens of MB without any leak.
+    env = {"MALLOC_MMAP_THRESHOLD_": str(256 << 10)}
+    yield from _session_node("relative", params, tmp_path_factory, env)
 
 
 def cloud_array(msg: Any) -> dict[str, np.ndarray]:

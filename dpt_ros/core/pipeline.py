@@ -24,7 +24,7 @@ from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
-from dpt_ros.core.upload import HOST_RGB
+from dpt_ros.core.upload import HOST_RGB, Uploader
 from dpt_ros.model import (
     ConfigError,
     ModelLoadError,
@@ -257,6 +257,13 @@ class Pipeline:
         self._label_dtype = label_dtype(n_classes)
         # narrowed on the device when torch has the type: a quarter of the int32 copy
         self._label_torch = torch.uint8 if self._label_dtype == np.uint8 else torch.int32
+        self._uploader = Uploader(self.device)
+        # The node sets this: each new (batch, height, width) is warmed up (`warmup`) right
+        # before its first frame, on the caller's thread, so compiled graphs are built at the
+        # camera's real size and the first frame itself is still processed.
+        self.warm_new_sizes = False
+        self._warmed: set[tuple[int, int, int]] = set()
+        self._warmup_passes = 2 if compile_mode in _GRAPH_MODES else 1
 
     @property
     def has_depth(self) -> bool:
@@ -312,7 +319,7 @@ class Pipeline:
 
     def _warm_for(self, frames: list[Frame]) -> None:
         """`warmup` at this batch's size the first time it is seen (bounded memory)."""
-        height, width = frames[0].rgb.shape[:2]
+        height, width = frames[0].size
         if (len(frames), height, width) in self._warmed:
             return
         if len(self._warmed) >= _WARMED_SIZES:
