@@ -54,6 +54,7 @@ setup(
     entry_points={
         "console_scripts": [
             "dpt_node = dpt_ros.ros.node:main",
+            "dpt_lifecycle_node = dpt_ros.ros.lifecycle_node:main",
             "synthetic_camera = dpt_ros.ros.synthetic_camera:main",
             "dpt-ros = dpt_ros.offline.cli:main",
         ],

@@ -4,7 +4,8 @@
     ros2 launch dpt_ros dpt.launch.py namespace:=robot1    # /robot1/camera/... in,
                                                            # /robot1/dpt_node/... out
     ros2 launch dpt_ros dpt.launch.py params_file:=/path/my.yaml depth_model:=/models/dpt
-    ros2 launch dpt_ros dpt.launch.py lifecycle:=true      # managed node: configure, activate
+    ros2 launch dpt_ros dpt.launch.py lifecycle:=true      # managed node, left unconfigured
+    ros2 launch dpt_ros dpt.launch.py lifecycle:=true autostart:=true  # configured + activated
 
 What each argument turns into lives in dpt_ros.core.launch_args (ROS-free, tested without
 launch_ros): the node runs as `dpt_node --ros-args -r __node:=dpt_node -r __ns:=/<ns>
@@ -31,13 +32,15 @@ from dpt_ros.core.launch_args import (
     rviz_template,
 )
 from dpt_ros.core.rviz_config import namespaced_config
-from dpt_ros.ros.launch_actions import launch_node
+from dpt_ros.ros.launch_actions import autostart, launch_node
 from launch import LaunchDescription
 
 
 def _actions(context, *args, **kwargs):
     values = {a.name: LaunchConfiguration(a.name).perform(context) for a in DPT_ARGS}
-    actions = [launch_node(dpt_node_spec(values))]
+    spec = dpt_node_spec(values)
+    node = launch_node(spec)
+    actions = [node, *(autostart(node) if spec.autostart else [])]
     if parse_bool("use_rviz", values["use_rviz"]):
         template = Path(rviz_template(get_package_share_directory(PACKAGE)))
         with tempfile.NamedTemporaryFile(

@@ -18,7 +18,8 @@ from _node_util import ROOT, NodeProcess
 
 DRIVER = Path(__file__).with_name("_launch_driver.py")
 # module run by each real executable (setup.py's console scripts, by script name)
-REAL = {"dpt_node": "dpt_ros.ros.node", "synthetic_camera": "dpt_ros.ros.synthetic_camera"}
+REAL = {"dpt_node": "dpt_ros.ros.node", "dpt_lifecycle_node": "dpt_ros.ros.lifecycle_node",
+        "synthetic_camera": "dpt_ros.ros.synthetic_camera"}
 
 
 def _setup_call() -> ast.Call:

@@ -53,10 +53,14 @@ def node_command(
     params_file: Path = CONFIG,
     image: str = IMAGE_TOPIC,
     camera_info: str = INFO_TOPIC,
+    executable: str = "dpt_node",
 ) -> list[str]:
-    """The command line the launch file produces: console script when installed, else -m."""
-    script = Path(sys.executable).with_name("dpt_node")
-    exe = [str(script)] if script.exists() else [sys.executable, "-m", "dpt_ros.ros.node"]
+    """The command line the launch file produces: console script when installed, else -m
+    (`executable` dpt_node, or dpt_lifecycle_node for the managed node)."""
+    module = {"dpt_node": "dpt_ros.ros.node",
+              "dpt_lifecycle_node": "dpt_ros.ros.lifecycle_node"}[executable]
+    script = Path(sys.executable).with_name(executable)
+    exe = [str(script)] if script.exists() else [sys.executable, "-m", module]
     cmd = [*exe, "--ros-args", "--params-file", str(params_file)]
     cmd += ["-r", f"image:={image}", "-r", f"camera_info:={camera_info}"]
     for name, value in params.items():

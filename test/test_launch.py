@@ -45,7 +45,8 @@ from dpt_ros.core.params_file import load_params_file
 from dpt_ros.core.rviz_config import display_topics, namespaced_config
 
 DOCUMENTED = {"params_file", "image", "camera_info", "namespace", "depth_model",
-              "segmentation_model", "device", "use_rviz", "use_sim_time", "lifecycle"}
+              "segmentation_model", "device", "use_rviz", "use_sim_time", "lifecycle",
+              "autostart"}
 WEIGHTS = ROOT / "dpt_ros" / "weights"
 SHARE = "/opt/share/dpt_ros"
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
@@ -489,3 +490,33 @@ def test_real_demo_launch_camera_runs_with_an_integer_rate(tmp_path, monkeypatch
     log = proc.log_path.read_text()
     assert code == 0, log
     assert "InvalidParameterTypeException" not in log
+
+
+@pytest.mark.ros
+def test_real_launch_autostarts_the_lifecycle_node(tmp_path, monkeypatch):
+    """`lifecycle:=true autostart:=true`: the launch file configures the managed node, then
+    activates it once inactive, and it processes /robot1/camera/... like dpt_node."""
+    pytest.importorskip("launch_ros")
+    monkeypatch.chdir(ROOT)
+    prefix = tmp_path / "install"
+    share = install_share(prefix)
+    add_executable(prefix, "dpt_ros", "dpt_lifecycle_node", None)
+    peer = Peer(domain_id("launch-lifecycle"))
+    args = {k: v for k, v in NAMESPACED.items() if k != "params_file"}
+    args.update(params_file=str(share / "config" / "depth_anything_metric.yaml"),
+                lifecycle="true", autostart="true")
+    proc = start_launch(share / "launch" / "dpt.launch.py", args,
+                        launch_env(ros_env(peer.domain), prefix), tmp_path / "launch.log")
+    try:
+        _check_namespaced_node(peer, proc)
+    finally:
+        code = proc.stop(timeout=20)
+        peer.close()
+    log = proc.log_path.read_text()
+    assert code == 0, log
+    assert "configured: models loaded" in log and "ready:" in log, log
+
+
+def test_autostart_needs_lifecycle():
+    with pytest.raises(ValueError, match="autostart:=true needs lifecycle:=true"):
+        la.dpt_node_spec(values(autostart="true"))

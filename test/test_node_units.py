@@ -337,7 +337,7 @@ def test_throttle_per_kind():
 
 def test_ros_descriptors_carry_ranges_and_read_only_flags():
     pytest.importorskip("rclpy")
-    from dpt_ros.ros.node import descriptor
+    from dpt_ros.ros.parameters import descriptor
 
     stride = descriptor(params.BY_NAME["pointcloud.stride"])
     assert (stride.integer_range[0].from_value, stride.integer_range[0].to_value) == (1, 64)

@@ -55,6 +55,9 @@ DPT_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("use_sim_time", "false", "Use /clock time (true | false)"),
     LaunchArg("lifecycle", "false", "Start dpt_node as a managed (lifecycle) node that "
               "waits for configure / activate (true | false)"),
+    LaunchArg("autostart", "false", "With lifecycle:=true, configure and then activate the "
+              "node from the launch file (true | false); false leaves that to a lifecycle "
+              "manager"),
     LaunchArg("use_rviz", "false", "Start rviz2 with rviz/dpt.rviz, its topics moved into "
               "'namespace' (true | false)"),
 )
@@ -81,6 +84,7 @@ class NodeSpec:
     params: dict[str, Any] = field(default_factory=dict)  # typed: str | bool | int | float
     remappings: list[tuple[str, str]] = field(default_factory=list)
     lifecycle: bool = False
+    autostart: bool = False  # lifecycle: the launch file drives configure, then activate
 
     def ros_args(self) -> list[str]:
         """The arguments after the executable, in launch_ros' order: arguments, then
@@ -172,6 +176,10 @@ def dpt_node_spec(values: Mapping[str, str]) -> NodeSpec:
     params: dict[str, Any] = {name: values[name] for name in MODEL_OVERRIDES if values[name]}
     params["use_sim_time"] = parse_bool("use_sim_time", values["use_sim_time"])
     lifecycle = parse_bool("lifecycle", values["lifecycle"])
+    autostart = parse_bool("autostart", values.get("autostart", "false"))
+    if autostart and not lifecycle:
+        raise ValueError("launch argument autostart:=true needs lifecycle:=true (a plain "
+                         "dpt_node is active from start-up)")
     for name in ("image", "camera_info"):
         if not values[name].strip():
             raise ValueError(f"launch argument {name} must not be empty")
@@ -184,6 +192,7 @@ def dpt_node_spec(values: Mapping[str, str]) -> NodeSpec:
         params=params,
         remappings=[("image", values["image"]), ("camera_info", values["camera_info"])],
         lifecycle=lifecycle,
+        autostart=autostart,
     )
 
 

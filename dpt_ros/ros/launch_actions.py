@@ -3,8 +3,13 @@ by them, so nothing else in the package needs launch_ros)."""
 
 from __future__ import annotations
 
+from launch.actions import EmitEvent, RegisterEventHandler
+from launch.events import matches_action
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import Parameter
+from lifecycle_msgs.msg import Transition
 
 from dpt_ros.core.launch_args import NodeSpec
 
@@ -27,3 +32,18 @@ def launch_node(spec: NodeSpec, **kwargs) -> Node:
         emulate_tty=True,
         **kwargs,
     )
+
+
+def autostart(node: LifecycleNode) -> list:
+    """Launch actions that configure `node` once it runs and activate it once it is
+    inactive (what `autostart:=true` adds; a lifecycle manager does it otherwise)."""
+    def change(transition: int) -> EmitEvent:
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                           transition_id=transition))
+
+    return [
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=node, goal_state="inactive",
+            entities=[change(Transition.TRANSITION_ACTIVATE)])),
+        change(Transition.TRANSITION_CONFIGURE),
+    ]

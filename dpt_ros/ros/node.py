@@ -1,41 +1,39 @@
 """dpt_node: camera images in; depth, segmentation and point clouds out.
 
-Thin by design: parameters come from `params`, QoS from `qos`, counters from `diagnostics`,
-the queues of one from `worker`, message conversion from `messages`, and all the maths from
-`dpt_ros.core.pipeline.Pipeline`. This file wires them to rclpy, once per camera (one unnamed
-camera by default; `cameras` names several, whose newest frames share one model pass).
+Thin by design: parameters come from `core.params` (declared by `parameters`), each camera's
+subscriptions and image ↔ camera_info pairing from `camera_input`, QoS from `qos`, counters
+and alarms from `diagnostics`, the queues of one from `worker`, message conversion from
+`dpt_ros.messages` (and `serialized`), and all the maths from `core.pipeline.Pipeline`.
+
+The node's life has four steps, shared by both executables:
+- configure: check the parameters, load the model(s), create the publishers;
+- activate: start the worker (warm-up on its thread), subscribe, start the timers;
+- deactivate: stop input and output (subscriptions, timers, worker);
+- cleanup: destroy the publishers and release the models (and their device memory).
+`dpt_node` (`DptNode`) runs configure + activate at start-up; `dpt_lifecycle_node`
+(`lifecycle_node.DptLifecycleNode`) is a managed node whose lifecycle services drive them.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
-from array import array
-from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, NamedTuple
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
-from dpt_ros.core.camera_info import camera_for_image, stamp_ns, stamp_text
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
@@ -44,14 +42,11 @@ from dpt_ros.core.outputs import (
     OUTPUT_TOPICS,
     available_outputs,
     camera_topic,
-    fallback_intrinsics,
     image_encoding,
     wanted_outputs,
 )
 from dpt_ros.core.params import (
     BY_NAME,
-    SPECS,
-    ParamSpec,
     check_update,
     decode_options,
     forced_outputs,
@@ -59,81 +54,27 @@ from dpt_ros.core.params import (
     pipeline_settings,
 )
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
-from dpt_ros.core.sync import CameraSync, SyncResult
+from dpt_ros.ros.camera_input import CameraInput
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
-from dpt_ros.ros.qos import (
-    BEST_EFFORT,
-    choose_reliability,
-    input_qos,
-    latched_qos,
-    output_qos,
-    reliability_name,
-)
+from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
+from dpt_ros.ros.qos import latched_qos, output_qos
 from dpt_ros.ros.serialized import send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 NODE_NAME = "dpt_node"
-IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
-INFO_INPUT = "camera_info"
 
 
-class StartupError(RuntimeError):
-    """Configuration the node cannot start with (reported as one line, exit code 1)."""
+class _Outputs(NamedTuple):
+    """One camera's publishers (~/<name>/...; ~/... for the unnamed camera)."""
 
-
-def descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """ROS descriptor of one parameter: description, choices, range, read-only flag."""
-    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-    if spec.choices:
-        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
-    if isinstance(spec.default, list):
-        if spec.lo is not None:
-            desc.additional_constraints = f"each value in [{spec.lo}, {spec.hi}]"
-    elif spec.lo is not None and spec.hi is not None:
-        if isinstance(spec.default, float):
-            desc.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.lo), to_value=float(spec.hi))
-            ]
-        else:
-            desc.integer_range = [IntegerRange(from_value=int(spec.lo), to_value=int(spec.hi))]
-    return desc
-
-
-def _ros_default(spec: ParamSpec) -> Any:
-    """rclpy infers a parameter's type from its default, and `[]` has none: the string array
-    with an empty default (`cameras`) is declared by type; left unset it keeps the default."""
-    return Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
-
-
-def _plain(value: Any) -> Any:
-    """rclpy hands array parameters over as array.array; the checks want lists."""
-    return value.tolist() if isinstance(value, array) else value
-
-
-@dataclass
-class _Camera:
-    """One input camera: its topics, subscriptions, publishers and image ↔ camera_info
-    pairing. `name` is "" for the single-camera node (plain topic names)."""
-
-    name: str
-    image_topic: str
-    info_topic: str
     pubs: dict[str, Publisher]
-    info_pub: Publisher | None
-    sync: CameraSync[tuple[Any, float]]
-    image_sub: Subscription | None = None
-    info_sub: Subscription | None = None
-    reliability: str | None = None
-    # True while intrinsics come from parameters (camera.use_parameters, or no publisher on
-    # the camera_info topic); diagnostics show it
-    parameter_intrinsics: bool = False
-    logged: set[str] = field(default_factory=set)  # one-time log lines already written
+    info: Publisher | None
 
 
 class _Job(NamedTuple):
     """One camera's frame in a batch."""
 
-    camera: _Camera
+    camera: str
     want: set[str]
     header: Any
     frame: Frame
@@ -141,118 +82,118 @@ class _Job(NamedTuple):
     info: CameraInfo | None  # the input's camera_info (None: parameter intrinsics)
 
 
-class DptNode(Node):
-    """The ROS face of `Pipeline`; see docs/ros_node.md for topics, parameters and QoS."""
+class DptCore:
+    """What dpt_node does, for either base class (`Node` or rclpy's `LifecycleNode`)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        self._values = self._declare_parameters()
-        names = self._values["cameras"] or [""]
-        self._slots: LatestSlots[tuple[Any, CameraInfo | None, float]] = LatestSlots(
-            names, self._values["batch_wait_ms"] / 1000.0
-        )
-        self.pipeline = self._load_pipeline()
+    pipeline: Pipeline | None
+
+    def _declare(self) -> None:
+        """Parameters are declared once, before anything else (settable in every state)."""
+        self._values = declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._forced = forced_outputs(self._values)
-        self._compressed = self._values["input_transport"] == "compressed"
-        self._decode = decode_options(self._values)
+        self.pipeline = None
+        self._slots: LatestSlots | None = None
+        self._active = False
 
+    # ------------------------------------------------------------- life cycle
+    def _configure(self) -> None:
+        """Check the parameters, load the model(s), create publishers and camera inputs;
+        StartupError / PipelineConfigError say what to change."""
+        v = checked(dict(self._values))
+        names = v["cameras"] or [""]
+        if v["num_threads"]:
+            import torch
+
+            torch.set_num_threads(v["num_threads"])
+        self.pipeline = Pipeline(**pipeline_kwargs(v))
+        self._forced = forced_outputs(v)
+        self._decode = decode_options(v)
         self.stats = Stats(cameras=names)
         self._throttle = Throttle(period=5.0)
         self._warned_empty_frame = False
-
-        self._available = available_outputs(
-            self.pipeline.has_depth, self.pipeline.has_segmentation, self.pipeline.model_is_metric
-        )
-        self._cameras = {name: self._make_camera(name) for name in names}
+        p = self.pipeline
+        self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric)
+        self._outputs = {name: self._make_outputs(name) for name in names}
+        self._inputs = {
+            name: CameraInput(self, name, self._values, self.stats, self._throttle,
+                              self._deliver)
+            for name in names
+        }
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self._publish_labels()
+        self._labels_pub = None
+        if p.has_segmentation:
+            self._labels_pub = self.create_publisher(String, LABELS_TOPIC, latched_qos())
+            labels = {str(k): name for k, name in sorted(p.labels.items())}
+            self._labels_pub.publish(String(data=json.dumps(labels)))
+        self._worker: Worker | None = None
+        self._timers: list = []
 
+    def _activate(self) -> None:
+        """Worker first (its warm-up runs on its own thread), then input, then timers."""
+        v, p = self._values, self.pipeline
+        self._slots = LatestSlots(list(self._inputs), v["batch_wait_ms"] / 1000.0)
         # warm-up at the camera's real size: each new frame size before its first frame (on
         # the worker, in Pipeline.process); at start-up too when input_size fixes the size
-        self.pipeline.warm_new_sizes = self._values["warmup"]
-        fixed = self._values["input_size"]
-        warmup = partial(self.pipeline.warmup, *fixed) if self._values["warmup"] and all(fixed) \
-            else None
-        self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=warmup)
-        self._worker.start()  # after the warm-up, which runs on the worker's thread
-
-        self._update_input_qos()
-        for cam in self._cameras.values():
-            cam.info_sub = self.create_subscription(
-                CameraInfo,
-                cam.info_topic,
-                partial(self._on_camera_info, cam),
-                input_qos(BEST_EFFORT, self._values["qos.depth"]),
-            )
-        timeout = self._values["sync.timeout_ms"] / 1000.0
-        self._sync_timer = self.create_timer(min(0.05, timeout / 4), self._on_sync_timer)
-        self._diag_timer = self.create_timer(self._values["diagnostics_period"], self._on_timer)
+        p.warm_new_sizes = v["warmup"]
+        fixed = v["input_size"]
+        first = (lambda: p.warmup(*fixed)) if v["warmup"] and all(fixed) else None
+        self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=first)
+        self._worker.start()
+        for cam in self._inputs.values():
+            cam.subscribe()
+        timeout = v["sync.timeout_ms"] / 1000.0
+        self._timers = [self.create_timer(min(0.05, timeout / 4), self._on_sync_timer),
+                        self.create_timer(v["diagnostics_period"], self._on_timer)]
+        self._active = True
         self.get_logger().info(self._summary())
 
-    # ----------------------------------------------------------------- set-up
-    def _declare_parameters(self) -> dict[str, Any]:
-        """Declare every parameter, then check the whole set (relations between values can
-        only be judged once all of them are known)."""
-        declared = self.declare_parameters(
-            "", [(s.name, _ros_default(s), descriptor(s)) for s in SPECS]
-        )
-        values = {
-            p.name: BY_NAME[p.name].default if p.value is None else _plain(p.value)
-            for p in declared
-        }
-        reason = check_update(values, {})
-        if reason:
-            raise StartupError(f"invalid parameters: {reason}")
-        return values
+    def _deactivate(self) -> None:
+        """No input, no output: subscriptions and timers gone, the worker stopped."""
+        self._active = False
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        for cam in self._inputs.values():
+            cam.unsubscribe()
+        if self._worker is not None:
+            self._worker.stop()
+        self._worker = self._slots = None
 
-    def _load_pipeline(self) -> Pipeline:
-        threads = self._values["num_threads"]
-        if threads:
+    def _cleanup(self) -> None:
+        """Publishers destroyed and the models released, with their device memory."""
+        for out in self._outputs.values():
+            for pub in (*out.pubs.values(), out.info):
+                if pub is not None:
+                    self.destroy_publisher(pub)
+        for pub in (self._diag_pub, self._labels_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        device = self.pipeline.device
+        self._outputs, self._inputs, self.pipeline = {}, {}, None
+        gc.collect()
+        if device.type == "cuda":
             import torch
 
-            torch.set_num_threads(threads)
-        return Pipeline(**pipeline_kwargs(self._values))
+            torch.cuda.empty_cache()
 
-    def _make_camera(self, name: str) -> _Camera:
-        """Publishers of one camera's outputs (~/<name>/...; ~/... for the unnamed one)."""
-        out_qos = output_qos()
+    def close(self) -> None:
+        """Stop the worker before the node goes away (it publishes through this node)."""
+        if self._active:
+            self._deactivate()
+
+    # ----------------------------------------------------------------- set-up
+    def _make_outputs(self, name: str) -> _Outputs:
+        qos = output_qos()
         pubs = {
             output: self.create_publisher(
                 PointCloud2 if output == "points" else Image,
-                camera_topic(OUTPUT_TOPICS[output], name),
-                out_qos,
+                camera_topic(OUTPUT_TOPICS[output], name), qos,
             )
             for output in self._available
         }
-        info_pub = (
-            self.create_publisher(CameraInfo, camera_topic(DEPTH_INFO_TOPIC, name), out_qos)
-            if self.pipeline.has_depth
-            else None
-        )
-        base = self.resolve_topic_name(camera_topic(IMAGE_INPUT, name))
-        v = self._values
-        sync: CameraSync[tuple[Any, float]] = CameraSync(
-            v["sync.mode"], v["sync.slop_ms"] / 1000.0, v["sync.timeout_ms"] / 1000.0,
-            pending=max(2, v["qos.depth"]),
-        )
-        return _Camera(
-            name,
-            base + "/compressed" if self._compressed else base,
-            self.resolve_topic_name(camera_topic(INFO_INPUT, name)),
-            pubs,
-            info_pub,
-            sync,
-            parameter_intrinsics=v["camera.use_parameters"],
-        )
-
-    def _publish_labels(self) -> None:
-        if not self.pipeline.has_segmentation:
-            self._labels_pub = None
-            return
-        self._labels_pub = self.create_publisher(String, LABELS_TOPIC, latched_qos())
-        labels = {str(k): v for k, v in sorted(self.pipeline.labels.items())}
-        self._labels_pub.publish(String(data=json.dumps(labels)))
+        info = (self.create_publisher(CameraInfo, camera_topic(DEPTH_INFO_TOPIC, name), qos)
+                if self.pipeline.has_depth else None)
+        return _Outputs(pubs, info)
 
     def _summary(self) -> str:
         p = self.pipeline
@@ -261,7 +202,7 @@ class DptNode(Node):
         )
         kind = "metric" if p.model_is_metric else "relative"
         depth = f"; depth is {kind}" if p.has_depth else ""
-        inputs = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._cameras.values())
+        inputs = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._inputs.values())
         return (
             f"ready: {models} on {p.device} ({self._values['dtype']}){depth}; input "
             f"{inputs}; outputs {sorted(self._available)}"
@@ -269,135 +210,40 @@ class DptNode(Node):
 
     # ------------------------------------------------------------- parameters
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        updates = {p.name: _plain(p.value) for p in params if p.name in BY_NAME}
+        updates = {p.name: plain(p.value) for p in params if p.name in BY_NAME}
         reason = check_update(updates, self._values)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         self._values.update(updates)
-        self.pipeline.settings = pipeline_settings(self._values)
-        self._forced = forced_outputs(self._values)
-        self._decode = decode_options(self._values)
-        self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
+        if self.pipeline is not None:  # configured: apply what can change at run time
+            self.pipeline.settings = pipeline_settings(self._values)
+            self._forced = forced_outputs(self._values)
+            self._decode = decode_options(self._values)
+        if self._slots is not None:
+            self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ input
-    def _update_input_qos(self) -> None:
-        for cam in self._cameras.values():
-            self._update_camera_qos(cam)
-
-    def _update_camera_qos(self, cam: _Camera) -> None:
-        """(Re)subscribe when the reliability we should use differs from the one we have."""
-        publishers = self.get_publishers_info_by_topic(cam.image_topic)
-        want = choose_reliability(
-            self._values["qos.reliability"],
-            [reliability_name(p.qos_profile.reliability) for p in publishers],
-            cam.reliability,
-        )
-        if want == cam.reliability and cam.image_sub is not None:
-            return
-        if cam.image_sub is not None:
-            self.destroy_subscription(cam.image_sub)
-        msg_type = CompressedImage if self._compressed else Image
-        cam.image_sub = self.create_subscription(
-            msg_type,
-            cam.image_topic,
-            partial(self._on_image, cam),
-            input_qos(want, self._values["qos.depth"]),
-        )
-        if cam.reliability is not None:
-            self.get_logger().info(f"input QoS of {cam.image_topic} is now {want}")
-        cam.reliability = want
-
-    def _on_image(self, cam: _Camera, msg: Image | CompressedImage) -> None:
-        """Never blocks: pair the image with its camera_info (or let it wait for it), and
-        hand the newest paired frame to the worker."""
-        self.stats.on_received(cam.name)
-        now = time.monotonic()
-        if cam.parameter_intrinsics and not self._info_publisher_appeared(cam):
-            self._queue(cam, msg, None, now)
-            return
-        result = cam.sync.add_image(stamp_ns(msg.header), msg.header.frame_id, (msg, now), now)
-        self._on_sync(cam, result)
-
-    def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
-        self._on_sync(cam, cam.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg))
-
-    def _on_sync(self, cam: _Camera, result: SyncResult[tuple[Any, float]]) -> None:
-        for _ in result.superseded:
-            self.stats.on_dropped(camera=cam.name)
-        for (msg, received), info in result.paired:
-            self._queue(cam, msg, info, received)
-
-    def _queue(self, cam: _Camera, msg: Any, info: CameraInfo | None, received: float) -> None:
-        if self._slots.put(cam.name, (msg, info, received)):
-            self.stats.on_dropped(camera=cam.name)
+    def _deliver(self, camera: str, msg: Any, info: CameraInfo | None, received: float
+                 ) -> None:
+        """A paired image into its camera's queue of one (the one it replaces is dropped)."""
+        if self._slots is not None and self._slots.put(camera, (msg, info, received)):
+            self.stats.on_dropped(camera=camera)
 
     def _on_sync_timer(self) -> None:
-        """Images whose camera_info did not come in time: dropped and counted, or — when the
-        camera_info topic has no publisher at all — served with parameter intrinsics."""
         now = time.monotonic()
-        for cam in self._cameras.values():
-            expired = cam.sync.expire(now).expired
-            if not expired:
-                continue
-            if self.count_publishers(cam.info_topic) == 0 and not cam.parameter_intrinsics:
-                self._use_parameter_intrinsics(cam)
-            if cam.parameter_intrinsics:
-                newest = expired[-1].item
-                for _ in expired[:-1]:
-                    self.stats.on_dropped(camera=cam.name)
-                self._queue(cam, newest[0], None, newest[1])
-                continue
-            for _ in expired:
-                self.stats.on_error("no_camera_info")
-            if self._throttle.ready(f"no_camera_info/{cam.name}"):
-                stamps = ", ".join(stamp_text(w.stamp) for w in expired[-3:])
-                self.get_logger().warning(
-                    f"skipped {len(expired)} image(s) of {cam.image_topic} (stamps {stamps}): "
-                    f"no camera_info on {cam.info_topic} with "
-                    + ("the same stamp" if cam.sync.mode == "exact" else
-                       f"a stamp within {self._values['sync.slop_ms']:g} ms"
-                       if cam.sync.mode == "approximate" else "their frame_id")
-                    + f" within {self._values['sync.timeout_ms']:g} ms (sync.mode "
-                    f"{cam.sync.mode}); check the driver's stamps, or raise sync.timeout_ms / "
-                    "use sync.mode approximate"
-                )
-
-    def _use_parameter_intrinsics(self, cam: _Camera) -> None:
-        cam.parameter_intrinsics = True
-        self.get_logger().warning(
-            f"no publisher on {cam.info_topic}: images of {cam.image_topic} are processed "
-            "with intrinsics from camera.focal_length / camera.hfov (~/depth/camera_info "
-            "carries them); remap camera_info to the camera's topic for real intrinsics"
-        )
-
-    def _info_publisher_appeared(self, cam: _Camera) -> bool:
-        """In parameter mode because nobody published camera_info: leave it once somebody
-        does (never when camera.use_parameters asks for it)."""
-        if self._values["camera.use_parameters"] or self.count_publishers(cam.info_topic) == 0:
-            return False
-        cam.parameter_intrinsics = False
-        self.get_logger().info(f"{cam.info_topic} now has a publisher: using its camera_info")
-        return True
-
-    def _camera_model(self, cam: _Camera, info: CameraInfo | None, width: int, height: int
-                      ) -> Intrinsics:
-        """The camera model of one image: from its own camera_info, or from parameters."""
-        if info is None:
-            return fallback_intrinsics(
-                self._values["camera.focal_length"], self._values["camera.hfov"], width, height
-            )
-        return camera_for_image(info, width, height, self._values["camera.rectified"],
-                                cam.image_topic)
+        for cam in self._inputs.values():
+            cam.expire(now)
 
     # ----------------------------------------------------------------- worker
-    def _wanted(self, cam: _Camera) -> set[str]:
-        subscribed = [n for n, pub in cam.pubs.items() if pub.get_subscription_count() > 0]
+    def _wanted(self, camera: str) -> set[str]:
+        pubs = self._outputs[camera].pubs
+        subscribed = [n for n, pub in pubs.items() if pub.get_subscription_count() > 0]
         return wanted_outputs(
             self._available, subscribed, self._forced, self.pipeline.depth_is_metric
         )
 
-    def _frame(self, cam: _Camera, msg: Image | CompressedImage, info: CameraInfo | None
+    def _frame(self, cam: CameraInput, msg: Image | CompressedImage, info: CameraInfo | None
                ) -> Frame | None:
         """The decoded frame with its camera model; None (counted, logged) when it is bad."""
         if not msg.header.frame_id and not self._warned_empty_frame:
@@ -407,17 +253,18 @@ class DptNode(Node):
                 "placed in TF; fix the camera driver's frame_id"
             )
         try:
-            if self._compressed:
+            if cam.compressed:
                 frame = messages.frame_from_compressed_msg(msg, self._decode)
             else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
                 frame = messages.frame_from_image_msg(msg, self._decode)
             height, width = frame.size
-            frame.intrinsics = self._camera_model(cam, info, width, height)
+            frame.intrinsics = cam.camera_model(info, width, height)
         except BadInput as exc:
-            self._reject(exc.kind, str(exc))
+            self._reject(exc.kind, str(exc), camera=cam.name)
             return None
         except Exception as exc:  # any other failure costs this camera's frame, not the batch
-            self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
+            self._reject("internal", f"{type(exc).__name__}: {exc}", error=True,
+                         camera=cam.name)
             return None
         intr = frame.intrinsics
         if not intr.supported:
@@ -426,20 +273,19 @@ class DptNode(Node):
                 f"{cam.info_topic}: distortion_model '{intr.distortion_model}' with D = "
                 f"{list(intr.d)} cannot be inverted (supported: plumb_bob, "
                 "rational_polynomial, equidistant); depth is published, ~/points is not",
-                error=True,
+                error=True, camera=cam.name,
             )
         return frame
 
-    def _process(self, items: dict[str, tuple[Any, float]]) -> None:
+    def _process(self, items: dict[str, tuple[Any, CameraInfo | None, float]]) -> None:
         """One `Pipeline.process` call for the newest frame of every camera that has one and
         whose outputs somebody wants; each result goes out under its camera's topics."""
         jobs = []
         for name, (msg, info, received) in items.items():
-            cam = self._cameras[name]
-            want = self._wanted(cam)
-            frame = self._frame(cam, msg, info) if want else None
+            want = self._wanted(name)
+            frame = self._frame(self._inputs[name], msg, info) if want else None
             if frame is not None:
-                jobs.append(_Job(cam, want, msg.header, frame, received, info))
+                jobs.append(_Job(name, want, msg.header, frame, received, info))
         if not jobs:
             return
         try:
@@ -447,21 +293,22 @@ class DptNode(Node):
                 [job.frame for job in jobs], set().union(*(job.want for job in jobs))
             )
         except Exception as exc:  # a failing batch (e.g. out of memory) must not stop the node
-            for _ in jobs:
-                self._reject("processing", f"{type(exc).__name__}: {exc}", error=True)
+            for job in jobs:
+                self._reject("processing", f"{type(exc).__name__}: {exc}", error=True,
+                             camera=job.camera)
             return
         self.stats.on_batch(len(jobs))
         for job, result in zip(jobs, results):
             self._publish(job, result)
-            self.stats.on_processed(time.monotonic() - job.received, job.camera.name)
+            self.stats.on_processed(time.monotonic() - job.received, job.camera)
 
     def _publish(self, job: _Job, result: FrameResult) -> None:
-        if self._slots.closed:  # shutting down: the context may already be gone
+        if not self._active:  # deactivating or shutting down: output has stopped
             return
-        cam, header = job.camera, job.header
+        out, header = self._outputs[job.camera], job.header
         sent_depth_image = False
         serialized = self._values["serialized_publish"]
-        for name, pub in cam.pubs.items():
+        for name, pub in out.pubs.items():
             value = getattr(result, name)
             if value is None or name not in job.want:  # another camera of the batch wanted it
                 continue
@@ -470,15 +317,16 @@ class DptNode(Node):
                 continue
             send_image(pub, value, image_encoding(name, value), header, serialized)
             sent_depth_image |= name in DEPTH_IMAGES
-        if cam.info_pub is None or result.intrinsics is None or not sent_depth_image:
+        if out.info is None or result.intrinsics is None or not sent_depth_image:
             return
         height, width = job.frame.size
-        cam.info_pub.publish(
+        out.info.publish(
             messages.depth_camera_info(job.info, result.intrinsics, header, (width, height))
         )
 
-    def _reject(self, kind: str, why: str, error: bool = False) -> None:
-        self.stats.on_error(kind)
+    def _reject(self, kind: str, why: str, error: bool = False, camera: str | None = None
+                ) -> None:
+        self.stats.on_error(kind, camera=camera)
         if not self._throttle.ready(kind):
             return
         # two call sites on purpose: rclpy fixes a logging call site's severity on its first
@@ -493,50 +341,48 @@ class DptNode(Node):
 
     # ------------------------------------------------------------ diagnostics
     def _on_timer(self) -> None:
-        self._update_input_qos()
-        p = self.pipeline
+        p, v = self.pipeline, self._values
         info = {
-            "depth_model": self._values["depth_model"],
-            "segmentation_model": self._values["segmentation_model"],
+            "depth_model": v["depth_model"],
+            "segmentation_model": v["segmentation_model"],
             "device": str(p.device),
-            "dtype": self._values["dtype"],
+            "dtype": v["dtype"],
             "compile": p.compile_status,
             "nonfinite_frames": str(p.nonfinite_frames),  # recomputed in fp32 (half dtypes)
             "depth_metric": str(p.depth_is_metric).lower(),
             **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
-        for cam in self._cameras.values():
-            prefix = f"{cam.name}." if cam.name else ""
-            info[prefix + "input_topic"] = cam.image_topic
-            info[prefix + "input_reliability"] = str(cam.reliability)
-            info[prefix + "camera_info_topic"] = cam.info_topic
-            info[prefix + "intrinsics"] = (
-                "parameters (camera.focal_length / camera.hfov)" if cam.parameter_intrinsics
-                else f"camera_info (sync {cam.sync.mode})"
-            )
-        snap = self.stats.snapshot()
+        for cam in self._inputs.values():
+            cam.update_qos()
+            info.update(cam.diagnostics())
         worker = WorkerState(self._worker.alive, self._worker.busy_s, self._slots.waiting())
-        limits = Limits(self._values["diagnostics.stale_s"],
-                        self._values["diagnostics.drop_ratio"],
-                        self._values["diagnostics.stuck_s"])
-        inputs = {cam.name: cam.image_topic for cam in self._cameras.values()}
+        limits = Limits(v["diagnostics.stale_s"], v["diagnostics.drop_ratio"],
+                        v["diagnostics.stuck_s"])
+        inputs = {cam.name: cam.image_topic for cam in self._inputs.values()}
         self._diag_pub.publish(
             diagnostic_array(
-                snap, f"{self.get_name()}: processing", str(p.device), info,
+                self.stats.snapshot(), f"{self.get_name()}: processing", str(p.device), info,
                 self.get_clock().now().to_msg(), worker, limits, inputs,
             )
         )
 
-    def close(self) -> None:
-        """Stop the worker before the node goes away (it publishes through this node)."""
-        self._worker.stop()
+
+class DptNode(DptCore, Node):
+    """dpt_node as a plain node: configured and active from start-up; see
+    docs/ros_node.md for topics, parameters, QoS and diagnostics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of the `dpt_node` console script and `python -m dpt_ros.ros.node`."""
+def run(make: type[DptCore], args: list[str] | None) -> int:
+    """Spin one node until shutdown (Ctrl-C, or the lifecycle's shutdown transition)."""
     try:
         rclpy.init(args=args)
-        node = DptNode()
+        node = make()
     except Exception as exc:  # one clear line, not a traceback, for any start-up failure
         reason = " ".join(str(exc).split()) or type(exc).__name__
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
@@ -545,7 +391,8 @@ def main(args: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
+        while rclpy.ok() and not getattr(node, "finished", False):
+            executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -554,6 +401,13 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
     return 0
 
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the `dpt_node` console script and `python -m dpt_ros.ros.node`."""
+    return run(DptNode, args)
+
+
+__all__ = ["NODE_NAME", "DptCore", "DptNode", "StartupError", "main", "run"]
 
 if __name__ == "__main__":
     sys.exit(main())

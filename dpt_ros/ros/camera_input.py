@@ -1,0 +1,178 @@
+"""One camera's inputs for dpt_node: its image and camera_info subscriptions (image QoS
+matched to the camera), the pairing of each image with its camera_info by stamp
+(`core.sync`), and which camera model its frames get.
+
+Everything here runs in the executor's callbacks and never waits: a paired image is handed
+to `deliver` (the worker's queue of one), images still waiting for their camera_info are
+given up by `expire` (the node's sync timer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from dpt_ros.core.camera_info import camera_for_image, stamp_ns, stamp_text
+from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.outputs import camera_topic, fallback_intrinsics
+from dpt_ros.core.sync import CameraSync, SyncResult
+from dpt_ros.ros.diagnostics import Stats, Throttle
+from dpt_ros.ros.qos import BEST_EFFORT, choose_reliability, input_qos, reliability_name
+
+IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
+INFO_INPUT = "camera_info"
+
+Deliver = Callable[[str, Any, "CameraInfo | None", float], None]  # camera, msg, info, received
+
+
+class CameraInput:
+    """Inputs of camera `name` ("" for the single-camera node: plain topic names)."""
+
+    def __init__(self, node: Node, name: str, values: Mapping[str, Any], stats: Stats,
+                 throttle: Throttle, deliver: Deliver) -> None:
+        self.node, self.name, self.values = node, name, values
+        self.stats, self.throttle, self.deliver = stats, throttle, deliver
+        self.compressed = values["input_transport"] == "compressed"
+        base = node.resolve_topic_name(camera_topic(IMAGE_INPUT, name))
+        self.image_topic = base + "/compressed" if self.compressed else base
+        self.info_topic = node.resolve_topic_name(camera_topic(INFO_INPUT, name))
+        self.sync: CameraSync[tuple[Any, float]] = CameraSync(
+            values["sync.mode"], values["sync.slop_ms"] / 1000.0,
+            values["sync.timeout_ms"] / 1000.0, pending=max(2, values["qos.depth"]),
+        )
+        self.reliability: str | None = None
+        # True while intrinsics come from parameters (camera.use_parameters, or nobody
+        # publishes on the camera_info topic); diagnostics show it
+        self.parameter_intrinsics = bool(values["camera.use_parameters"])
+        self._image_sub: Subscription | None = None
+        self._info_sub: Subscription | None = None
+
+    # -------------------------------------------------------------- subscriptions
+    def subscribe(self) -> None:
+        self._info_sub = self.node.create_subscription(
+            CameraInfo, self.info_topic, self._on_info,
+            input_qos(BEST_EFFORT, self.values["qos.depth"]),
+        )
+        self.update_qos()
+
+    def unsubscribe(self) -> None:
+        for sub in (self._image_sub, self._info_sub):
+            if sub is not None:
+                self.node.destroy_subscription(sub)
+        self._image_sub = self._info_sub = None
+        self.reliability = None
+
+    def update_qos(self) -> None:
+        """(Re)subscribe the image when the reliability we should use differs from ours."""
+        publishers = self.node.get_publishers_info_by_topic(self.image_topic)
+        want = choose_reliability(
+            self.values["qos.reliability"],
+            [reliability_name(p.qos_profile.reliability) for p in publishers],
+            self.reliability,
+        )
+        if want == self.reliability and self._image_sub is not None:
+            return
+        if self._image_sub is not None:
+            self.node.destroy_subscription(self._image_sub)
+        self._image_sub = self.node.create_subscription(
+            CompressedImage if self.compressed else Image, self.image_topic, self._on_image,
+            input_qos(want, self.values["qos.depth"]),
+        )
+        if self.reliability is not None:
+            self.node.get_logger().info(f"input QoS of {self.image_topic} is now {want}")
+        self.reliability = want
+
+    # ------------------------------------------------------------------ pairing
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Never blocks: pair the image with its camera_info, or let it wait for it."""
+        self.stats.on_received(self.name)
+        now = time.monotonic()
+        if self.parameter_intrinsics and not self._info_publisher_appeared():
+            self.deliver(self.name, msg, None, now)
+            return
+        self._released(self.sync.add_image(stamp_ns(msg.header), msg.header.frame_id,
+                                           (msg, now), now))
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._released(self.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg))
+
+    def _released(self, result: SyncResult[tuple[Any, float]]) -> None:
+        for _ in result.superseded:
+            self.stats.on_dropped(camera=self.name)
+        for (msg, received), info in result.paired:
+            self.deliver(self.name, msg, info, received)
+
+    def expire(self, now: float) -> None:
+        """Images whose camera_info did not come in time: dropped and counted, or — when the
+        camera_info topic has no publisher at all — served with parameter intrinsics."""
+        expired = self.sync.expire(now).expired
+        if not expired:
+            return
+        if not self.parameter_intrinsics and self.node.count_publishers(self.info_topic) == 0:
+            self.parameter_intrinsics = True
+            self.node.get_logger().warning(
+                f"no publisher on {self.info_topic}: images of {self.image_topic} are "
+                "processed with intrinsics from camera.focal_length / camera.hfov "
+                "(~/depth/camera_info carries them); remap camera_info to the camera's topic "
+                "for real intrinsics"
+            )
+        if self.parameter_intrinsics:
+            for _ in expired[:-1]:
+                self.stats.on_dropped(camera=self.name)
+            msg, received = expired[-1].item
+            self.deliver(self.name, msg, None, received)
+            return
+        for _ in expired:
+            self.stats.on_error("no_camera_info", camera=self.name)
+        if self.throttle.ready(f"no_camera_info/{self.name}"):
+            self.node.get_logger().warning(self._no_info_reason(expired))
+
+    def _no_info_reason(self, expired: list) -> str:
+        mode, v = self.sync.mode, self.values
+        partner = {"exact": "the same stamp",
+                   "approximate": f"a stamp within {v['sync.slop_ms']:g} ms",
+                   "latest": "their frame_id"}[mode]
+        stamps = ", ".join(stamp_text(w.stamp) for w in expired[-3:])
+        return (f"skipped {len(expired)} image(s) of {self.image_topic} (stamps {stamps}): "
+                f"no camera_info on {self.info_topic} with {partner} within "
+                f"{v['sync.timeout_ms']:g} ms (sync.mode {mode}); check the driver's stamps, "
+                "or raise sync.timeout_ms / use sync.mode approximate")
+
+    def _info_publisher_appeared(self) -> bool:
+        """In parameter mode because nobody published camera_info: leave it once somebody
+        does (never when camera.use_parameters asks for it)."""
+        if self.values["camera.use_parameters"] or self.node.count_publishers(
+                self.info_topic) == 0:
+            return False
+        self.parameter_intrinsics = False
+        self.node.get_logger().info(
+            f"{self.info_topic} now has a publisher: using its camera_info")
+        return True
+
+    # ---------------------------------------------------------------- the camera
+    def camera_model(self, info: CameraInfo | None, width: int, height: int) -> Intrinsics:
+        """The camera model of one image: from its own camera_info, or from parameters."""
+        if info is None:
+            return fallback_intrinsics(
+                self.values["camera.focal_length"], self.values["camera.hfov"], width, height
+            )
+        return camera_for_image(info, width, height, self.values["camera.rectified"],
+                                self.image_topic)
+
+    def diagnostics(self) -> dict[str, str]:
+        prefix = f"{self.name}." if self.name else ""
+        return {
+            prefix + "input_topic": self.image_topic,
+            prefix + "input_reliability": str(self.reliability),
+            prefix + "camera_info_topic": self.info_topic,
+            prefix + "intrinsics": (
+                "parameters (camera.focal_length / camera.hfov)" if self.parameter_intrinsics
+                else f"camera_info (sync {self.sync.mode})"
+            ),
+        }
+
