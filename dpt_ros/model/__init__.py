@@ -1,5 +1,6 @@
-"""The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, Depth Anything V1/V2) in plain PyTorch,
-loading Hugging Face checkpoints unchanged. No transformers, no ROS."""
+"""The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, Depth Anything V1/V2, Prompt Depth
+Anything) in plain PyTorch, loading Hugging Face checkpoints unchanged. No transformers, no
+ROS."""
 
 from dpt_ros.model.config import ConfigError, DPTConfig
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
@@ -13,6 +14,7 @@ from dpt_ros.model.loading import (
     save_model,
 )
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
+from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 
 __all__ = [
     "BaseModelOutput",
@@ -24,6 +26,7 @@ __all__ = [
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
     "ModelLoadError",
+    "PromptDepthAnythingForDepthEstimation",
     "SemanticSegmenterOutput",
     "load_config",
     "load_model",

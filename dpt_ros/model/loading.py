@@ -21,12 +21,14 @@ from torch import nn
 from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DPTForDepthEstimation": DPTForDepthEstimation,
     "DPTForSemanticSegmentation": DPTForSemanticSegmentation,
     "DPTModel": DPTModel,
     "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
+    "PromptDepthAnythingForDepthEstimation": PromptDepthAnythingForDepthEstimation,
 }
 TASKS = tuple(sorted(set(ARCHITECTURE_TASKS.values())))
 CONFIG_NAME = "config.json"
@@ -293,12 +295,18 @@ def load_model(
 
 
 def load_processor(source: str | os.PathLike[str]) -> Any:
-    """The DPTImageProcessor described by preprocessor_config.json."""
+    """The DPTImageProcessor (or its Prompt Depth Anything extension) described by
+    preprocessor_config.json."""
     from dpt_ros.model.processing import DPTImageProcessor
+    from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor
 
     path = resolve_source(source, weights=False) / PROCESSOR_NAME
+    config = _read_json(path)
+    cls = DPTImageProcessor
+    if str(config.get("image_processor_type", "")).startswith("PromptDepthAnything"):
+        cls = PromptDepthAnythingImageProcessor
     try:
-        return DPTImageProcessor.from_dict(_read_json(path))
+        return cls.from_dict(config)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelLoadError(f"{path}: {e}") from e
 
