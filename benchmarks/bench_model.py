@@ -6,7 +6,8 @@ with our load_model, so both run identical tensors. Runs alternate (reference, o
 load spikes on a shared machine hit both; median and minimum are reported with hf/ours
 (> 1: ours is faster) and the max relative output difference.
 
-  CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1
+  CPU fp32 (always):      DPT-Hybrid-384, DA-V2-Small-518 and PromptDA-vits-518 (with a
+                          192x256 metric prompt), batch 1
   CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4;
                            bf16 batch 1 also ours under torch.compile reduce-overhead (*)
 
@@ -39,7 +40,22 @@ CASES = {
     "DPT-Hybrid-384": ("Intel/dpt-hybrid-midas", 384),
     "DPT-Large-384": ("Intel/dpt-large", 384),
     "DA-V2-Small-518": ("depth-anything/Depth-Anything-V2-Small-hf", 518),
+    "PromptDA-vits-518": ("depth-anything/prompt-depth-anything-vits-hf", 518),
 }
+PROMPT_SIZE = (192, 256)  # an ARKit-style low-resolution metric depth
+
+
+def _reference(repo: str) -> torch.nn.Module:
+    if "prompt-depth-anything" in repo:
+        import transformers as T
+        from test_model_prompt_depth import _real
+
+        return T.PromptDepthAnythingForDepthEstimation(_real(repo.split("-")[-2]))
+    return build_reference(CONFIGS[repo])
+
+
+def _with_prompt(model: torch.nn.Module, prompt: torch.Tensor):
+    return lambda x: model(x, prompt_depth=prompt)
 
 
 def _sync(device: torch.device) -> None:
@@ -76,7 +92,7 @@ def bench(
     warmup: int, compiled: bool = False,
 ) -> list[dict]:
     repo, size = CASES[name]
-    ref = randomize(build_reference(CONFIGS[repo])).eval()
+    ref = randomize(_reference(repo)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         ref.save_pretrained(tmp)
         ours = load_model(tmp, device=device, dtype=dtype)
@@ -85,14 +101,19 @@ def bench(
     for batch in batches:
         x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
         x = x.to(device=device, dtype=dtype)
+        run_ref, run_ours = ref, ours
+        if "prompt" in repo:
+            g = torch.Generator().manual_seed(1)
+            prompt = (0.5 + 3.5 * torch.rand(batch, 1, *PROMPT_SIZE, generator=g)).to(device)
+            run_ref, run_ours = _with_prompt(ref, prompt), _with_prompt(ours, prompt)
         for _ in range(warmup):
-            _time(ref, x)
-            _time(ours, x)
+            _time(run_ref, x)
+            _time(run_ours, x)
         t_ref, t_ours = [], []
         for _ in range(repeat):
-            t_ref.append(_time(ref, x))
+            t_ref.append(_time(run_ref, x))
             r = _time.last  # type: ignore[attr-defined]
-            t_ours.append(_time(ours, x))
+            t_ours.append(_time(run_ours, x))
         o = _time.last  # type: ignore[attr-defined]
         err = ((o.float() - r.float()).abs().max() / r.float().abs().max()).item()
         rows.append({
@@ -102,7 +123,7 @@ def bench(
             "ours_min_ms": 1e3 * min(t_ours), "hf_min_ms": 1e3 * min(t_ref),
         })
         print(_format(rows[-1]), flush=True)
-        if compiled and batch == 1:
+        if compiled and batch == 1 and "prompt" not in repo:
             rows.append(_compiled_row(rows[-1], ours, x, r, repeat))
             print(_format(rows[-1]), flush=True)
     del ref, ours
@@ -127,7 +148,8 @@ def main() -> None:
     parser.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
                         help="CUDA bf16 batch 1: also ours under torch.compile "
                         "reduce-overhead (rows marked *)")
-    parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518"],
+    parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518",
+                                                           "PromptDA-vits-518"],
                         choices=list(CASES))
     parser.add_argument("--cuda-cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--no-cuda", action="store_true")

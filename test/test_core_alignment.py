@@ -133,6 +133,16 @@ def test_one_bad_reference_frame_does_not_move_the_depth():
     assert np.abs(after / 0.5 - 1).max() < 1e-9
 
 
+def test_a_steady_drift_is_filtered_never_frozen():
+    """Fits drifting 2.5 % a frame (the filtered value soon lags by more than the 20 % gate):
+    each fit is close to the previous one, so none is held back and the filter keeps up."""
+    filt = TemporalFilter(smoothing_s=1.0, max_age_s=2.0, gate=0.2)
+    drift = 0.5 * 1.025 ** np.arange(60)
+    applied = _run(filt, drift)
+    assert filt.state(2.0).gated == 0
+    assert np.all(np.diff(applied) > 0) and applied[-1] > 0.6 * drift[-1]
+
+
 def test_max_age_invalidates_and_restarts():
     filt = TemporalFilter(smoothing_s=1.0, max_age_s=2.0, gate=0.2)
     _run(filt, np.full(30, 0.5))  # last fit at t = 29/30

@@ -7,7 +7,9 @@ capture is reproducible from its seed.
   (default 160 x 120), its pixel centres on the camera's by (u + 0.5) * s - 0.5
   (`Intrinsics.scaled`). Holes beyond its range and on dark surfaces (too little light comes
   back), flying pixels at depth edges (a mix of the two surfaces, the classic ToF outlier)
-  or holes there, noise proportional to depth. Metres, float32, NaN = no measurement.
+  or holes there, noise proportional to depth; optionally only a random fraction of pixels
+  per frame (`sparsity`: dot-pattern sensors, sparse stereo / SLAM depth). Metres, float32,
+  NaN = no measurement.
 - `Lidar`: rings at evenly spaced elevations, a fixed azimuth step over 360 degrees,
   Gaussian range noise, min/max range; points in its own frame (x forward, y left, z up),
   mounted on the camera by a known extrinsic (camera <- sensor).
@@ -42,6 +44,7 @@ class ToFSpec:
     dark: float = 0.15  # image luminance (0..1) below which nothing comes back
     edge_jump: float = 0.05  # relative depth step to a 4-neighbour that makes an edge pixel
     flying: float = 0.5  # fraction of edge pixels with a mixed value (the rest are holes)
+    sparsity: float = 1.0  # fraction of pixels that return anything, drawn per frame
 
 
 @dataclass
@@ -74,6 +77,8 @@ class ToFCamera:
         measured = measured * (1 + s.noise * rng.standard_normal(truth.shape)).astype(np.float32)
         hole = ((truth < s.min_range) | (truth > s.max_range) | (luminance < s.dark)
                 | (edge & ~flying))
+        if s.sparsity < 1.0:
+            hole |= rng.random(truth.shape) >= s.sparsity
         depth = np.where(hole, np.float32(np.nan), measured).astype(np.float32)
         return ToFFrame(depth, truth, self.intrinsics, flying & ~hole)
 
@@ -100,9 +105,13 @@ DEFAULT_LIDAR_EXTRINSIC = Extrinsic.from_list([0.0, -0.10, -0.05, 0.5, -0.5, 0.5
 
 @dataclass(frozen=True)
 class LidarSpec:
-    rings: int = 16
-    elevation_deg: tuple[float, float] = (-15.0, 15.0)  # lowest and highest ring
-    azimuth_step_deg: float = 0.4
+    """Default: a 32-ring, +-22.5 deg, 1024-column sensor (Ouster OS1-32-like), whose
+    vertical field covers most of a 70 deg camera's; `LidarSpec(16, (-15, 15), 0.4)` is a
+    VLP-16."""
+
+    rings: int = 32
+    elevation_deg: tuple[float, float] = (-22.5, 22.5)  # lowest and highest ring
+    azimuth_step_deg: float = 360 / 1024
     min_range: float = 0.3  # m
     max_range: float = 30.0
     range_noise: float = 0.02  # m, sigma
@@ -124,7 +133,8 @@ class Lidar:
         self.spec = s = spec or LidarSpec()
         lo, hi = (math.radians(v) for v in s.elevation_deg)
         elevation = np.linspace(lo, hi, s.rings) if s.rings > 1 else np.array([lo])
-        azimuth = np.arange(0.0, 2 * math.pi, math.radians(s.azimuth_step_deg))
+        columns = round(360.0 / s.azimuth_step_deg)
+        azimuth = np.linspace(0.0, 2 * math.pi, columns, endpoint=False)
         el, az = np.meshgrid(elevation, azimuth, indexing="ij")
         self._dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)],
                               -1).reshape(-1, 3)

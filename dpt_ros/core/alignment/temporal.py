@@ -6,11 +6,13 @@ an age limit.
   after a (re)start the weight is at least 1/n, i.e. the plain mean of the fits so far, so
   the start is not biased towards the very first frame. `smoothing_s = 0`: the newest
   accepted fit is applied as is (and nothing is gated).
-- Gating: a fit whose implied depth differs from the filtered one by more than `gate`
-  (relative, at the inliers' 10/50/90 % prediction quantiles) is held back, so one bad
-  reference frame cannot make the depth jump. Held-back fits that agree with each other
-  for `GATE_CONFIRM` frames in a row are a real change (the model's scale moved, the scene
-  changed): the filter then jumps to their mean.
+- Gating: a fit whose implied depth differs from that of the last accepted fit by more
+  than `gate` (relative, at the new fit's 10/50/90 % inlier prediction quantiles) is held
+  back, so one bad reference frame cannot make the depth jump. The comparison is with the
+  last accepted *fit*, not the filtered value: a steady drift (fits close to one another)
+  passes and is filtered, it is never frozen behind a lagging estimate. Held-back fits that
+  agree with each other for `GATE_CONFIRM` frames in a row are a real change (the model's
+  scale moved, the scene changed): the filter then jumps to their mean.
 - Age: after `max_age_s` (frame stamps) without an accepted fit the alignment is invalid
   ("no valid alignment"), and the next fit starts afresh. 0 = never expires.
 """
@@ -80,6 +82,7 @@ class TemporalFilter:
     max_age_s: float = 2.0
     gate: float = 0.2
     _est: _Estimate | None = None
+    _anchor: _Estimate | None = None  # the last accepted fit (what new fits are gated against)
     _candidate: _Estimate | None = None
     _last_stamp: float = math.nan  # of the last accepted fit
     _counts: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "rejected": 0,
@@ -94,7 +97,7 @@ class TemporalFilter:
                 raise ValueError(f"alignment {name} must be a finite number >= 0, got {value}")
 
     def reset(self) -> None:
-        self._est = self._candidate = None
+        self._est = self._anchor = self._candidate = None
         self._last_stamp = math.nan
 
     def _expired(self, stamp: float) -> bool:
@@ -114,8 +117,8 @@ class TemporalFilter:
         if self._expired(stamp) or self.smoothing_s == 0:
             self._est = _Estimate(fit.scale, fit.shift, 1)
             self._candidate = None
-            self._accept(stamp, "accepted")
-        elif self.gate > 0 and _change(self._est, fit) > self.gate:
+            self._accept(fit, stamp, "accepted")
+        elif self.gate > 0 and _change(self._anchor, fit) > self.gate:
             self._hold_back(fit, stamp)
         else:
             est = self._est
@@ -125,11 +128,12 @@ class TemporalFilter:
             est.shift += alpha * (fit.shift - est.shift)
             est.count += 1
             self._candidate = None
-            self._accept(stamp, "accepted")
+            self._accept(fit, stamp, "accepted")
         return self.state(stamp)
 
-    def _accept(self, stamp: float, status: str) -> None:
+    def _accept(self, fit: Fit | _Estimate, stamp: float, status: str) -> None:
         self._counts["accepted"] += 1
+        self._anchor = _Estimate(fit.scale, fit.shift, 1)
         self._last_stamp = stamp
         self._status = status
 
@@ -144,10 +148,10 @@ class TemporalFilter:
             cand = self._candidate = _Estimate(fit.scale, fit.shift, 1)
         if cand.count >= GATE_CONFIRM:
             self._est, self._candidate = cand, None
-            self._accept(stamp, f"accepted: change confirmed over {GATE_CONFIRM} frames")
+            self._accept(cand, stamp, f"accepted: change confirmed over {GATE_CONFIRM} frames")
             return
         self._counts["gated"] += 1
-        self._status = (f"gated: implied depth moved {_change(self._est, fit):.1%} "
+        self._status = (f"gated: implied depth moved {_change(self._anchor, fit):.1%} "
                         f"> gate {self.gate:.0%}")
 
     def state(self, stamp: float) -> AlignmentState:
