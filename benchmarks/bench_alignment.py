@@ -3,7 +3,8 @@
 
 Prediction 640x480 (the fit can run on any grid; this is the largest the node would use),
 references: a registered depth image with 5 % of its pixels valid (15 360 samples), and a
-16-ring LiDAR scan (14 400 points, ~2 800 in view) through the extrinsic and the z-buffer.
+scan of the default simulated LiDAR (32 rings x 1024 columns, ~6 300 samples after the
+field of view and the z-buffer) through the extrinsic.
 
 Run: `python benchmarks/bench_alignment.py [--repeat N] [--threads 1 2]`.
 """
@@ -70,7 +71,7 @@ def main() -> None:
         "depth image → samples (5 %: 15 360)": lambda: samples_from_depth_image(depth, (H, W)),
         "robust fit, depth-image samples": lambda: aligner.fit(pred, samples),
         "baseline: plain lstsq, same samples": lambda: torch.linalg.lstsq(design, y[:, None]),
-        "LiDAR → samples (14 400 points)": lambda: samples_from_points(
+        f"LiDAR → samples ({len(scan.points)} points)": lambda: samples_from_points(
             scan.points, frame.intrinsics, scan.extrinsic),
         f"robust fit, LiDAR samples ({len(lidar)})": lambda: aligner.fit(pred, lidar),
         "update (fit + filter), depth image": lambda: aligner.update(pred, samples, 0.0),

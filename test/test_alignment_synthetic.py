@@ -63,3 +63,21 @@ def test_smoothing_lowers_the_flicker_of_a_noisy_sparse_reference(sequences):
         smoothed = score_alignment(seq, "sparse", smoothing_s=0.3, min_inliers=20)
         assert smoothed.flicker_rel < 0.95 * per_frame.flicker_rel, (per_frame, smoothed)
         assert smoothed.abs_rel <= 1.05 * per_frame.abs_rel
+
+
+def test_flicker_measures_frame_to_frame_wobble_not_constant_error():
+    """The flicker figure itself, on exact depth of a moving camera: a constant scale error
+    does not flicker, a scale that changes by 1 % between the frames does (by 1 %)."""
+    from dpt_ros.synthetic import Renderer, make_world, path_pose
+    from dpt_ros.synthetic.metrics import flicker
+
+    world = make_world(SEEDS[0])
+    renderer = Renderer.from_hfov(W, H, 70.0)
+    a, b = (renderer.render(world, path_pose(world, t)) for t in (1.0, 1.1))
+    args = (a.depth, b.depth, a.pose, b.pose, renderer.intrinsics)
+    steady = flicker(1.2 * a.depth, 1.2 * b.depth, *args)
+    wobble = flicker(a.depth, 1.01 * b.depth, *args)
+    assert steady["pixels"] > 0.3 * (W // 2) * (H // 2)
+    assert steady["rel"] < 1e-3
+    assert wobble["rel"] == pytest.approx(0.01, abs=1e-3)
+    assert wobble["abs_m"] == pytest.approx(0.01 * b.depth.mean(), rel=0.3)

@@ -125,7 +125,7 @@ def score_metric_model(seq: Sequence) -> Scores:
 
 
 def score_alignment(seq: Sequence, reference: str, mode: str = "scale_shift",
-                    smoothing_s: float = 1.0, **aligner_kwargs) -> Scores:
+                    smoothing_s: float = 0.3, **aligner_kwargs) -> Scores:
     """Align the relative prediction to the captures of sensor `reference`, frame by frame."""
     aligner = Aligner(mode, model_is_metric=False, smoothing_s=smoothing_s, **aligner_kwargs)
     depths: list[np.ndarray | None] = []

@@ -1,6 +1,6 @@
 """`Aligner`: a depth prediction + a metric reference → the (s, t) to apply, over time.
 
-    aligner = Aligner("scale_shift", model_is_metric=False, smoothing_s=1.0, max_age_s=2.0)
+    aligner = Aligner("scale_shift", model_is_metric=False, smoothing_s=0.3, max_age_s=2.0)
     samples = samples_from_depth_image(depth_in_metres(img, "16UC1", dev), pred.shape)
     state = aligner.update(pred, samples, stamp_s)     # a frame with a paired reference
     state = aligner.state(stamp_s)                     # a frame without one
@@ -54,7 +54,7 @@ def aligned_depth(prediction: torch.Tensor, model_is_metric: bool, scale: float,
 class Aligner:
     """Robust per-frame fit + temporal filter for one camera's depth model."""
 
-    def __init__(self, mode: str, model_is_metric: bool, *, smoothing_s: float = 1.0,
+    def __init__(self, mode: str, model_is_metric: bool, *, smoothing_s: float = 0.3,
                  max_age_s: float = 2.0, min_inliers: int = 50, max_residual: float = 0.25,
                  gate: float = 0.2) -> None:
         if mode not in MODES:

@@ -51,17 +51,30 @@ class Fit:
     support: tuple[float, ...] = ()
 
 
-def _resistant_line(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _resistant_line(x: torch.Tensor, y: torch.Tensor, order: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tukey's median-median line: slope through the medians of the lowest and highest
-    thirds (by x), intercept the median offset. Breakdown ~1/6, no randomness."""
+    thirds (by x; `order` sorts x), intercept the median offset. Breakdown ~1/6, no
+    randomness."""
     n = x.shape[0]
-    order = torch.argsort(x)
     third = max(n // 3, 1)
     lo, hi = order[:third], order[-third:]
     xl, xh = x[lo].median(), x[hi].median()
     yl, yh = y[lo].median(), y[hi].median()
     scale = (yh - yl) / (xh - xl)
     return scale, (y - scale * x).median()
+
+
+def _quantiles_of(x: torch.Tensor, order: torch.Tensor, mask: torch.Tensor,
+                  quantiles: tuple[float, ...]) -> torch.Tensor:
+    """Quantiles (nearest rank) of x[mask] from the order that sorts x: no second sort and
+    no data-dependent shape (so no device sync)."""
+    rank = mask[order].cumsum(0)  # inliers up to each sorted position
+    count = rank[-1].clamp_min(1)
+    wanted = torch.tensor(quantiles, dtype=x.dtype, device=x.device)
+    target = (wanted * (count - 1)).round().long() + 1
+    pos = torch.searchsorted(rank, target).clamp_max(x.shape[0] - 1)
+    return x[order[pos]]
 
 
 def _weighted_line(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, shift: bool
@@ -93,8 +106,9 @@ def fit_samples(x: torch.Tensor, z_ref: torch.Tensor, mode: str, inverse: bool,
         return Fit(False, f"{n} reference samples < min_inliers {min_inliers}", samples=n)
     y = 1.0 / z_ref if inverse else z_ref
     shift = mode == "scale_shift"
+    order = torch.argsort(x)
     if shift:
-        scale, offset = _resistant_line(x, y)
+        scale, offset = _resistant_line(x, y, order)
     else:
         scale, offset = torch.where(x > 0, y / x, torch.nan).nanmedian(), x.new_zeros(())
     inv_y2 = 1.0 / (y * y)
@@ -111,9 +125,7 @@ def fit_samples(x: torch.Tensor, z_ref: torch.Tensor, mode: str, inverse: bool,
     count = inlier.sum()
     z_fit = 1.0 / fitted if inverse else fitted
     abs_rel = torch.where(inlier, (z_fit - z_ref).abs() / z_ref, 0.0).sum() / count.clamp_min(1)
-    xs = torch.where(inlier, x, torch.nan)
-    support = torch.nanquantile(xs, torch.tensor(SUPPORT_QUANTILES, dtype=x.dtype,
-                                                 device=x.device))
+    support = _quantiles_of(x, order, inlier, SUPPORT_QUANTILES)
     values = torch.cat([torch.stack([scale, offset, count.to(x.dtype), abs_rel]), support])
     s, t, count_f, residual, *sup = values.tolist()  # the one host copy
     count_i = int(count_f)

@@ -78,7 +78,7 @@ def _change(a: _Estimate, b: Fit) -> float:
 
 @dataclass
 class TemporalFilter:
-    smoothing_s: float = 1.0
+    smoothing_s: float = 0.3
     max_age_s: float = 2.0
     gate: float = 0.2
     _est: _Estimate | None = None
