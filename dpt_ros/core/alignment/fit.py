@@ -10,7 +10,8 @@ for a scale), then iteratively trimmed least squares: residuals are relative
 (|s x + t - y| / y, the AbsRel of the fit to first order, the same in depth and inverse
 depth), inliers are those within 3 robust sigmas (1.4826 x the median residual, kept within
 [2 %, 50 %]), and the weighted fit on them minimises the relative residuals (weights 1/y^2).
-Fixed iteration count, everything on the samples' device; one host copy at the end.
+Fixed iteration count, everything on the samples' device; a device sync only where the
+valid samples are compacted and for the one host copy of the result.
 
 A fit is rejected (and says why) with too few samples or inliers, too small an inlier
 fraction, a flat prediction, a non-positive scale, or an AbsRel on its inliers above the
