@@ -7,8 +7,9 @@ save_pretrained and loaded back with our load_model, so both run identical tenso
 alternate (reference, ours, ...) so load spikes on a shared machine hit both; median and
 minimum are reported with hf/ours (> 1: ours is faster) and the max relative output difference.
 
-  CPU fp32 (always):      DPT-Hybrid-384 and DA-V2-Small-518, batch 1 (the MiDaS v3.1 /
-                          ZoeDepth cases with --cpu-cases DPT-BEiT-L-512 ...)
+  CPU fp32 (always):      DPT-Hybrid-384, DA-V2-Small-518 and PromptDA-vits-518 (with a
+                          192x256 metric prompt), batch 1 (the MiDaS v3.1 / ZoeDepth cases
+                          with --cpu-cases DPT-BEiT-L-512 ...)
   CUDA fp16/bf16 (if any): DPT-Hybrid-384, DPT-Large-384, DA-V2-Small-518, batch 1 and 4;
                            bf16 batch 1 also ours under torch.compile reduce-overhead (*)
 
@@ -45,8 +46,23 @@ CASES: dict[str, tuple[str, int | tuple[int, int]]] = {
     "DPT-Swinv2-T-256": ("Intel/dpt-swinv2-tiny-256", 256),
     # a 480x640 frame through the Hub processor (reflect pad, keep aspect, multiple of 32)
     "ZoeDepth-NYU-KITTI": ("Intel/zoedepth-nyu-kitti", (384, 512)),
+    "PromptDA-vits-518": ("depth-anything/prompt-depth-anything-vits-hf", 518),
 }
 ALL_CONFIGS = {**CONFIGS, **MIDAS31_CONFIGS}
+PROMPT_SIZE = (192, 256)  # an ARKit-style low-resolution metric depth
+
+
+def _reference(repo: str) -> torch.nn.Module:
+    if "prompt-depth-anything" in repo:
+        import transformers as T
+        from test_model_prompt_depth import _real
+
+        return T.PromptDepthAnythingForDepthEstimation(_real(repo.split("-")[-2]))
+    return build_reference(ALL_CONFIGS[repo])
+
+
+def _with_prompt(model: torch.nn.Module, prompt: torch.Tensor):
+    return lambda x: model(x, prompt_depth=prompt)
 
 
 def _sync(device: torch.device) -> None:
@@ -84,7 +100,7 @@ def bench(
 ) -> list[dict]:
     repo, size = CASES[name]
     height, width = (size, size) if isinstance(size, int) else size
-    ref = randomize(build_reference(ALL_CONFIGS[repo])).eval()
+    ref = randomize(_reference(repo)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         ref.save_pretrained(tmp)
         ours = load_model(tmp, device=device, dtype=dtype)
@@ -93,14 +109,19 @@ def bench(
     for batch in batches:
         x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
         x = x.to(device=device, dtype=dtype)
+        run_ref, run_ours = ref, ours
+        if "prompt" in repo:
+            g = torch.Generator().manual_seed(1)
+            prompt = (0.5 + 3.5 * torch.rand(batch, 1, *PROMPT_SIZE, generator=g)).to(device)
+            run_ref, run_ours = _with_prompt(ref, prompt), _with_prompt(ours, prompt)
         for _ in range(warmup):
-            _time(ref, x)
-            _time(ours, x)
+            _time(run_ref, x)
+            _time(run_ours, x)
         t_ref, t_ours = [], []
         for _ in range(repeat):
-            t_ref.append(_time(ref, x))
+            t_ref.append(_time(run_ref, x))
             r = _time.last  # type: ignore[attr-defined]
-            t_ours.append(_time(ours, x))
+            t_ours.append(_time(run_ours, x))
         o = _time.last  # type: ignore[attr-defined]
         err = ((o.float() - r.float()).abs().max() / r.float().abs().max()).item()
         rows.append({
@@ -110,7 +131,7 @@ def bench(
             "ours_min_ms": 1e3 * min(t_ours), "hf_min_ms": 1e3 * min(t_ref),
         })
         print(_format(rows[-1]), flush=True)
-        if compiled and batch == 1:
+        if compiled and batch == 1 and "prompt" not in repo:
             rows.append(_compiled_row(rows[-1], ours, x, r, repeat))
             print(_format(rows[-1]), flush=True)
     del ref, ours
@@ -135,7 +156,8 @@ def main() -> None:
     parser.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
                         help="CUDA bf16 batch 1: also ours under torch.compile "
                         "reduce-overhead (rows marked *)")
-    parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518"],
+    parser.add_argument("--cpu-cases", nargs="*", default=["DPT-Hybrid-384", "DA-V2-Small-518",
+                                                           "PromptDA-vits-518"],
                         choices=list(CASES))
     parser.add_argument("--cuda-cases", nargs="*", default=list(CASES)[:3], choices=list(CASES))
     parser.add_argument("--no-cuda", action="store_true")

@@ -1,6 +1,6 @@
 """The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT, DPT-Swinv2, Depth Anything
-V1/V2, ZoeDepth) in plain PyTorch, loading Hugging Face checkpoints unchanged. No
-transformers, no ROS.
+V1/V2, Prompt Depth Anything, ZoeDepth) in plain PyTorch, loading Hugging Face checkpoints
+unchanged. No transformers, no ROS.
 
 Two ways in: the project's own (`load_model`, `load_processor`, `processor.preprocess`) and
 transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
@@ -24,6 +24,7 @@ from dpt_ros.model.loading import (
 )
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
 from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
 from dpt_ros.model.zoedepth_config import ZoeDepthConfig
 from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
@@ -42,6 +43,7 @@ __all__ = [
     "DepthEstimatorOutput",
     "ModelLoadError",
     "ModelSource",
+    "PromptDepthAnythingForDepthEstimation",
     "SemanticSegmenterOutput",
     "ZoeDepthConfig",
     "ZoeDepthForDepthEstimation",

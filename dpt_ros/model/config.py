@@ -1,4 +1,5 @@
-"""DPTConfig: one dataclass for the `dpt` and `depth_anything` config.json files.
+"""DPTConfig: one dataclass for the `dpt`, `depth_anything` and `prompt_depth_anything`
+config.json files.
 
 Field names, defaults and the post-init consequences follow transformers' DPTConfig and
 DepthAnythingConfig, so a Hub config.json means the same model here. Values the reference would
@@ -14,7 +15,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-MODEL_TYPES = ("dpt", "depth_anything")
+MODEL_TYPES = ("dpt", "depth_anything", "prompt_depth_anything")
 READOUT_TYPES = ("ignore", "add", "project")
 DEPTH_ESTIMATION_TYPES = ("relative", "metric")
 ACTIVATION_NAMES = (
@@ -28,10 +29,12 @@ ARCHITECTURE_TASKS = {
     "DPTModel": "features",
     "DepthAnythingForDepthEstimation": "depth",
     "ZoeDepthForDepthEstimation": "depth",
+    "PromptDepthAnythingForDepthEstimation": "depth",
 }
 _ARCHITECTURES_BY_TYPE = {
     "dpt": ("DPTForDepthEstimation", "DPTForSemanticSegmentation", "DPTModel"),
     "depth_anything": ("DepthAnythingForDepthEstimation",),
+    "prompt_depth_anything": ("PromptDepthAnythingForDepthEstimation",),
 }
 # Fields whose transformers default differs between the two model types.
 _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -44,6 +47,8 @@ _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_depth": 1,
     },
 }
+# Prompt Depth Anything is Depth Anything with a prompt layer per fusion step.
+_TYPE_DEFAULTS["prompt_depth_anything"] = _TYPE_DEFAULTS["depth_anything"]
 # transformers' sub-config defaults when backbone_config is absent.
 _DEFAULT_BIT = {
     "model_type": "bit",
@@ -380,8 +385,8 @@ class DPTConfig:
             _DEFAULT_DINOV2 if self.backbone_config is None else self.backbone_config, "dinov2")
         if backbone_type(self.backbone_config) != "dinov2":
             _fail("backbone_config.model_type", backbone_type(self.backbone_config),
-                  "'dinov2' for depth_anything")
-        self._check_backbone("DepthAnythingForDepthEstimation")
+                  f"'dinov2' for {self.model_type}")
+        self._check_backbone(_ARCHITECTURES_BY_TYPE[self.model_type][0])
         bb = self.backbone_config
         if self.reassemble_hidden_size != bb.hidden_size:
             _fail("reassemble_hidden_size", self.reassemble_hidden_size,
@@ -424,6 +429,12 @@ class DPTConfig:
         if self.depth_estimation_type is not None:
             return self.depth_estimation_type == "metric"
         return self.model_type == "dpt" and self.backbone_type == "dinov2"
+
+    @property
+    def takes_prompt(self) -> bool:
+        """Prompt Depth Anything: metric only with a prompt depth (metres) in the forward;
+        without one its output is relative depth in (0, 1)."""
+        return self.model_type == "prompt_depth_anything"
 
     @property
     def backbone_type(self) -> str | None:

@@ -25,6 +25,7 @@ from torch import nn
 from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig, config_from_dict
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DPTModel": DPTModel,
     "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
     "ZoeDepthForDepthEstimation": ZoeDepthForDepthEstimation,
+    "PromptDepthAnythingForDepthEstimation": PromptDepthAnythingForDepthEstimation,
 }
 # Classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another (transformers'
 # base-model-prefix rule); from_pretrained across them loads what they share.
@@ -403,15 +405,20 @@ def load_processor_config(source: str | os.PathLike[str],
 
 
 def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
-    """The image processor preprocessor_config.json describes: ZoeDepthImageProcessor when
-    its image_processor_type says ZoeDepth, else DPTImageProcessor."""
+    """The image processor preprocessor_config.json describes, by its image_processor_type:
+    ZoeDepthImageProcessor, PromptDepthAnythingImageProcessor, else DPTImageProcessor."""
     from dpt_ros.model.processing import DPTImageProcessor
+    from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor
     from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
 
     path = resolve_source(source, weights=False, revision=revision) / PROCESSOR_NAME
     config = _read_json(path)
     kind = str(config.get("image_processor_type", "")) if isinstance(config, dict) else ""
-    cls = ZoeDepthImageProcessor if kind.startswith("ZoeDepth") else DPTImageProcessor
+    cls = DPTImageProcessor
+    if kind.startswith("ZoeDepth"):
+        cls = ZoeDepthImageProcessor
+    elif kind.startswith("PromptDepthAnything"):
+        cls = PromptDepthAnythingImageProcessor
     try:
         return cls.from_dict(config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:

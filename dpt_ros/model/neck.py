@@ -1,10 +1,11 @@
 """DPT neck: reassemble backbone tokens into multi-scale maps, then fuse them top-down.
 
-Shared by DPT (ViT, hybrid, DINOv2) and Depth Anything; the differences are parameters:
-the readout handling, the stages the hybrid passes through untouched, batch norm / bias in the
-residual units, and whether each fusion step upsamples x2 (DPT) or to the next stage's size
-(Depth Anything). Keys follow transformers' `neck.reassemble_stage.*`, `neck.convs.*`,
-`neck.fusion_stage.*`.
+Shared by DPT (ViT, hybrid, DINOv2), Depth Anything and Prompt Depth Anything; the
+differences are parameters: the readout handling, the stages the hybrid passes through
+untouched, batch norm / bias in the residual units, whether each fusion step upsamples x2
+(DPT) or to the next stage's size (Depth Anything), and whether each fusion step adds a
+metric depth prompt (Prompt Depth Anything). Keys follow transformers'
+`neck.reassemble_stage.*`, `neck.convs.*`, `neck.fusion_stage.*`.
 """
 
 from __future__ import annotations
@@ -107,24 +108,46 @@ class PreActResidualLayer(nn.Module):
         return h + x
 
 
+class PromptDepthLayer(nn.Module):
+    """Prompt Depth Anything: conv(1 -> C), relu, conv, relu, conv on the normalised prompt
+    depth resized to the fusion map; its output is added to the map."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.convolution1 = nn.Conv2d(1, channels, 3, padding=1)
+        self.convolution2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.convolution3 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, prompt: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        prompt = F.interpolate(prompt, size=size, mode="bilinear", align_corners=False)
+        x = F.relu(self.convolution1(prompt.to(self.convolution1.weight.dtype)))
+        return self.convolution3(F.relu(self.convolution2(x)))
+
+
 class FusionLayer(nn.Module):
-    def __init__(self, channels: int, batch_norm: bool, bias: bool, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, batch_norm: bool, bias: bool, eps: float = 1e-5,
+                 prompt: bool = False) -> None:
         super().__init__()
         self.projection = nn.Conv2d(channels, channels, kernel_size=1)
         self.residual_layer1 = PreActResidualLayer(channels, batch_norm, bias, eps)
         self.residual_layer2 = PreActResidualLayer(channels, batch_norm, bias, eps)
+        if prompt:
+            self.prompt_depth_layer = PromptDepthLayer(channels)
 
     def forward(
         self,
         x: torch.Tensor,
         residual: torch.Tensor | None = None,
         size: tuple[int, int] | None = None,
+        prompt_depth: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if residual is not None:
             if residual.shape != x.shape:
                 residual = F.interpolate(residual, size=x.shape[2:], mode="bilinear")
             x = x + self.residual_layer1(residual)
         x = self.residual_layer2(x)
+        if prompt_depth is not None:
+            x = x + self.prompt_depth_layer(prompt_depth, tuple(x.shape[2:]))
         # The 1x1 projection commutes with bilinear resampling (weights sum to one), so it is
         # applied on the smaller map: same result, a quarter of the work.
         x = self.projection(x)
@@ -137,22 +160,26 @@ class FusionStage(nn.Module):
     """Deepest stage first; each step adds the next shallower map and upsamples."""
 
     def __init__(self, config: DPTConfig, batch_norm: bool, bias: bool, sized: bool,
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5, prompt: bool = False) -> None:
         super().__init__()
         self.sized = sized
         self.layers = nn.ModuleList(
-            FusionLayer(config.fusion_hidden_size, batch_norm, bias, eps)
+            FusionLayer(config.fusion_hidden_size, batch_norm, bias, eps, prompt)
             for _ in config.neck_hidden_sizes
         )
 
-    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, features: list[torch.Tensor], prompt_depth: torch.Tensor | None = None
+                ) -> list[torch.Tensor]:
         features = features[::-1]
         fused: list[torch.Tensor] = []
         x = None
         for i, (feature, layer) in enumerate(zip(features, self.layers)):
             last = i == len(features) - 1
             size = None if not self.sized or last else tuple(features[i + 1].shape[2:])
-            x = layer(feature, size=size) if x is None else layer(x, feature, size=size)
+            if x is None:
+                x = layer(feature, size=size, prompt_depth=prompt_depth)
+            else:
+                x = layer(x, feature, size=size, prompt_depth=prompt_depth)
             fused.append(x)
         return fused
 
@@ -172,6 +199,7 @@ class Neck(nn.Module):
         sized: bool,
         reassemble: bool = True,
         eps: float = 1e-5,
+        prompt: bool = False,
     ) -> None:
         super().__init__()
         self.reassemble_stage = (
@@ -180,7 +208,7 @@ class Neck(nn.Module):
             nn.Conv2d(c, config.fusion_hidden_size, 3, padding=1, bias=False)
             for c in config.neck_hidden_sizes
         )
-        self.fusion_stage = FusionStage(config, batch_norm, bias, sized, eps)
+        self.fusion_stage = FusionStage(config, batch_norm, bias, sized, eps, prompt)
 
     def project(self, states: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:
         """The maps at the fusion width, before fusion (ZoeDepth reads the deepest one)."""
@@ -190,8 +218,10 @@ class Neck(nn.Module):
         maps = self.reassemble_stage(states, grid) if self.reassemble_stage is not None else states
         return [conv(m) for conv, m in zip(self.convs, maps)]
 
-    def forward(self, states: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:
-        return self.fusion_stage(self.project(states, grid))
+    def forward(self, states: list[torch.Tensor], grid: tuple[int, int],
+                prompt_depth: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """`prompt_depth` (B, 1, h, w), normalised, only for a neck built with `prompt`."""
+        return self.fusion_stage(self.project(states, grid), prompt_depth)
 
 
 def fusion_bias(config: DPTConfig) -> bool:
@@ -213,5 +243,8 @@ def dpt_neck(config: DPTConfig, in_channels: int) -> Neck:
     )
 
 
-def depth_anything_neck(config: DPTConfig) -> Neck:
-    return Neck(config, config.reassemble_hidden_size, "ignore", [], False, True, sized=True)
+def depth_anything_neck(config: DPTConfig, prompt: bool = False) -> Neck:
+    """Depth Anything's neck; with `prompt`, Prompt Depth Anything's (a prompt layer per
+    fusion step)."""
+    return Neck(config, config.reassemble_hidden_size, "ignore", [], False, True, sized=True,
+                prompt=prompt)

@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -123,6 +123,9 @@ class DPTImageProcessor(ImageProcessorAPI):
         default_factory=dict, init=False, repr=False, compare=False)
     _work: _Workspace = field(default_factory=lambda: _Workspace(), init=False, repr=False,
                               compare=False)
+    # `image_processor_type` prefixes from_dict accepts, and the type to_dict writes
+    accepted_types: ClassVar[tuple[str, ...]] = ("DPT",)
+    processor_type: ClassVar[str] = PROCESSOR_TYPE
 
     def __post_init__(self) -> None:
         for name in _BOOL_FIELDS:
@@ -150,8 +153,8 @@ class DPTImageProcessor(ImageProcessorAPI):
         """From a Hugging Face `preprocessor_config.json` dict; unknown keys are ignored."""
         for key in ("image_processor_type", "feature_extractor_type"):
             kind = config.get(key)
-            if kind is not None and not str(kind).startswith("DPT"):
-                raise _bad(key, kind, "a DPT image processor")
+            if kind is not None and not str(kind).startswith(cls.accepted_types):
+                raise _bad(key, kind, f"a {cls.processor_type}")
         if config.get("do_center_crop"):
             raise _bad("do_center_crop", config["do_center_crop"], "DPT never crops")
         names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
@@ -166,7 +169,7 @@ class DPTImageProcessor(ImageProcessorAPI):
     def to_dict(self) -> dict[str, Any]:
         """A `preprocessor_config.json` dict that transformers and `from_dict` read back."""
         return {
-            "image_processor_type": PROCESSOR_TYPE,
+            "image_processor_type": self.processor_type,
             "do_resize": bool(self.do_resize),
             "size": dict(self.size),
             "keep_aspect_ratio": bool(self.keep_aspect_ratio),

@@ -44,3 +44,51 @@ def mean_iou(conf: np.ndarray) -> float:
     """mIoU over the classes that occur (in ground truth or prediction)."""
     iou = iou_per_class(conf)
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """img at sub-pixel (u, v) (pixel centres at integers), and the spread (max - min) of
+    the four pixels blended there."""
+    u0 = np.clip(np.floor(u).astype(np.int64), 0, img.shape[1] - 2)
+    v0 = np.clip(np.floor(v).astype(np.int64), 0, img.shape[0] - 2)
+    fu, fv = u - u0, v - v0
+    c = np.stack([img[v0, u0], img[v0, u0 + 1], img[v0 + 1, u0], img[v0 + 1, u0 + 1]])
+    value = ((c[0] * (1 - fu) + c[1] * fu) * (1 - fv) + (c[2] * (1 - fu) + c[3] * fu) * fv)
+    return value, c.max(0) - c.min(0)
+
+
+def flicker(prev_depth: np.ndarray, depth: np.ndarray, prev_truth: np.ndarray,
+            truth: np.ndarray, prev_pose, pose, intrinsics, stride: int = 2
+            ) -> dict[str, float]:
+    """Frame-to-frame change of predicted depth on the same static surface points, camera
+    motion compensated with the known poses.
+
+    Each (strided) pixel of the previous frame is moved with its true depth into the current
+    view; where it is visible there (true depth agrees to 1 %, away from depth edges) the
+    change is that of the prediction's relative error at the point:
+    |D_k(p') / G_k(p') - D_k-1(p) / G_k-1(p)| ("rel", mean), and the same in metres at the
+    current depth ("abs_m", mean). A prediction that is wrong by a constant factor does not
+    flicker; one whose scale wobbles from frame to frame does.
+    """
+    k = intrinsics
+    v, u = np.mgrid[0:prev_truth.shape[0]:stride, 0:prev_truth.shape[1]:stride]
+    v, u = v.ravel(), u.ravel()
+    g0, d0 = prev_truth[v, u].astype(np.float64), prev_depth[v, u].astype(np.float64)
+    ok = np.isfinite(g0) & (g0 > 0) & np.isfinite(d0) & (d0 > 0)
+    v, u, g0, d0 = v[ok], u[ok], g0[ok], d0[ok]
+    cam = np.stack([(u - k.cx) / k.fx * g0, (v - k.cy) / k.fy * g0, g0], 1)
+    moved = (prev_pose.to_world(cam) - pose.position) @ pose.rotation  # current camera frame
+    z = moved[:, 2]
+    front = z > 1e-3
+    u1 = np.where(front, k.fx * moved[:, 0] / np.where(front, z, 1) + k.cx, -1.0)
+    v1 = np.where(front, k.fy * moved[:, 1] / np.where(front, z, 1) + k.cy, -1.0)
+    inside = front & (u1 >= 0) & (u1 <= truth.shape[1] - 1) & (v1 >= 0) & (v1 <= truth.shape[0] - 1)
+    g1, spread = _bilinear(truth.astype(np.float64), u1[inside], v1[inside])
+    d1, _ = _bilinear(depth.astype(np.float64), u1[inside], v1[inside])
+    z, g0, d0 = z[inside], g0[inside], d0[inside]
+    seen = (np.abs(g1 - z) <= 0.01 * z) & (spread <= 0.05 * z) & np.isfinite(d1) & (d1 > 0)
+    change = np.abs(d1[seen] / g1[seen] - d0[seen] / g0[seen])
+    if change.size == 0:
+        return {"rel": float("nan"), "abs_m": float("nan"), "pixels": 0.0}
+    return {"rel": float(change.mean()), "abs_m": float((change * g1[seen]).mean()),
+            "pixels": float(change.size)}

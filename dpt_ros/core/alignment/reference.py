@@ -1,0 +1,170 @@
+"""Metric references as samples on the prediction's pixel grid.
+
+A reference is a set of (u, v, z) samples: a column/row position on the grid of the
+prediction it will be compared with (pixel centres at integers) and a metric Z-depth. Both
+kinds of reference become that, so the fit never cares where the metres came from:
+
+- a depth image registered to the camera (same optical frame, any resolution): every valid
+  pixel is one sample, its centre mapped onto the prediction grid by (u + 0.5) * s - 0.5,
+  the convention of `Intrinsics.scaled` (and of Pillow's resize that made the model input);
+- a point cloud (a LiDAR): moved into the camera optical frame by a static extrinsic,
+  projected, and z-buffered per prediction pixel (nearest wins), so points the sensor sees
+  behind a foreground surface do not pair with the foreground's prediction.
+
+Everything runs on the prediction's device, vectorised; no loop over points or pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dpt_ros.core.geometry import Intrinsics
+
+DEPTH_ENCODINGS = ("32FC1", "16UC1")
+MILLIMETRE = 1e-3
+
+
+@dataclass(frozen=True)
+class ReferenceSamples:
+    """Metric samples at sub-pixel positions of an H x W prediction grid (1-D tensors)."""
+
+    u: torch.Tensor  # columns, float32; pixel centres at 0 .. W-1
+    v: torch.Tensor  # rows
+    z: torch.Tensor  # Z-depth along the optical axis, metres, finite and > 0
+    grid: tuple[int, int]  # (H, W) of the prediction these samples belong to
+
+    def __len__(self) -> int:
+        return int(self.z.shape[0])
+
+
+def depth_in_metres(depth: np.ndarray | torch.Tensor, encoding: str,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """A depth_reference image as float32 metres with NaN where it has no measurement.
+
+    `32FC1` is metres (NaN, inf, 0 and negatives are "no measurement"), `16UC1` millimetres
+    (0 is "no measurement"), as REP 118 and the usual RGB-D / ToF drivers publish them.
+    """
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth reference encoding {encoding!r} is not one of "
+                         f"{', '.join(DEPTH_ENCODINGS)}")
+    t = depth if isinstance(depth, torch.Tensor) else torch.from_numpy(np.asarray(depth))
+    if t.dim() != 2:
+        raise ValueError(f"a depth reference is (H, W), got {tuple(t.shape)}")
+    if device is not None:
+        t = t.to(device)
+    if encoding == "16UC1":
+        t = t.to(torch.int32).float() * MILLIMETRE
+    else:
+        t = t.float()
+    return torch.where(torch.isfinite(t) & (t > 0), t, torch.nan)
+
+
+def samples_from_depth_image(depth: torch.Tensor, grid: tuple[int, int]) -> ReferenceSamples:
+    """Every valid pixel of a registered depth image (metres, NaN/0 = none) as a sample of
+    an H x W prediction grid; the two grids cover the same image, pixel centres mapped by
+    (u + 0.5) * W / w - 0.5 (no interpolation of the reference: a depth camera's value at
+    an edge is one surface or the other, blending two would invent a third)."""
+    if depth.dim() != 2:
+        raise ValueError(f"a depth reference is (H, W), got {tuple(depth.shape)}")
+    height, width = grid
+    h, w = depth.shape
+    depth = depth.float()
+    valid = torch.isfinite(depth) & (depth > 0)
+    rows, cols = valid.nonzero(as_tuple=True)
+    u = (cols.float() + 0.5) * (width / w) - 0.5
+    v = (rows.float() + 0.5) * (height / h) - 0.5
+    return ReferenceSamples(u, v, depth[rows, cols], (height, width))
+
+
+@dataclass(frozen=True)
+class Extrinsic:
+    """Static rigid transform camera <- sensor: p_camera = R p_sensor + t.
+
+    Built from the parameter form [x, y, z, qx, qy, qz, qw] (translation in metres, unit
+    quaternion; a non-unit one is normalised, a zero one is an error)."""
+
+    translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quaternion: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # x, y, z, w
+
+    @classmethod
+    def from_list(cls, values: Sequence[float]) -> Extrinsic:
+        values = [float(v) for v in values]
+        if len(values) != 7 or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"an extrinsic is [x, y, z, qx, qy, qz, qw] (7 finite numbers), "
+                             f"got {values}")
+        q = np.asarray(values[3:], dtype=np.float64)
+        norm = float(np.linalg.norm(q))
+        if norm < 1e-9:
+            raise ValueError(f"extrinsic quaternion {values[3:]} has zero length")
+        x, y, z, w = (q / norm).tolist()
+        return cls((values[0], values[1], values[2]), (x, y, z, w))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.translation == (0.0, 0.0, 0.0) and self.quaternion in (
+            (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, -1.0))
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) float64 rotation matrix of the quaternion."""
+        x, y, z, w = self.quaternion
+        return np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ])
+
+    def apply(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 3) sensor-frame points → camera frame, float32 on the points' device."""
+        if self.is_identity:
+            return points.float()
+        rot = torch.from_numpy(self.rotation()).to(points.device, torch.float32)
+        shift = torch.tensor(self.translation, dtype=torch.float32, device=points.device)
+        return points.float() @ rot.T + shift
+
+
+def project_points(points: torch.Tensor, camera: Intrinsics
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Camera optical-frame points (N, 3) → (u, v, z) on the image `camera` describes.
+
+    The one place where a reference meets the camera model: the camera-geometry work swaps
+    this pinhole for the camera model of the frame (distortion) without touching callers.
+    Points at z <= 0 come back with non-finite u, v; callers keep what lands on the image.
+    """
+    x, y, z = points.float().unbind(-1)
+    inv = torch.where(z > 0, 1.0 / z, torch.nan)
+    return camera.fx * x * inv + camera.cx, camera.fy * y * inv + camera.cy, z
+
+
+def samples_from_points(points: torch.Tensor | np.ndarray, camera: Intrinsics,
+                        extrinsic: Extrinsic | None = None,
+                        device: torch.device | str | None = None) -> ReferenceSamples:
+    """A point cloud (N, 3) → samples on the grid `camera` describes (the camera's
+    intrinsics scaled to the prediction: `Intrinsics.scaled(W, H)`).
+
+    Points in the sensor frame are moved into the camera frame by `extrinsic` (None: they
+    are in the camera optical frame already). Of the points landing in one prediction pixel
+    only the nearest is kept (z-buffer): the others are hidden from the camera by it. Each
+    kept sample keeps its exact projected position.
+    """
+    pts = points if isinstance(points, torch.Tensor) else torch.from_numpy(np.asarray(points))
+    if pts.dim() != 2 or pts.shape[1] != 3:
+        raise ValueError(f"a reference point cloud is (N, 3), got {tuple(pts.shape)}")
+    if device is not None:
+        pts = pts.to(device)
+    pts = pts.float() if extrinsic is None else extrinsic.apply(pts)
+    u, v, z = project_points(pts, camera)
+    height, width = camera.height, camera.width
+    col, row = torch.round(u), torch.round(v)
+    inside = (torch.isfinite(z) & (z > 0) & (col >= 0) & (col <= width - 1)
+              & (row >= 0) & (row <= height - 1))
+    u, v, z = u[inside], v[inside], z[inside]
+    pixel = (row[inside] * width + col[inside]).long()
+    nearest = torch.full((height * width,), torch.inf, dtype=z.dtype, device=z.device)
+    nearest.scatter_reduce_(0, pixel, z, reduce="amin")
+    keep = z <= nearest[pixel]
+    return ReferenceSamples(u[keep], v[keep], z[keep], (height, width))
