@@ -444,18 +444,15 @@ def test_real_demo_launch_types_its_arguments(rate, tmp_path, monkeypatch):
     assert recorded(record, "rviz2") is None
 
 
-@pytest.mark.ros
-def test_real_launch_starts_the_namespaced_node(tmp_path, monkeypatch):
-    """`dpt.launch.py namespace:=robot1 ...` under the real launch service starts the real
-    node, which processes /robot1/camera/... into /robot1/dpt_node/...; Ctrl-C ends both."""
-    pytest.importorskip("launch_ros")
-    monkeypatch.chdir(ROOT)
+def _real_namespaced_launch(tmp_path: Path, executable: str, **extra: str) -> str:
+    """dpt.launch.py with NAMESPACED (+ `extra`) under the real launch service, the real
+    `executable` installed; checks the node serves /robot1/...; returns the launch log."""
     prefix = tmp_path / "install"
     share = install_share(prefix)
-    add_executable(prefix, "dpt_ros", "dpt_node", None)
-    peer = Peer(domain_id("launch-real"))
+    add_executable(prefix, "dpt_ros", executable, None)
+    peer = Peer(domain_id(f"launch-real-{executable}"))
     args = {k: v for k, v in NAMESPACED.items() if k != "params_file"}
-    args["params_file"] = str(share / "config" / "depth_anything_metric.yaml")
+    args.update(params_file=str(share / "config" / "depth_anything_metric.yaml"), **extra)
     proc = start_launch(share / "launch" / "dpt.launch.py", args,
                         launch_env(ros_env(peer.domain), prefix), tmp_path / "launch.log")
     try:
@@ -465,8 +462,18 @@ def test_real_launch_starts_the_namespaced_node(tmp_path, monkeypatch):
         peer.close()
     log = proc.log_path.read_text()
     assert code == 0, log
-    assert "[dpt_node-1]: process has finished cleanly" in log, log
+    assert f"[{executable}-1]: process has finished cleanly" in log, log
     assert "ready:" in log and "/robot1/camera/image_raw" in log, log
+    return log
+
+
+@pytest.mark.ros
+def test_real_launch_starts_the_namespaced_node(tmp_path, monkeypatch):
+    """`dpt.launch.py namespace:=robot1 ...` under the real launch service starts the real
+    node, which processes /robot1/camera/... into /robot1/dpt_node/...; Ctrl-C ends both."""
+    pytest.importorskip("launch_ros")
+    monkeypatch.chdir(ROOT)
+    _real_namespaced_launch(tmp_path, "dpt_node")
 
 
 @pytest.mark.ros
@@ -498,23 +505,9 @@ def test_real_launch_autostarts_the_lifecycle_node(tmp_path, monkeypatch):
     activates it once inactive, and it processes /robot1/camera/... like dpt_node."""
     pytest.importorskip("launch_ros")
     monkeypatch.chdir(ROOT)
-    prefix = tmp_path / "install"
-    share = install_share(prefix)
-    add_executable(prefix, "dpt_ros", "dpt_lifecycle_node", None)
-    peer = Peer(domain_id("launch-lifecycle"))
-    args = {k: v for k, v in NAMESPACED.items() if k != "params_file"}
-    args.update(params_file=str(share / "config" / "depth_anything_metric.yaml"),
-                lifecycle="true", autostart="true")
-    proc = start_launch(share / "launch" / "dpt.launch.py", args,
-                        launch_env(ros_env(peer.domain), prefix), tmp_path / "launch.log")
-    try:
-        _check_namespaced_node(peer, proc)
-    finally:
-        code = proc.stop(timeout=20)
-        peer.close()
-    log = proc.log_path.read_text()
-    assert code == 0, log
-    assert "configured: models loaded" in log and "ready:" in log, log
+    log = _real_namespaced_launch(tmp_path, "dpt_lifecycle_node", lifecycle="true",
+                                  autostart="true")
+    assert "configured: models loaded" in log, log
 
 
 def test_autostart_needs_lifecycle():

@@ -44,6 +44,16 @@ def check_int(field: str, value: Any, minimum: int = 1) -> None:
         fail(field, value, f"must be an integer >= {minimum}")
 
 
+def check_pair(name: str, value: Any) -> tuple[int, int]:
+    """An int or an (h, w) pair, as transformers accepts for image_size / patch_size."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    if len(pair) != 2:
+        fail(name, value, "must be an integer or a pair of integers")
+    for v in pair:
+        check_int(name, v)
+    return pair
+
+
 def check_float(field: str, value: Any, minimum: float = 0.0, strict: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or value < minimum or (strict and value == minimum):

@@ -30,6 +30,7 @@ from dpt_ros.model.backbone_common import (
     check_choice,
     check_float,
     check_int,
+    check_pair,
     check_stage_names,
     config_from_dict,
     config_to_dict,
@@ -40,14 +41,6 @@ from dpt_ros.model.backbone_common import (
 
 MODEL_TYPE = "beit"
 
-
-def _pair(name: str, value: Any) -> tuple[int, int]:
-    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-    if len(pair) != 2:
-        fail(name, value, "must be an integer or a pair of integers")
-    for v in pair:
-        check_int(name, v)
-    return pair
 
 
 @dataclass
@@ -98,8 +91,8 @@ class BeitConfig:
         check_float("initializer_range", self.initializer_range)
         check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
         check_float("layer_scale_init_value", self.layer_scale_init_value)
-        _pair("image_size", self.image_size)
-        patch = _pair("patch_size", self.patch_size)
+        check_pair("image_size", self.image_size)
+        patch = check_pair("patch_size", self.patch_size)
         if patch[0] != patch[1]:
             fail("patch_size", self.patch_size, "must be square (the reference uses one int)")
         for name in ("use_mask_token", "use_absolute_position_embeddings",
@@ -121,12 +114,12 @@ class BeitConfig:
 
     @property
     def patch(self) -> int:
-        return _pair("patch_size", self.patch_size)[0]
+        return check_pair("patch_size", self.patch_size)[0]
 
     @property
     def grid(self) -> tuple[int, int]:
         """The patch grid of `image_size`: what the bias table was trained for."""
-        h, w = _pair("image_size", self.image_size)
+        h, w = check_pair("image_size", self.image_size)
         return h // self.patch, w // self.patch
 
     @classmethod

@@ -24,6 +24,7 @@ from dpt_ros.model.backbone_common import (
     check_choice,
     check_float,
     check_int,
+    check_pair,
     check_stage_names,
     config_from_dict,
     config_to_dict,
@@ -34,15 +35,6 @@ from dpt_ros.model.backbone_common import (
 
 MODEL_TYPE = "dinov2"
 
-
-def _pair(field_name: str, value: Any) -> tuple[int, int]:
-    """An int or an (h, w) pair, as transformers accepts for image_size / patch_size."""
-    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-    if len(pair) != 2:
-        fail(field_name, value, "must be an integer or a pair of integers")
-    for v in pair:
-        check_int(field_name, v)
-    return pair
 
 
 @dataclass
@@ -87,8 +79,8 @@ class Dinov2Config:
         check_float("initializer_range", self.initializer_range)
         check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
         check_float("layerscale_value", self.layerscale_value, minimum=float("-inf"))
-        _pair("image_size", self.image_size)
-        _pair("patch_size", self.patch_size)
+        check_pair("image_size", self.image_size)
+        check_pair("patch_size", self.patch_size)
         flags = ("qkv_bias", "use_swiglu_ffn", "apply_layernorm", "reshape_hidden_states")
         for name in (*flags, "use_mask_token"):
             check_bool(name, getattr(self, name))
@@ -109,7 +101,7 @@ class Dinov2Config:
 class PatchEmbeddings(nn.Module):
     def __init__(self, cfg: Dinov2Config) -> None:
         super().__init__()
-        patch = _pair("patch_size", cfg.patch_size)
+        patch = check_pair("patch_size", cfg.patch_size)
         self.projection = nn.Conv2d(cfg.num_channels, cfg.hidden_size, patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +114,8 @@ class Embeddings(nn.Module):
     def __init__(self, cfg: Dinov2Config) -> None:
         super().__init__()
         (ih, iw), (ph, pw) = (
-            _pair("image_size", cfg.image_size),
-            _pair("patch_size", cfg.patch_size),
+            check_pair("image_size", cfg.image_size),
+            check_pair("patch_size", cfg.patch_size),
         )
         self.patch = (ph, pw)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.hidden_size))

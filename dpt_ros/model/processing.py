@@ -66,6 +66,19 @@ def _pad_amounts(size: int, divisor: int) -> tuple[int, int]:
     return pad // 2, pad - pad // 2
 
 
+def check_normalisation(processor: Any) -> None:
+    """rescale_factor, image_mean and image_std of a processor config: validated, and mean
+    / std stored as 3-tuples (shared by the DPT and ZoeDepth processors)."""
+    factor = processor.rescale_factor
+    if not _is_number(factor) or not math.isfinite(factor) or factor <= 0:
+        raise _bad("rescale_factor", factor, "a positive number")
+    object.__setattr__(processor, "image_mean", _channels("image_mean", processor.image_mean))
+    std = _channels("image_std", processor.image_std)
+    if any(s == 0 for s in std):
+        raise _bad("image_std", processor.image_std, "non-zero")
+    object.__setattr__(processor, "image_std", std)
+
+
 def _bad(name: str, value: Any, expected: str) -> ValueError:
     return ValueError(f"preprocessor field '{name}': unsupported value {value!r} ({expected})")
 
@@ -136,14 +149,7 @@ class DPTImageProcessor(ImageProcessorAPI):
             raise _bad("ensure_multiple_of", self.ensure_multiple_of, "a positive int")
         if not _is_int(self.resample) or (self.do_resize and self.resample not in RESAMPLE_MODES):
             raise _bad("resample", self.resample, "PIL 0 nearest, 2 bilinear or 3 bicubic")
-        if (not _is_number(self.rescale_factor) or not math.isfinite(self.rescale_factor)
-                or self.rescale_factor <= 0):
-            raise _bad("rescale_factor", self.rescale_factor, "a positive number")
-        object.__setattr__(self, "image_mean", _channels("image_mean", self.image_mean))
-        std = _channels("image_std", self.image_std)
-        if any(s == 0 for s in std):
-            raise _bad("image_std", self.image_std, "non-zero")
-        object.__setattr__(self, "image_std", std)
+        check_normalisation(self)
         if self.size_divisor is not None and (not _is_int(self.size_divisor)
                                               or self.size_divisor < 1):
             raise _bad("size_divisor", self.size_divisor, "null or a positive int")

@@ -33,6 +33,7 @@ from dpt_ros.model.backbone_common import (
     check_choice,
     check_float,
     check_int,
+    check_pair,
     check_stage_names,
     config_from_dict,
     config_to_dict,
@@ -45,14 +46,6 @@ MODEL_TYPE = "swinv2"
 # transformers' shifted-window mask value; its attention adds the mask twice (see _attention).
 _MASK = -100.0
 
-
-def _pair(name: str, value: Any) -> tuple[int, int]:
-    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-    if len(pair) != 2:
-        fail(name, value, "must be an integer or a pair of integers")
-    for v in pair:
-        check_int(name, v)
-    return pair
 
 
 @dataclass
@@ -85,8 +78,8 @@ class Swinv2Config:
     def __post_init__(self) -> None:
         for name in ("num_channels", "embed_dim", "window_size", "encoder_stride"):
             check_int(name, getattr(self, name))
-        _pair("image_size", self.image_size)
-        _pair("patch_size", self.patch_size)
+        check_pair("image_size", self.image_size)
+        check_pair("patch_size", self.patch_size)
         for name in ("depths", "num_heads", "pretrained_window_sizes"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not value:
@@ -187,7 +180,7 @@ def _shift_mask(height: int, width: int, window: int, shift: int, device: str) -
 class PatchEmbeddings(nn.Module):
     def __init__(self, cfg: Swinv2Config) -> None:
         super().__init__()
-        self.patch = _pair("patch_size", cfg.patch_size)
+        self.patch = check_pair("patch_size", cfg.patch_size)
         self.num_channels = cfg.num_channels
         self.projection = nn.Conv2d(cfg.num_channels, cfg.embed_dim, self.patch,
                                     stride=self.patch)
@@ -345,8 +338,8 @@ class Stage(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: Swinv2Config) -> None:
         super().__init__()
-        ih, iw = _pair("image_size", cfg.image_size)
-        ph, pw = _pair("patch_size", cfg.patch_size)
+        ih, iw = check_pair("image_size", cfg.image_size)
+        ph, pw = check_pair("patch_size", cfg.patch_size)
         total = sum(cfg.depths)
         rates = [cfg.drop_path_rate * k / max(total - 1, 1) for k in range(total)]
         starts = [sum(cfg.depths[:i]) for i in range(len(cfg.depths))]
@@ -364,7 +357,7 @@ class Swinv2Backbone(nn.Module):
         self.config = config
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
-        self.patch_size = _pair("patch_size", config.patch_size)[0]
+        self.patch_size = check_pair("patch_size", config.patch_size)[0]
         self.hidden_size = config.hidden_size
         channels = config.stage_channels()
         n = len(config.stage_names)

@@ -30,10 +30,10 @@ from dpt_ros.model.processing import (
     IMAGENET_STANDARD,
     _as_batch,
     _bad,
-    _channels,
     _is_number,
     _size,
     _target_sizes,
+    check_normalisation,
     resize_maps,
 )
 
@@ -94,14 +94,7 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
             raise _bad("ensure_multiple_of", m, "a positive number")
         if self.do_resize and self.resample not in RESAMPLE_MODES:
             raise _bad("resample", self.resample, "PIL 2 bilinear or 3 bicubic")
-        if (not _is_number(self.rescale_factor) or not math.isfinite(self.rescale_factor)
-                or self.rescale_factor <= 0):
-            raise _bad("rescale_factor", self.rescale_factor, "a positive number")
-        object.__setattr__(self, "image_mean", _channels("image_mean", self.image_mean))
-        std = _channels("image_std", self.image_std)
-        if any(s == 0 for s in std):
-            raise _bad("image_std", self.image_std, "non-zero")
-        object.__setattr__(self, "image_std", std)
+        check_normalisation(self)
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> ZoeDepthImageProcessor:
