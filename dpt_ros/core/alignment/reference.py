@@ -19,11 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core import distortion
+from dpt_ros.core.geometry import Intrinsics, project
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 MILLIMETRE = 1e-3
@@ -131,13 +133,37 @@ def project_points(points: torch.Tensor, camera: Intrinsics
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Camera optical-frame points (N, 3) → (u, v, z) on the image `camera` describes.
 
-    The one place where a reference meets the camera model: the camera-geometry work swaps
-    this pinhole for the camera model of the frame (distortion) without touching callers.
-    Points at z <= 0 come back with non-finite u, v; callers keep what lands on the image.
+    The one place where a reference meets the camera model: `core.geometry.project`, the
+    pinhole plus the frame's lens distortion (plumb_bob, rational_polynomial, equidistant).
+    Points at z <= 0 come back with non-finite u, v, and so do points of a distorted camera
+    outside its field of view (farther off-axis than the rays of the image border): a
+    polynomial lens model folds back there and would put a LiDAR point from behind the
+    image's edge inside it. Callers keep what lands on the image.
     """
-    x, y, z = points.float().unbind(-1)
-    inv = torch.where(z > 0, 1.0 / z, torch.nan)
-    return camera.fx * x * inv + camera.cx, camera.fy * y * inv + camera.cy, z
+    pts = points.float()
+    u, v = project(pts, camera).unbind(-1)
+    z = pts[..., 2]
+    if camera.is_distorted:
+        limit = _field_radius(camera)
+        x, y = pts[..., 0] / z, pts[..., 1] / z
+        outside = (x * x + y * y) > limit * limit
+        u = torch.where(outside, torch.nan, u)
+    return u, v, z
+
+
+@lru_cache(maxsize=16)
+def _field_radius(camera: Intrinsics) -> float:
+    """Largest normalised radius (undistorted X/Z, Y/Z) of the image border's rays, plus 2 %:
+    every ray that can reach the image lies within it."""
+    w, h = camera.width, camera.height
+    cols, rows = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
+    u = np.concatenate([cols, cols, np.zeros(h), np.full(h, w - 1.0)])
+    v = np.concatenate([np.zeros(w), np.full(w, h - 1.0), rows, rows])
+    x, y = distortion.undistort((u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy,
+                                camera.distortion_model, camera.d)
+    r = np.hypot(x, y)
+    r = r[np.isfinite(r)]
+    return float(r.max()) * 1.02 if r.size else math.inf
 
 
 def samples_from_points(points: torch.Tensor | np.ndarray, camera: Intrinsics,
