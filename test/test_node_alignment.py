@@ -156,7 +156,7 @@ def check_aligned(depth_msg, cloud_msg, expected: np.ndarray) -> None:
 
 @pytest.mark.ros
 def test_alignment_gates_metric_output_on_a_valid_fit(node):
-    peer, proc, io = node
+    _, proc, io = node
     # 1. No reference yet: relative output only, and diagnostics say why.
     rel = no_metric(io, (10, 0))
     assert np.isfinite(rel).all() and rel.std() > 0
