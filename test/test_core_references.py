@@ -60,6 +60,15 @@ def test_bag_mode_keeps_every_image_in_order():
     assert sync.flush() == [(3, {}), (4, {})] and sync.waiting == 0
 
 
+def test_expected_streams_are_waited_for_from_the_start():
+    sync: ReferenceSync[int] = ReferenceSync(slop=0.005, wait=0.5, newest_only=False,
+                                             expected=("points",))
+    assert sync.add_image(10 * MS, 1, now=0.0) == []  # no points yet, but they will come
+    assert sync.add_reference("points", 10 * MS, "p", now=0.01) == [(1, {"points": "p"})]
+    assert sync.add_image(20 * MS, 2, now=0.02) == []
+    assert sync.expire(now=0.53) == [(2, {})]
+
+
 def test_waiting_images_are_bounded():
     sync: ReferenceSync[int] = ReferenceSync(slop=0.0, wait=10.0, pending=3, newest_only=False)
     sync.add_reference("depth", 0, "r", now=0.0)

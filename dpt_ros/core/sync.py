@@ -161,14 +161,17 @@ class ReferenceSync(Generic[T]):
     live stream has delivered a reference stamped at or after it (none later can be
     nearer), or after waiting `wait` seconds (caller's clock), or at once when no stream is
     live (none delivered within the last `live` seconds: no reference sensor, or it
-    stopped). With `newest_only` (the node) a newer image resolves the one waiting (the
-    worker wants the newest frame anyway); without (the bag tool) images wait in order and
-    are released in order. Bounded: `references` per stream, `pending` waiting images.
+    stopped; `expected` streams count as live throughout: the bag tool knows which
+    reference topics its bag holds). With `newest_only` (the node) a newer image resolves
+    the one waiting (the worker wants the newest frame anyway); without (the bag tool)
+    images wait in order and are released in order. Bounded: `references` per stream,
+    `pending` waiting images.
     Plain Python, not thread-safe (the node calls it from its executor thread only).
     """
 
     def __init__(self, slop: float, wait: float, references: int = 16, pending: int = 64,
-                 newest_only: bool = True, live: float = 1.0) -> None:
+                 newest_only: bool = True, live: float = 1.0,
+                 expected: tuple[str, ...] = ()) -> None:
         self.slop_ns = round(slop * 1e9)
         self.wait = wait
         self.live = live
@@ -176,6 +179,7 @@ class ReferenceSync(Generic[T]):
         self._refs: dict[str, deque[tuple[int, Any]]] = {}
         self._last_seen: dict[str, float] = {}
         self._held: deque[_Held[T]] = deque()
+        self._expected = expected
         self._pending = pending
         self._newest_only = newest_only
 
@@ -215,7 +219,8 @@ class ReferenceSync(Generic[T]):
         return self._release(float("-inf"))
 
     def _live(self, now: float) -> list[str]:
-        return [k for k, seen in self._last_seen.items() if now - seen <= self.live]
+        live = {k for k, seen in self._last_seen.items() if now - seen <= self.live}
+        return sorted(live | set(self._expected))
 
     def _release(self, now: float) -> list[tuple[T, dict[str, Any]]]:
         live = self._live(now)
@@ -223,7 +228,7 @@ class ReferenceSync(Generic[T]):
             if held.matched is not None:
                 continue
             done = now - held.since >= self.wait or all(
-                self._refs[k] and self._refs[k][-1][0] >= held.stamp for k in live)
+                self._refs.get(k) and self._refs[k][-1][0] >= held.stamp for k in live)
             if done:
                 held.matched = self._match(held.stamp)
         out = []
