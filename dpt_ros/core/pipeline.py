@@ -316,7 +316,8 @@ class Pipeline:
     @property
     def takes_prompt(self) -> bool:
         """Prompt Depth Anything: metric only for frames with a prompt (their reference)."""
-        return self._depth is not None and bool(self._depth.model.config.takes_prompt)
+        return self._depth is not None and bool(getattr(self._depth.model.config, "takes_prompt",
+                                                                 False))
 
     @property
     def alignment(self) -> AlignmentConfig:
