@@ -63,6 +63,18 @@ def test_watch_says_once_when_metric_output_stops_and_once_when_it_resumes():
     assert metric.problem(gone) is None  # a metric model still publishes metres
 
 
+def test_bare_off_in_yaml_means_off():
+    """ROS reads `alignment.mode: off` (and `-p alignment.mode:=off`) as the boolean false:
+    the parameter is declared with dynamic typing and false is taken back as "off"."""
+    from dpt_ros.core.params import BY_NAME, check_update
+    from dpt_ros.ros.parameters import descriptor, plain
+
+    assert descriptor(BY_NAME["alignment.mode"]).dynamic_typing
+    assert not descriptor(BY_NAME["colormap"]).dynamic_typing
+    assert plain(False, "alignment.mode") == "off" and plain(False, "publish.depth") is False
+    assert "must be a str" in check_update({"alignment.mode": 3}, {})
+
+
 # ----------------------------------------------------------------- the node
 @pytest.fixture(scope="module")
 def node(checkpoints, tmp_path_factory):  # noqa: F811

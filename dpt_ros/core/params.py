@@ -219,6 +219,21 @@ def _describe_type(spec: ParamSpec) -> str:
     return type(spec.default).__name__
 
 
+def from_yaml(name: str, value: Any) -> Any:
+    """A value as ROS's YAML 1.1 parser hands it over, made what the parameter means: a bare
+    `off` (in a parameter file or `-p alignment.mode:=off`) reads as the boolean false, so a
+    choice parameter with an `off` choice takes false back as "off"."""
+    spec = BY_NAME.get(name)
+    if spec is not None and value is False and "off" in spec.choices:
+        return "off"
+    return value
+
+
+def takes_yaml_bool(spec: ParamSpec) -> bool:
+    """Declared with dynamic typing so that false reaches `from_yaml` (see there)."""
+    return "off" in spec.choices
+
+
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not acceptable for parameter `name` (None when it is)."""
     spec = BY_NAME.get(name)

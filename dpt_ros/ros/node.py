@@ -228,7 +228,7 @@ class DptCore:
 
     # ------------------------------------------------------------- parameters
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        updates = {p.name: plain(p.value) for p in params if p.name in BY_NAME}
+        updates = {p.name: plain(p.value, p.name) for p in params if p.name in BY_NAME}
         reason = check_update(updates, self._values)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
