@@ -57,10 +57,13 @@ def depth_in_metres(depth: np.ndarray | torch.Tensor, encoding: str,
     t = depth if isinstance(depth, torch.Tensor) else torch.from_numpy(np.asarray(depth))
     if t.dim() != 2:
         raise ValueError(f"a depth reference is (H, W), got {tuple(t.shape)}")
+    if t.dtype == torch.uint16:  # travels as int16 (uint16 has few kernels, none on MPS)
+        t = t.view(torch.int16)
     if device is not None:
         t = t.to(device)
     if encoding == "16UC1":
-        t = t.to(torch.int32).float() * MILLIMETRE
+        t = t.to(torch.int32)
+        t = (t & 0xFFFF).float() * MILLIMETRE  # int16 back to 0..65535
     else:
         t = t.float()
     return torch.where(torch.isfinite(t) & (t > 0), t, torch.nan)
