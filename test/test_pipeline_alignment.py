@@ -205,3 +205,19 @@ def test_prompt_depth_anything_gets_the_reference_as_its_prompt(prompt_ckpt, rgb
     r = p.process([Frame(rgb, PINHOLE, stamp=0.2, reference=FrameReference(few, "16UC1"))],
                   WANT)[0]
     assert not r.prompted and r.depth is None
+
+
+def test_a_recomputed_half_precision_pass_feeds_the_aligner_once(ckpt, rgb):
+    """bf16 output that overflows is computed again in float32 (core.finite_guard): the
+    aligner must see that frame once, with the float32 prediction."""
+    from test_finite_guard import inject
+
+    p = Pipeline(depth_model=str(ckpt["relative"]), device="cpu", dtype="bfloat16",
+                 settings=PipelineSettings(alignment_mode="scale_shift"))
+    rel = p.process([Frame(rgb, PINHOLE)], {"relative"})[0].relative
+    inject(p, "depth", bad=(0,))
+    ref = FrameReference(affine(rel, 2.0, 0.5))
+    r = p.process([Frame(rgb, PINHOLE, stamp=0.0, reference=ref)], WANT)[0]
+    assert p.nonfinite_frames == 1
+    assert (r.alignment.accepted, r.alignment.rejected, r.alignment.gated) == (1, 0, 0)
+    assert np.isfinite(r.relative).all() and r.alignment.valid

@@ -33,7 +33,7 @@ from dpt_ros.core.alignment import (
 )
 from dpt_ros.core.alignment.prompt import prompt_depth
 from dpt_ros.core.colormap import colorize, robust_range
-from dpt_ros.core.finite_guard import FiniteGuard
+from dpt_ros.core.finite_guard import HALF_DTYPES, FiniteGuard
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.image_codec import RawImage
 from dpt_ros.core.outputs import frame_depth_source
@@ -413,10 +413,14 @@ class Pipeline:
                 # one prompt size per pass (and prompted frames apart from unprompted ones)
                 return [r for f in frames for r in self.process([f], want)]
             settings = self.settings
+            # a half-precision pass may be run again in float32: the aligners see it once
+            saved = self._alignments.save() if self.dtype in HALF_DTYPES else None
             self._guard.begin()
             results = self._process_batch(frames, want, settings, prompts)
             bad = self._guard.bad_frames()  # after the host copies: no extra synchronisation
             if bad:
+                if saved is not None:
+                    self._alignments.restore(saved)
                 results = self._guard.recompute(
                     lambda: self._process_batch(frames, want, settings, prompts), bad)
             return results

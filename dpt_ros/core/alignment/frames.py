@@ -10,6 +10,7 @@ model (intrinsics scaled to the grid, lens distortion included) and asks the cam
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -184,3 +185,11 @@ class CameraAlignments:
 
     def snapshot(self) -> Mapping[str, AlignmentState]:
         return self.states
+
+    def save(self) -> tuple[dict[str, Aligner], dict[str, AlignmentState]]:
+        """A copy of every aligner's state, for `restore` when a pass is run again (the
+        half-precision recomputation must not feed the same frames twice)."""
+        return copy.deepcopy(self._aligners), self.states
+
+    def restore(self, saved: tuple[dict[str, Aligner], dict[str, AlignmentState]]) -> None:
+        self._aligners, self.states = saved
