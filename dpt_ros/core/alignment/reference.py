@@ -8,8 +8,9 @@ kinds of reference become that, so the fit never cares where the metres came fro
   pixel is one sample, its centre mapped onto the prediction grid by (u + 0.5) * s - 0.5,
   the convention of `Intrinsics.scaled` (and of Pillow's resize that made the model input);
 - a point cloud (a LiDAR): moved into the camera optical frame by a static extrinsic,
-  projected, and z-buffered per prediction pixel (nearest wins), so points the sensor sees
-  behind a foreground surface do not pair with the foreground's prediction.
+  projected through the frame's camera model (lens distortion included), and z-buffered per
+  prediction pixel (nearest wins), so points the sensor sees behind a foreground surface do
+  not pair with the foreground's prediction.
 
 Everything runs on the prediction's device, vectorised; no loop over points or pixels.
 """
