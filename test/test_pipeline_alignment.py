@@ -221,3 +221,25 @@ def test_a_recomputed_half_precision_pass_feeds_the_aligner_once(ckpt, rgb):
     assert p.nonfinite_frames == 1
     assert (r.alignment.accepted, r.alignment.rejected, r.alignment.gated) == (1, 0, 0)
     assert np.isfinite(r.relative).all() and r.alignment.valid
+
+
+def test_prompt_from_a_point_cloud(prompt_ckpt, rgb):
+    """A cloud becomes a prompt z-buffered on the camera's 256-pixel grid, holes filled:
+    the prompted output lies within the cloud's depth range (the model maps its sigmoid
+    onto the prompt's [min, max]); without the camera model there is no prompt."""
+    path, _, _ = prompt_ckpt
+    p = Pipeline(depth_model=str(path), device="cpu",  # model grid: no bicubic overshoot
+                 settings=PipelineSettings(output_resolution="model", alignment_min_inliers=20))
+    g = torch.Generator().manual_seed(2)
+    z = 1.0 + 2.0 * torch.rand(400, generator=g)
+    u, v = torch.rand(400, generator=g) * (W - 1), torch.rand(400, generator=g) * (H - 1)
+    pts = torch.stack([(u - PINHOLE.cx) / PINHOLE.fx * z, (v - PINHOLE.cy) / PINHOLE.fy * z,
+                       z], -1).numpy()
+    r = p.process([Frame(rgb, PINHOLE, stamp=0.0, reference=FrameReference(points=pts))],
+                  {"depth"})[0]
+    assert r.prompted and r.depth is not None
+    assert np.nanmin(r.depth) >= float(z.min()) - 1e-4
+    assert np.nanmax(r.depth) <= float(z.max()) + 1e-4
+    r = p.process([Frame(rgb, None, stamp=0.1, reference=FrameReference(points=pts))],
+                  {"depth"})[0]
+    assert not r.prompted and r.depth is None
