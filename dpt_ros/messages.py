@@ -37,6 +37,7 @@ from sensor_msgs.msg import (
 from std_msgs.msg import Header
 
 from dpt_ros.core import camera_info
+from dpt_ros.core.alignment import Extrinsic, FrameReference
 from dpt_ros.core.distortion import COEFFICIENTS
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.image_codec import (
@@ -48,7 +49,8 @@ from dpt_ros.core.image_codec import (
     parse_image,
 )
 from dpt_ros.core.pipeline import Frame
-from dpt_ros.core.pointcloud import PackedCloud
+from dpt_ros.core.pointcloud import POINTFIELD_FLOAT32, PackedCloud
+from dpt_ros.core.reference_codec import parse_depth_reference, parse_points_reference
 
 # encoding → (dtype, channels) accepted by image_msg
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -233,4 +235,38 @@ def pointcloud_msg(packed: PackedCloud, header: Header) -> PointCloud2:
         is_dense=bool(packed.is_dense),
     )
     _fill_uint8(msg, "data", packed.data)
+    return msg
+
+
+def frame_reference(depth: Image | None, points: PointCloud2 | None,
+                    extrinsic: Extrinsic | None, max_pixels: int) -> FrameReference | None:
+    """The metric reference of a frame from its paired `depth_reference` Image and/or
+    `points_reference` PointCloud2 (`core.reference_codec`); raises BadInput('reference')."""
+    if depth is None and points is None:
+        return None
+    ref = FrameReference(extrinsic=extrinsic)
+    if depth is not None:
+        ref.depth = parse_depth_reference(depth.data, depth.encoding, depth.width,
+                                          depth.height, depth.step, depth.is_bigendian,
+                                          max_pixels)
+        ref.encoding = depth.encoding
+    if points is not None:
+        fields = [(f.name, f.offset, f.datatype, f.count) for f in points.fields]
+        ref.points = parse_points_reference(points.data, fields, points.width, points.height,
+                                            points.point_step, points.row_step,
+                                            points.is_bigendian)
+    return ref
+
+
+def xyz_cloud_msg(points: np.ndarray, header: Header) -> PointCloud2:
+    """An unorganised x/y/z float32 PointCloud2 of (N, 3) points (a LiDAR scan)."""
+    xyz = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3)
+    msg = PointCloud2(
+        header=header_copy(header), height=1, width=int(xyz.shape[0]),
+        fields=[PointField(name=n, offset=4 * i, datatype=POINTFIELD_FLOAT32, count=1)
+                for i, n in enumerate("xyz")],
+        is_bigendian=sys.byteorder == "big", point_step=12, row_step=12 * int(xyz.shape[0]),
+        is_dense=bool(np.isfinite(xyz).all()),
+    )
+    _fill_uint8(msg, "data", xyz)
     return msg

@@ -140,7 +140,8 @@ def test_bad_input_kinds(kind: str, args: tuple, fragment: str) -> None:
 def test_bad_input_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown BadInput kind"):
         BadInput("bogus", "x")
-    assert set(KINDS) == {"encoding", "size", "step", "data", "compressed", "camera_info"}
+    assert set(KINDS) == {"encoding", "size", "step", "data", "compressed", "camera_info",
+                          "reference"}
 
 
 def test_supported_encodings_listed() -> None:

@@ -46,7 +46,7 @@ from dpt_ros.core.rviz_config import display_topics, namespaced_config
 
 DOCUMENTED = {"params_file", "image", "camera_info", "namespace", "depth_model",
               "segmentation_model", "device", "use_rviz", "use_sim_time", "lifecycle",
-              "autostart"}
+              "autostart", "depth_reference", "points_reference"}
 WEIGHTS = ROOT / "dpt_ros" / "weights"
 SHARE = "/opt/share/dpt_ros"
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
@@ -107,6 +107,9 @@ def test_every_argument_reaches_the_command_line():
         "-p", ("use_sim_time", "bool", True),
         "-r", "image:=/front/image_raw", "-r", "camera_info:=front/info",
     ]
+    spec = la.dpt_node_spec(values(depth_reference="/rgbd/depth", points_reference="lidar"))
+    assert spec.remappings[2:] == [("depth_reference", "/rgbd/depth"),
+                                   ("points_reference", "lidar")]
 
 
 @pytest.mark.parametrize("value", ["123", "true", "/models/dpt large", "a: b", "", 5.0, 5, True,

@@ -307,3 +307,23 @@ def test_midas31_real_size_forward(tmp_path, repo):
     del ref
     gc.collect()
     assert_close(_output(load_model(tmp_path), x), expected)
+
+
+def test_shipped_configs_name_checkpoints_of_the_kind_they_promise():
+    """config/dpt.yaml (what `ros2 launch dpt_ros dpt.launch.py` runs) names a metric
+    checkpoint, so the default launch publishes ~/depth and ~/points; the aligned examples
+    name relative ones, with alignment on (their metres come from the reference). Whether
+    a repo is metric is `test_real_size_config`'s check on its real config."""
+    from pathlib import Path
+
+    from dpt_ros.core.params_file import load_params_file
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    default = load_params_file(config / "dpt.yaml")["depth_model"]
+    assert default in CONFIGS and CONFIGS[default]["depth_estimation_type"] == "metric"
+    for name in ("aligned_rgbd.yaml", "aligned_lidar.yaml"):
+        params = load_params_file(config / name)
+        repo = params["depth_model"]
+        assert repo in CONFIGS, repo
+        assert CONFIGS[repo].get("depth_estimation_type", "relative") == "relative", repo
+        assert params["alignment.mode"] == "scale_shift", name

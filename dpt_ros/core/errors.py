@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-KINDS = ("encoding", "size", "step", "data", "compressed", "camera_info")
+KINDS = ("encoding", "size", "step", "data", "compressed", "camera_info", "reference")
 
 
 class BadInput(ValueError):

@@ -63,14 +63,17 @@ class FiniteGuard:
         """Start a pass: forget flags of a pass that did not finish (it raised)."""
         self._flags.clear()
 
-    def forward(self, run: Callable[[torch.Tensor], T], model: torch.nn.Module,
-                pixel_values: torch.Tensor) -> T:
-        """`run(pixel_values)` in the guard's dtype; while recomputing, the fp32 copy of
-        `model` on fp32 pixels. Every output is checked."""
+    def forward(self, run: Callable[..., T], model: torch.nn.Module,
+                pixel_values: torch.Tensor, **inputs: torch.Tensor) -> T:
+        """`run(pixel_values, **inputs)` in the guard's dtype (`inputs`: further tensor inputs
+        such as Prompt Depth Anything's `prompt_depth`); while recomputing, the fp32 copy of
+        `model` on fp32 inputs. Every output is checked."""
         if self._fp32:
-            out = self._twin(model)(pixel_values.float())
+            out = self._twin(model)(pixel_values.float(),
+                                    **{k: v.float() for k, v in inputs.items()})
         else:
-            out = run(pixel_values.to(self.dtype))
+            out = run(pixel_values.to(self.dtype),
+                      **{k: v.to(self.dtype) for k, v in inputs.items()})
         self._flags.append(nonfinite_per_sample(main_output(out)))
         return out
 

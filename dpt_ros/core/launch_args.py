@@ -25,6 +25,8 @@ CAMERA_EXECUTABLE = "synthetic_camera"
 DEMO_CAMERA_NS = "/camera"
 # Launch arguments that, when not empty, override the parameter of the same name (strings).
 MODEL_OVERRIDES = ("depth_model", "segmentation_model", "device")
+# Alignment inputs (dpt_ros.ros.reference_input), remapped only when the argument is given.
+REFERENCE_INPUTS = ("depth_reference", "points_reference")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ DPT_ARGS: tuple[LaunchArg, ...] = (
               "'namespace')"),
     LaunchArg("camera_info", "camera/camera_info", "Input camera_info topic (relative names "
               "resolve in 'namespace')"),
+    LaunchArg("depth_reference", "", "Metric depth image for alignment (remap of "
+              "depth_reference: registered 32FC1 m / 16UC1 mm); '' = not remapped"),
+    LaunchArg("points_reference", "", "Metric point cloud for alignment (remap of "
+              "points_reference: PointCloud2 x/y/z); '' = not remapped"),
     LaunchArg("namespace", "", "Namespace of dpt_node (and rviz2): outputs under "
               "/<namespace>/dpt_node/..."),
     LaunchArg("depth_model", "", "Override depth_model: Hub id or local directory ('' = the "
@@ -190,7 +196,9 @@ def dpt_node_spec(values: Mapping[str, str]) -> NodeSpec:
         namespace=absolute_namespace(values["namespace"]),
         params_files=[values["params_file"]],
         params=params,
-        remappings=[("image", values["image"]), ("camera_info", values["camera_info"])],
+        remappings=[("image", values["image"]), ("camera_info", values["camera_info"]),
+                    *((name, values[name].strip()) for name in REFERENCE_INPUTS
+                      if values.get(name, "").strip())],
         lifecycle=lifecycle,
         autostart=autostart,
     )

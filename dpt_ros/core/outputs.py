@@ -33,7 +33,7 @@ def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: 
     """Outputs the loaded models can produce at all (each gets a publisher).
 
     `depth` and `points` are offered for relative models too, because setting depth.scale at
-    run time makes them metric; they stay silent until then.
+    run time, or a valid alignment, makes them metric; they stay silent until then.
     """
     names: list[str] = []
     if has_depth:
@@ -47,12 +47,35 @@ def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: 
 
 def current_outputs(pipeline) -> list[str]:
     """What `pipeline` (a `core.pipeline.Pipeline`) can produce with its settings now: the
-    available outputs less the metric ones (depth in metres, points) while its depth is not
-    metric. The offline tools write exactly these; the node publishes them on request."""
+    available outputs less the metric ones (depth in metres, points) while its depth cannot
+    be metric (`depth_may_be_metric`: a relative model with neither `depth.scale` nor
+    alignment). The offline tools write exactly these; the node publishes them on request.
+    Per frame, `frame_depth_source` decides whether the metric ones exist."""
     names = available_outputs(
         pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric
     )
-    return names if pipeline.depth_is_metric else [n for n in names if n not in METRIC_ONLY]
+    return names if pipeline.depth_may_be_metric else [n for n in names if n not in METRIC_ONLY]
+
+
+def frame_depth_source(model_is_metric: bool, takes_prompt: bool, prompted: bool,
+                       scale_set: bool, aligned: bool) -> str | None:
+    """Where one frame's metres come from, or None: that frame gets no `depth` and no
+    `points` (metric honesty, per frame).
+
+    - Prompt Depth Anything (`takes_prompt`): only with a prompt (its metric reference);
+      "aligned" when an alignment also holds, else "model".
+    - A metric model: "aligned" (scale corrected) while the alignment is valid, else its
+      own metres ("model").
+    - A relative model: "aligned" while the alignment is valid, else "depth.scale" when a
+      calibration is set, else None.
+    """
+    if takes_prompt and not prompted:
+        return None
+    if aligned:
+        return "aligned"
+    if model_is_metric:
+        return "model"
+    return "depth.scale" if scale_set else None
 
 
 def wanted_outputs(

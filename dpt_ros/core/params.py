@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES
+from dpt_ros.core.alignment import Extrinsic
 from dpt_ros.core.image_codec import DEFAULT_MAX_PIXELS, DecodeOptions
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
 from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
@@ -97,6 +99,23 @@ SPECS: tuple[ParamSpec, ...] = (
               "<cam>/image + <cam>/camera_info in, ~/<cam>/... out, the newest frame of each "
               "camera batched into one model pass. Empty = one camera on image / camera_info.",
               read_only=True),
+    ParamSpec("alignment.mode", "off", "Metric alignment to a reference (depth_reference "
+              "image / points_reference cloud, per camera): off, scale or scale_shift. "
+              "Relative models fit 1/z = s*r + t and publish ~/depth and ~/points only "
+              "while the alignment is valid; metric models fit z_ref = s*z (+ t) and are "
+              "corrected while it is valid. See docs/alignment.md.",
+              choices=ALIGNMENT_MODES, read_only=True),
+    ParamSpec("alignment.extrinsic", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "Static transform "
+              "camera <- points_reference frame [x, y, z, qx, qy, qz, qw] (metres, "
+              "quaternion; p_camera = R p_sensor + t). Identity = the points are in the "
+              "camera optical frame.", lo=-1000.0, hi=1000.0, read_only=True),
+    ParamSpec("alignment.slop_ms", 50.0, "Largest stamp difference between an image and "
+              "the reference it is fitted to (ms); the nearest one within it is taken.",
+              lo=0.0, hi=1000.0, read_only=True),
+    ParamSpec("alignment.wait_ms", 50.0, "How long an image waits for a reference stamped "
+              "at or after it (ms) while references are coming in; then it is processed "
+              "with what is there (the filtered alignment). 0 = never wait.",
+              lo=0.0, hi=1000.0, read_only=True),
     # Runtime-changeable.
     ParamSpec("diagnostics.stale_s", 3.0, "/diagnostics WARN (stale) when a camera that was "
               "sending has sent no image for this many seconds.", lo=0.1, hi=3600.0),
@@ -120,6 +139,20 @@ SPECS: tuple[ParamSpec, ...] = (
               lo=0.0, hi=1e6),
     ParamSpec("depth.shift", 0.0, "Shift of the inverse-depth affine fit (see depth.scale).",
               lo=-1e6, hi=1e6),
+    ParamSpec("alignment.smoothing_s", 0.3, "Time constant (s, frame stamps) of the filter "
+              "over the per-frame fits; 0 = each accepted fit applied as it is. Changing an "
+              "alignment.* value at run time restarts the alignment.", lo=0.0, hi=600.0),
+    ParamSpec("alignment.max_age_s", 2.0, "After this long (s, frame stamps) without an "
+              "accepted fit the alignment is invalid: a relative model stops publishing "
+              "~/depth and ~/points, a metric one goes uncorrected. 0 = never expires.",
+              lo=0.0, hi=3600.0),
+    ParamSpec("alignment.min_inliers", 50, "A fit with fewer reference samples or inliers is "
+              "rejected (counted in alignment.rejected).", lo=3, hi=10_000_000),
+    ParamSpec("alignment.max_residual", 0.25, "A fit whose AbsRel on its inliers is larger "
+              "is rejected.", lo=0.001, hi=10.0),
+    ParamSpec("alignment.gate", 0.2, "A fit moving the implied depth by more than this "
+              "fraction from the last accepted one is held back (gated) unless three in a "
+              "row agree; 0 = no gating.", lo=0.0, hi=10.0),
     ParamSpec("colormap", "turbo", "Colour map of ~/depth/colorized.", choices=COLORMAPS),
     ParamSpec("depth.min", 0.0, "Fixed colour range low end (metres, or model units for "
               "relative output); min = max = 0 uses per-frame percentiles.", lo=0.0, hi=1e6),
@@ -186,6 +219,21 @@ def _describe_type(spec: ParamSpec) -> str:
     return type(spec.default).__name__
 
 
+def from_yaml(name: str, value: Any) -> Any:
+    """A value as ROS's YAML 1.1 parser hands it over, made what the parameter means: a bare
+    `off` (in a parameter file or `-p alignment.mode:=off`) reads as the boolean false, so a
+    choice parameter with an `off` choice takes false back as "off"."""
+    spec = BY_NAME.get(name)
+    if spec is not None and value is False and "off" in spec.choices:
+        return "off"
+    return value
+
+
+def takes_yaml_bool(spec: ParamSpec) -> bool:
+    """Declared with dynamic typing so that false reaches `from_yaml` (see there)."""
+    return "off" in spec.choices
+
+
 def check_value(name: str, value: Any) -> str | None:
     """Why `value` is not acceptable for parameter `name` (None when it is)."""
     spec = BY_NAME.get(name)
@@ -236,6 +284,12 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
     rmin, rmax = merged["pointcloud.min_range"], merged["pointcloud.max_range"]
     if rmax and not rmin < rmax:
         return f"pointcloud.max_range ({rmax}) must exceed pointcloud.min_range ({rmin})"
+    try:
+        Extrinsic.from_list(merged["alignment.extrinsic"])
+    except ValueError as err:
+        return f"alignment.extrinsic: {err}"
+    if merged["alignment.mode"] != "off" and not merged["depth_model"]:
+        return f"alignment.mode {merged['alignment.mode']} needs a depth_model"
     return None
 
 

@@ -3,6 +3,13 @@
 The node, the bag tool and the image CLI all call `Pipeline.process`; nothing else runs a
 model. Everything after the host→device upload stays on the model's device until the final
 host copy of each requested output.
+
+Metric alignment (`core.alignment`): a frame may carry a metric reference (`Frame.reference`,
+paired by stamp), its camera's name and its stamp; the pipeline keeps one `Aligner` per
+camera and converts each frame to metres by the honesty rule of `core.outputs`
+(`frame_depth_source`): a relative model only with a valid alignment (or `depth.scale`), a
+metric model corrected while aligned, Prompt Depth Anything only with a prompt (the
+reference depth, holes filled: `core.alignment.prompt`).
 """
 
 from __future__ import annotations
@@ -17,10 +24,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpt_ros.core.alignment import (
+    AlignmentConfig,
+    AlignmentState,
+    CameraAlignments,
+    FrameReference,
+    aligned_depth,
+)
+from dpt_ros.core.alignment.prompt import prompt_depth
 from dpt_ros.core.colormap import colorize, robust_range
-from dpt_ros.core.finite_guard import FiniteGuard
+from dpt_ros.core.finite_guard import HALF_DTYPES, FiniteGuard
 from dpt_ros.core.geometry import Intrinsics, backproject
 from dpt_ros.core.image_codec import RawImage
+from dpt_ros.core.outputs import frame_depth_source
 from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
@@ -59,6 +75,14 @@ class PipelineSettings:
     pointcloud_max_range: float = 0.0  # 0 = no limit
     pointcloud_color: bool = True
     pointcloud_label: bool = True
+    # metric alignment to a reference (`core.alignment`); the node's alignment.* parameters
+    alignment_mode: str = "off"  # off | scale | scale_shift
+    alignment_smoothing_s: float = 0.3
+    alignment_max_age_s: float = 2.0
+    alignment_min_inliers: int = 50
+    alignment_max_residual: float = 0.25
+    alignment_gate: float = 0.2
+    alignment_extrinsic: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
 @dataclass
@@ -70,11 +94,18 @@ class Frame:
     or Bayer bytes, which `Pipeline` uploads as they are (1-2 bytes per pixel instead of 3) and
     converts on the model's device (`color_convert`). `Frame(rgb)` and `Frame(rgb, intr)` keep
     working for every caller that already has RGB.
+
+    For alignment: `camera` names the aligner whose state the frame uses and updates,
+    `stamp` (seconds) orders frames in time (None: the frame stands alone, fitted to its
+    own reference only), `reference` is the metric reference paired with it, if any.
     """
 
     rgb: np.ndarray | None = None
     intrinsics: Intrinsics | None = None
     raw: RawImage | None = None
+    camera: str = ""
+    stamp: float | None = None
+    reference: FrameReference | None = None
 
     def __post_init__(self) -> None:
         if (self.rgb is None) == (self.raw is None):
@@ -110,6 +141,8 @@ class FrameResult:
     overlay: np.ndarray | None = None  # (h, w, 3) uint8 BGR
     points: PackedCloud | None = None
     intrinsics: Intrinsics | None = None  # of the output images (scaled if resolution differs)
+    alignment: AlignmentState | None = None  # this frame's, when alignment is on
+    prompted: bool = False  # Prompt Depth Anything: the frame had a prompt (metric depth)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -177,20 +210,21 @@ class _Task:
             self.forward = torch.compile(self.model, mode=mode, dynamic=False,
                                          backend=self.backend)
 
-    def __call__(self, pixel_values: torch.Tensor):
-        """The forward in the pipeline's dtype, watched by its `FiniteGuard`."""
-        return self.guard.forward(self._run, self.model, pixel_values)
+    def __call__(self, pixel_values: torch.Tensor, **inputs: torch.Tensor):
+        """The forward in the pipeline's dtype, watched by its `FiniteGuard` (`inputs`:
+        Prompt Depth Anything's `prompt_depth`)."""
+        return self.guard.forward(self._run, self.model, pixel_values, **inputs)
 
-    def _run(self, pixel_values: torch.Tensor):
+    def _run(self, pixel_values: torch.Tensor, **inputs: torch.Tensor):
         try:
-            return self.forward(pixel_values)
+            return self.forward(pixel_values, **inputs)
         except Exception as exc:  # compilation errors surface on the first call of a shape
             if self.forward is self.model:
                 raise
             log.warning("torch.compile (%s) failed for %s, running eager instead: %s",
                         self.compile_mode, self.source, str(exc).splitlines()[0][:200])
             self.forward = self.model
-            return self.model(pixel_values)
+            return self.model(pixel_values, **inputs)
 
 
 def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dtype,
@@ -264,6 +298,8 @@ class Pipeline:
         self.warm_new_sizes = False
         self._warmed: set[tuple[int, int, int]] = set()
         self._warmup_passes = 2 if compile_mode in _GRAPH_MODES else 1
+        self._alignments = CameraAlignments()
+        self._warming = False  # warm-up frames never touch the alignment
 
     @property
     def has_depth(self) -> bool:
@@ -278,9 +314,38 @@ class Pipeline:
         return self._depth is not None and bool(self._depth.model.config.is_metric)
 
     @property
+    def takes_prompt(self) -> bool:
+        """Prompt Depth Anything: metric only for frames with a prompt (their reference)."""
+        return self._depth is not None and bool(getattr(self._depth.model.config, "takes_prompt",
+                                                                 False))
+
+    @property
+    def alignment(self) -> AlignmentConfig:
+        return AlignmentConfig.from_settings(self.settings)
+
+    @property
     def depth_is_metric(self) -> bool:
-        """True when `depth` can honestly be published in metres."""
-        return self.has_depth and (self.model_is_metric or self.settings.depth_scale > 0.0)
+        """True when every frame's `depth` is metres, reference or not: a metric model
+        (not a prompted one), or a relative one with `depth.scale` set."""
+        if not self.has_depth:
+            return False
+        if self.model_is_metric:
+            return not self.takes_prompt
+        return self.settings.depth_scale > 0.0
+
+    @property
+    def depth_may_be_metric(self) -> bool:
+        """True when a frame's `depth` can be metres: always (`depth_is_metric`), or with a
+        valid alignment (`alignment.mode` on) or a prompt. Metric outputs are computed
+        then and come back None for frames without metres (`FrameResult.depth`)."""
+        if not self.has_depth:
+            return False
+        return self.depth_is_metric or self.takes_prompt or self.alignment.enabled
+
+    @property
+    def alignment_states(self) -> dict[str, AlignmentState]:
+        """The latest alignment state of each camera (readable from any thread)."""
+        return dict(self._alignments.snapshot())
 
     @property
     def nonfinite_frames(self) -> int:
@@ -314,8 +379,12 @@ class Pipeline:
         frames = [Frame(np.zeros((height, width, 3), np.uint8),
                         Intrinsics.from_hfov(width, height, 60.0)) for _ in range(batch)]
         self._warmed.add((batch, height, width))
-        for _ in range(self._warmup_passes):
-            self.process(frames, set(OUTPUTS))
+        self._warming = True
+        try:
+            for _ in range(self._warmup_passes):
+                self.process(frames, set(OUTPUTS))
+        finally:
+            self._warming = False
 
     def _warm_for(self, frames: list[Frame]) -> None:
         """`warmup` at this batch's size the first time it is seen (bounded memory)."""
@@ -339,25 +408,44 @@ class Pipeline:
         if self.warm_new_sizes:
             self._warm_for(frames)
         with torch.inference_mode():
+            prompts = self._prompts(frames, want)
+            if len({None if p is None else tuple(p.shape) for p in prompts}) > 1:
+                # one prompt size per pass (and prompted frames apart from unprompted ones)
+                return [r for f in frames for r in self.process([f], want)]
+            settings = self.settings
+            # a half-precision pass may be run again in float32: the aligners see it once
+            saved = self._alignments.save() if self.dtype in HALF_DTYPES else None
             self._guard.begin()
-            results = self._process_batch(frames, want, self.settings)
+            results = self._process_batch(frames, want, settings, prompts)
             bad = self._guard.bad_frames()  # after the host copies: no extra synchronisation
             if bad:
+                if saved is not None:
+                    self._alignments.restore(saved)
                 results = self._guard.recompute(
-                    lambda: self._process_batch(frames, want, self.settings), bad)
+                    lambda: self._process_batch(frames, want, settings, prompts), bad)
             return results
+
+    def _prompts(self, frames: list[Frame], want: set[str]) -> list[torch.Tensor | None]:
+        """Prompt Depth Anything's prompt of each frame (None: no usable reference), made
+        from its reference (`core.alignment.prompt`); [None, ...] for other models."""
+        if not self.takes_prompt or not (want & {"depth", "points", "depth_colorized"}):
+            return [None] * len(frames)
+        min_valid = self.alignment.min_inliers
+        return [None if f.reference is None else
+                prompt_depth(f.reference, f.intrinsics, f.size, self.device, min_valid)
+                for f in frames]
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
         """Host frames → one (B, H, W, 3) uint8 RGB tensor on the device: one staged transfer,
         sensor frames (YUV / Bayer) uploaded as received and converted there (`upload`)."""
         return self._uploader([(f.pixels, f.encoding) for f in frames])
 
-    def _process_batch(self, frames: list[Frame], want: set[str],
-                       s: PipelineSettings) -> list[FrameResult]:
+    def _process_batch(self, frames: list[Frame], want: set[str], s: PipelineSettings,
+                       prompts: list[torch.Tensor | None]) -> list[FrameResult]:
         t0 = time.perf_counter()
         rgb = self._upload(frames)
         height, width = rgb.shape[1:3]
-        need_points = "points" in want and self.depth_is_metric
+        need_points = "points" in want and self.depth_may_be_metric
         need_depth = self.has_depth and (
             need_points or bool(want & {"depth", "relative", "depth_colorized"}))
         need_seg = self.has_segmentation and (
@@ -373,8 +461,13 @@ class Pipeline:
             return pixel_cache[task.processor]  # the task casts (guard.forward)
 
         pred = logits = None
+        prompted = prompts[0] is not None
         if need_depth:
-            pred = self._depth(pixels(self._depth)).predicted_depth.float()
+            inputs = {}
+            if prompted:  # (B, 1, h, w) metres as the reference processor makes them
+                inputs["prompt_depth"] = self._depth.processor.preprocess_prompt(
+                    torch.stack(prompts), scale_to_meter=1.0)
+            pred = self._depth(pixels(self._depth), **inputs).predicted_depth.float()
         if need_seg:
             logits = self._seg(pixels(self._seg)).logits.float()
         t1 = time.perf_counter()
@@ -397,25 +490,67 @@ class Pipeline:
                                     mode="bilinear", antialias=True, align_corners=False)
             rgb_out = rgb_out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
-        metric = None
-        if depth_rel is not None and self.depth_is_metric:
-            metric = metric_depth(depth_rel, self.model_is_metric, s.depth_scale, s.depth_shift)
-
-        results = []
-        for i, frame in enumerate(frames):
+        cameras = []
+        for frame in frames:
             intr = frame.intrinsics
             if intr is not None and (intr.width, intr.height) != (out_w, out_h):
                 intr = intr.scaled(out_w, out_h)
+            cameras.append(intr)
+        metric: list[torch.Tensor | None] = [None] * len(frames)
+        states: list[AlignmentState | None] = [None] * len(frames)
+        if depth_rel is not None:
+            metric, states = self._metres(frames, depth_rel, cameras, s, prompted)
+
+        results = []
+        for i in range(len(frames)):
             results.append(self._outputs(
-                want, s, intr,
-                None if metric is None else metric[i],
+                want, s, cameras[i], metric[i],
                 None if depth_rel is None else depth_rel[i],
                 None if labels is None else labels[i],
                 rgb_out[i]))
+            results[-1].alignment = states[i]
+            results[-1].prompted = prompted
         t2 = time.perf_counter()
         for r in results:
             r.timings = {"inference_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
         return results
+
+    def _metres(self, frames: list[Frame], depth: torch.Tensor, cameras: list[Intrinsics | None],
+                s: PipelineSettings, prompted: bool
+                ) -> tuple[list[torch.Tensor | None], list[AlignmentState | None]]:
+        """Each frame's metres (None: none for it) by the honesty rule, and its alignment.
+
+        The fit runs on the prediction at the output resolution (the processor's resize has
+        mapped it onto the frame: padding cropped), against the reference's samples on that
+        grid with the frame's camera model scaled to it; (s, t) do not depend on the grid."""
+        config = AlignmentConfig.from_settings(s)
+        aligning = config.enabled and not self._warming and (prompted or not self.takes_prompt)
+        if not aligning and not self.takes_prompt:  # the whole batch by one rule
+            source = frame_depth_source(self.model_is_metric, False, False,
+                                        s.depth_scale > 0.0, False)
+            if source is None:
+                return [None] * len(frames), [None] * len(frames)
+            batch = metric_depth(depth, source != "depth.scale", s.depth_scale, s.depth_shift)
+            return list(batch), [None] * len(frames)
+        self._alignments.configure(config, self.model_is_metric)
+        metres, states = [], []
+        for i, frame in enumerate(frames):
+            state = None
+            if aligning:
+                state = self._alignments.observe(frame.camera, frame.stamp, depth[i],
+                                                 frame.reference, cameras[i])
+            source = frame_depth_source(self.model_is_metric, self.takes_prompt, prompted,
+                                        s.depth_scale > 0.0, state is not None and state.valid)
+            if source is None:
+                metres.append(None)
+            elif source == "aligned":
+                metres.append(aligned_depth(depth[i], self.model_is_metric, state.scale,
+                                            state.shift))
+            else:
+                metres.append(metric_depth(depth[i], source != "depth.scale", s.depth_scale,
+                                           s.depth_shift))
+            states.append(state)
+        return metres, states
 
     def _outputs(self, want: set[str], s: PipelineSettings, intr: Intrinsics | None,
                  metric: torch.Tensor | None, rel: torch.Tensor | None,

@@ -16,6 +16,9 @@ node only ever wants the newest frame; `newest_only=False` keeps them waiting in
 the bag tool, where every frame counts). Everything is bounded: `infos` camera_infos and
 `pending` images are kept per camera.
 
+`ReferenceSync` pairs an image with its metric references (alignment) the same way, by
+nearest stamp, without ever holding an image back for long or dropping it for want of one.
+
 Plain Python, no ROS, not thread-safe (the node calls it from its executor thread only).
 """
 
@@ -136,3 +139,113 @@ class CameraSync(Generic[T]):
             ):
                 best, best_gap = info, gap
         return best
+
+
+@dataclass
+class _Held(Generic[T]):
+    """An image waiting for its metric reference(s)."""
+
+    stamp: int
+    item: T
+    since: float
+    matched: dict[str, Any] | None = None  # set once resolved
+
+
+class ReferenceSync(Generic[T]):
+    """Each image's metric references (depth image, point cloud: one stream per `kind`),
+    the one nearest in stamp within `slop` seconds, as message_filters' ApproximateTime
+    would pair them, but never at the image's expense: a reference is an aid, so an image
+    without one is released, not dropped.
+
+    References arrive in stamp order per stream, so an image is resolved as soon as every
+    live stream has delivered a reference stamped at or after it (none later can be
+    nearer), or after waiting `wait` seconds (caller's clock), or at once when no stream is
+    live (none delivered within the last `live` seconds: no reference sensor, or it
+    stopped; `expected` streams count as live throughout: the bag tool knows which
+    reference topics its bag holds). With `newest_only` (the node) a newer image resolves
+    the one waiting (the worker wants the newest frame anyway); without (the bag tool)
+    images wait in order and are released in order. Bounded: `references` per stream,
+    `pending` waiting images.
+    Plain Python, not thread-safe (the node calls it from its executor thread only).
+    """
+
+    def __init__(self, slop: float, wait: float, references: int = 16, pending: int = 64,
+                 newest_only: bool = True, live: float = 1.0,
+                 expected: tuple[str, ...] = ()) -> None:
+        self.slop_ns = round(slop * 1e9)
+        self.wait = wait
+        self.live = live
+        self._size = references
+        self._refs: dict[str, deque[tuple[int, Any]]] = {}
+        self._last_seen: dict[str, float] = {}
+        self._held: deque[_Held[T]] = deque()
+        self._expected = expected
+        self._pending = pending
+        self._newest_only = newest_only
+
+    @property
+    def waiting(self) -> int:
+        return len(self._held)
+
+    def add_reference(self, kind: str, stamp: int, ref: Any, now: float
+                      ) -> list[tuple[T, dict[str, Any]]]:
+        refs = self._refs.setdefault(kind, deque(maxlen=self._size))
+        refs.append((stamp, ref))
+        self._last_seen[kind] = now
+        return self._release(now)
+
+    def add_image(self, stamp: int, item: T, now: float) -> list[tuple[T, dict[str, Any]]]:
+        """(item, {kind: reference}) pairs released now (this image's when resolved)."""
+        if self._newest_only:
+            for held in self._held:
+                if held.matched is None:
+                    held.matched = self._match(held.stamp)
+        self._held.append(_Held(stamp, item, now))
+        if len(self._held) > self._pending:  # bounded: the oldest goes out as it is
+            oldest = self._held[0]
+            if oldest.matched is None:
+                oldest.matched = self._match(oldest.stamp)
+        return self._release(now)
+
+    def expire(self, now: float) -> list[tuple[T, dict[str, Any]]]:
+        """Images that waited `wait` seconds go out with what is there."""
+        return self._release(now)
+
+    def flush(self) -> list[tuple[T, dict[str, Any]]]:
+        """Every waiting image, with what is there (the input ended)."""
+        for held in self._held:
+            if held.matched is None:
+                held.matched = self._match(held.stamp)
+        return self._release(float("-inf"))
+
+    def _live(self, now: float) -> list[str]:
+        live = {k for k, seen in self._last_seen.items() if now - seen <= self.live}
+        return sorted(live | set(self._expected))
+
+    def _release(self, now: float) -> list[tuple[T, dict[str, Any]]]:
+        live = self._live(now)
+        for held in self._held:
+            if held.matched is not None:
+                continue
+            done = now - held.since >= self.wait or all(
+                self._refs.get(k) and self._refs[k][-1][0] >= held.stamp for k in live)
+            if done:
+                held.matched = self._match(held.stamp)
+        out = []
+        while self._held and self._held[0].matched is not None:
+            held = self._held.popleft()
+            out.append((held.item, held.matched))
+        return out
+
+    def _match(self, stamp: int) -> dict[str, Any]:
+        """{kind: the reference nearest to `stamp` within slop} over every stream."""
+        matched = {}
+        for kind, refs in self._refs.items():
+            best, gap = None, None
+            for ref_stamp, ref in refs:
+                d = abs(ref_stamp - stamp)
+                if d <= self.slop_ns and (gap is None or d < gap):
+                    best, gap = ref, d
+            if best is not None:
+                matched[kind] = best
+        return matched

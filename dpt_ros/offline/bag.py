@@ -4,6 +4,13 @@ Input messages are deserialised with `rclpy.serialization.deserialize_message`, 
 dpt_ros/messages.py gets exactly the message objects the node gets from a subscription, and
 outputs are built by dpt_ros/messages.py and serialised with `serialize_message`, so the output
 bag holds the bytes the node would publish. rosbags only reads and writes raw CDR.
+
+Alignment (`--depth-reference-topic`, `--points-reference-topic`): each image is paired, in
+bag time, with the references nearest in stamp within `alignment.slop_ms`
+(`core.sync.ReferenceSync`, every image kept and in order; an image waits up to
+`REFERENCE_WAIT_S` of bag time for a reference stamped at or after it) and aligned by the
+pipeline's per-camera `Aligner`, as in the node; `--alignment-report` writes the fit of
+every frame (CSV), the summary says how many frames were aligned.
 """
 
 from __future__ import annotations
@@ -19,14 +26,18 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros import messages
+from dpt_ros.core.alignment import Extrinsic
+from dpt_ros.core.camera_info import stamp_ns, stamp_text
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.params import DEFAULTS
 from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.core.sync import ReferenceSync
 from dpt_ros.offline import bag_io
+from dpt_ros.offline.alignment_report import AlignmentReport
 from dpt_ros.offline.atomic import AtomicDir
 from dpt_ros.offline.camera_infos import NO_INFO, BagCameras
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
@@ -43,6 +54,9 @@ from dpt_ros.offline.topics import (
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+REFERENCE_TYPES = {"depth": ("sensor_msgs/msg/Image", Image),
+                   "points": ("sensor_msgs/msg/PointCloud2", PointCloud2)}
+REFERENCE_WAIT_S = 1.0  # bag time an image may wait for its reference (no latency offline)
 
 
 @dataclass
@@ -65,6 +79,9 @@ class BagOptions:
     # Copied messages held back while decoded frames wait for their model pass; past this
     # many bytes the partial batch runs early, so memory stays bounded whatever the bag holds.
     buffer_bytes: int = 64 << 20
+    depth_reference_topic: str | None = None  # alignment references (Image / PointCloud2)
+    points_reference_topic: str | None = None
+    alignment_report: Path | None = None  # per-frame CSV of the fit
 
 
 @dataclass
@@ -79,6 +96,7 @@ class BagReport:
     interrupted: bool = False
     elapsed: float = 0.0
     output: Path | None = None  # set once the output is in place
+    alignment: AlignmentReport | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -96,6 +114,8 @@ class BagReport:
             lines += [f"  {n} x {topic}: {why}" for (topic, why), n in sorted(self.skipped.items())]
         if self.not_copied:
             lines.append(f"not copied (unknown message definition): {', '.join(self.not_copied)}")
+        if self.alignment is not None:
+            lines += self.alignment.summary()
         if self.interrupted:
             lines.append("interrupted: no output was written")
         elif self.output is not None:
@@ -155,10 +175,24 @@ class _Run:
             else []
         )
         self.report.images = sum(c.msgcount for c in self.image_conns)
-        self.cameras = BagCameras(
-            {**DEFAULTS, **opts.params}, sum(c.msgcount for c in self.cam_conns) > 0,
-            opts.image_topic,
-        )
+        values = {**DEFAULTS, **opts.params}
+        self.cameras = BagCameras(values, sum(c.msgcount for c in self.cam_conns) > 0,
+                                  opts.image_topic)
+        self.ref_conns = {
+            kind: self._connections(topic, {REFERENCE_TYPES[kind][0]})
+            for kind, topic in (("depth", opts.depth_reference_topic),
+                                ("points", opts.points_reference_topic)) if topic
+        }
+        if self.ref_conns and not (pipeline.alignment.enabled or pipeline.takes_prompt):
+            raise CliError(ExitCode.USAGE, "a reference topic needs alignment.mode scale or "
+                           "scale_shift (--alignment-mode, or the parameter file), or a "
+                           "Prompt Depth Anything model")
+        self.refs: ReferenceSync[tuple[tuple[str, int, Any], Any]] = ReferenceSync(
+            values["alignment.slop_ms"] / 1000.0, REFERENCE_WAIT_S, newest_only=False,
+            pending=1 << 30, expected=tuple(k for k, conns in self.ref_conns.items()
+                                            if sum(c.msgcount for c in conns)))
+        ext = Extrinsic.from_list(values["alignment.extrinsic"])
+        self.extrinsic = None if ext.is_identity else ext
         try:
             self.topics = select_topics(pipeline, opts.topics_out)
         except ValueError as err:
@@ -172,7 +206,8 @@ class _Run:
             raise CliError(
                 ExitCode.USAGE, f"the input already has {clash}; choose another --prefix"
             )
-        self.batch: list[tuple[int, Any, Frame, Any]] = []  # (log time, header, frame, info)
+        # (log time, header, frame, info, reference kinds)
+        self.batch: list[tuple[int, Any, Frame, Any, list[str]]] = []
         self.pending: list[tuple[int, Connection, bytes]] = []  # copies waiting for the batch
         self.pending_bytes = 0
 
@@ -196,6 +231,8 @@ class _Run:
         writer = None
         done = False
         try:
+            if self.pipeline.alignment.enabled or self.pipeline.takes_prompt:
+                self.report.alignment = AlignmentReport(self.opts.alignment_report)
             writer = bag_io.open_writer(tmp, storage)
             copies = bag_io.copy_connections(writer, self.reader.connections)
             self.report.not_copied = sorted(
@@ -221,6 +258,8 @@ class _Run:
                 self.report.output = self.atomic.final
                 done = True
         finally:
+            if self.report.alignment is not None:
+                self.report.alignment.close()
             if not done:
                 if writer is not None:
                     writer.abort()
@@ -230,6 +269,7 @@ class _Run:
     def _read_all(self, copies: dict[int, Connection]) -> None:
         image_ids = {c.id: IMAGE_TYPES[c.msgtype] for c in self.image_conns}
         cam_ids = {c.id for c in self.cam_conns}
+        ref_ids = {c.id: kind for kind, conns in self.ref_conns.items() for c in conns}
         try:
             for conn, t, raw in self.reader.messages():
                 if self.stop is not None and self.stop.stop_requested:
@@ -242,17 +282,22 @@ class _Run:
                     self._camera_info(conn.topic, raw)
                 elif conn.id in image_ids:
                     self._image(conn.topic, t, raw, image_ids[conn.id])
+                elif conn.id in ref_ids:
+                    self._reference(conn.topic, t, raw, ref_ids[conn.id])
                 self._unpaired(self.cameras.expire(t / 1e9))
+                self._decode(self.refs.expire(t / 1e9))
                 if self.pending_bytes > self.opts.buffer_bytes:
                     self._unpaired(self.cameras.flush())  # memory first: stop waiting
+                    self._decode(self.refs.flush())
                 if len(self.batch) >= self.opts.batch_size or self.pending_bytes > (
                     self.opts.buffer_bytes
-                ) or not (self.batch or self.cameras.waiting):
+                ) or not (self.batch or self.cameras.waiting or self.refs.waiting):
                     # No frame waiting: nothing can come before the copies, write them now.
                     self._flush()
         except (ReaderError, OSError, sqlite3.DatabaseError) as err:
             raise CliError(ExitCode.INPUT, f"input bag unreadable: {err}") from None
         self._unpaired(self.cameras.flush())
+        self._decode(self.refs.flush())
         self._flush()
 
     def _camera_info(self, topic: str, raw: bytes) -> None:
@@ -273,12 +318,29 @@ class _Run:
         for item, info in self.cameras.add_image(msg, (topic, t, msg), t / 1e9):
             self._paired(item, info)
 
+    def _reference(self, topic: str, t: int, raw: bytes, kind: str) -> None:
+        try:
+            msg = deserialize_message(raw, REFERENCE_TYPES[kind][1])
+        except Exception:  # rclpy raises its own RMWError types for bad CDR
+            self.report.skipped[(topic, "undecodable CDR")] += 1
+            return
+        self._decode(self.refs.add_reference(kind, stamp_ns(msg.header), msg, t / 1e9))
+
     def _unpaired(self, items: list[tuple[str, int, Any]]) -> None:
         for topic, _, _ in items:
             self.report.skipped[(topic, "no camera_info with its stamp")] += 1
 
     def _paired(self, item: tuple[str, int, Any], info: Any) -> None:
-        """Decode an image that has its camera_info (or needs none) into the batch."""
+        """An image that has its camera_info (or needs none): on to its references."""
+        _, t, msg = item
+        self._decode(self.refs.add_image(stamp_ns(msg.header), (item, info), t / 1e9))
+
+    def _decode(self, released: list[tuple[tuple[tuple[str, int, Any], Any], dict]]) -> None:
+        for (item, info), refs in released:
+            self._frame(item, info, refs)
+
+    def _frame(self, item: tuple[str, int, Any], info: Any, refs: dict) -> None:
+        """Decode an image (and its references) into the batch."""
         topic, t, msg = item
         try:  # the node's decoder: YUV / Bayer stay sensor bytes, converted on the device
             frame = (
@@ -291,7 +353,18 @@ class _Run:
         except BadInput as err:
             self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
             return
-        self.batch.append((t, msg.header, frame, None if info is NO_INFO else info))
+        frame.stamp = stamp_ns(msg.header) / 1e9
+        try:
+            frame.reference = messages.frame_reference(
+                refs.get("depth"), refs.get("points"), self.extrinsic, self.opts.decode.max_pixels)
+        except BadInput as err:  # the frame goes on without it, as in the node
+            topics = {"depth": self.opts.depth_reference_topic,
+                      "points": self.opts.points_reference_topic}
+            names = ", ".join(str(topics[k]) for k in sorted(refs))
+            self.report.skipped[(names, f"bad reference: {err}")] += 1
+            refs = {}
+        self.batch.append((t, msg.header, frame, None if info is NO_INFO else info,
+                           sorted(refs)))
 
     def _flush(self) -> None:
         """Run the batch (if any), then write copies and outputs in log-time order. The
@@ -300,8 +373,11 @@ class _Run:
             (t, 0, conn, raw) for t, conn, raw in self.pending
         ]
         if self.batch:
-            results = self.pipeline.process([f for _, _, f, _ in self.batch], self.want)
-            for (t, header, frame, info), result in zip(self.batch, results):
+            results = self.pipeline.process([f for _, _, f, _, _ in self.batch], self.want)
+            for (t, header, frame, info, refs), result in zip(self.batch, results):
+                if self.report.alignment is not None:
+                    self.report.alignment.add(stamp_text(stamp_ns(header)), result.alignment,
+                                              refs)
                 size = frame.size[::-1]
                 for topic, msg in result_messages(result, header, self.topics, info, size):
                     records.append((t, 1, self.outputs[topic.name], serialize_message(msg)))
@@ -312,6 +388,8 @@ class _Run:
             self.writer.write(conn, t, data)
         if self.batch:
             self.progress.update(len(self.batch))
+            if self.report.alignment is not None:
+                self.report.alignment.flush()
         self.batch.clear()
         self.pending.clear()
         self.pending_bytes = 0

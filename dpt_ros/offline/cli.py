@@ -37,6 +37,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--compile", help="torch.compile mode: none, default, reduce-overhead "
                    "(CUDA graphs), max-autotune; pays off on a GPU")
     g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model pass")
+    g.add_argument("--alignment-mode", choices=("off", "scale", "scale_shift"),
+                   help="alignment.mode: fit each frame to its metric reference "
+                        "(docs/alignment.md)")
+    g.add_argument("--alignment-report", type=Path, metavar="CSV",
+                   help="write each frame's alignment (scale, shift, inliers, residual, "
+                        "status) to this CSV")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     bag.add_argument("output", type=Path, help="output bag directory (must not exist)")
     bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage")
     bag.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo for intrinsics")
+    bag.add_argument("--depth-reference-topic", help="metric depth registered to the images "
+                     "(Image 32FC1 m / 16UC1 mm), paired by stamp, for alignment")
+    bag.add_argument("--points-reference-topic", help="metric point cloud (PointCloud2 "
+                     "x/y/z; alignment.extrinsic moves it into the camera frame), for alignment")
     bag.add_argument("--prefix", default="/dpt", help="namespace of the output topics")
     bag.add_argument(
         "--topics-out", nargs="+", metavar="NAME",
@@ -72,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("fx", "fy", "cx", "cy"):
         pred.add_argument(f"--{name}", type=float, help="intrinsics in pixels (for .ply)")
     pred.add_argument("--hfov", type=float, help="horizontal field of view in degrees (.ply)")
+    pred.add_argument("--reference-dir", type=Path, help="metric references for alignment: "
+                      "<stem>.png (16-bit mm) or <stem>.npy (float32 m) per image, registered "
+                      "to it; each image is fitted to its own (default report: "
+                      "<out>/alignment.csv)")
     pred.add_argument("--force", action="store_true", help="overwrite existing files")
     _model_args(pred)
 
@@ -93,6 +107,7 @@ def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
         "device": args.device,
         "dtype": args.dtype,
         "compile": args.compile,
+        "alignment.mode": args.alignment_mode,
         **extra,
     }
     config = load_config(args.params, overrides)
@@ -125,6 +140,9 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
         force=args.force,
         params=config.values,
         decode=config.decode,
+        depth_reference_topic=args.depth_reference_topic,
+        points_reference_topic=args.points_reference_topic,
+        alignment_report=args.alignment_report,
     )
     with StopFlag() as stop:
         report = run_bag(opts, pipeline, stop)
@@ -150,6 +168,8 @@ def _cmd_predict(args: argparse.Namespace) -> ExitCode:
         outputs=args.outputs,
         force=args.force,
         decode=config.decode,
+        reference_dir=args.reference_dir,
+        alignment_report=args.alignment_report,
     )
     with StopFlag() as stop:
         report = run_predict(opts, pipeline, stop)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpt_ros.core.image_codec import DecodeOptions
-from dpt_ros.core.params import BY_NAME, DEFAULTS, check_update, decode_options
+from dpt_ros.core.params import BY_NAME, DEFAULTS, check_update, decode_options, from_yaml
 from dpt_ros.core.params_file import load_params_file, pipeline_kwargs_from_params
 from dpt_ros.core.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.offline.exitcodes import CliError, ExitCode
@@ -38,7 +38,7 @@ def load_config(params_path: str | None, overrides: dict[str, Any]) -> OfflineCo
             file_values = load_params_file(params_path)
         except ValueError as err:
             raise CliError(ExitCode.CONFIG, str(err)) from None
-    known = {k: v for k, v in file_values.items() if k in BY_NAME}
+    known = {k: from_yaml(k, v) for k, v in file_values.items() if k in BY_NAME}
     known.update({k: v for k, v in overrides.items() if v is not None})
     reason = check_update(known, {})
     if reason:

@@ -115,3 +115,40 @@ def read_video(path: Path) -> Iterator[np.ndarray]:
     except (OSError, RuntimeError, ValueError, StopIteration) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # not ffmpeg's log
         raise UnreadableInput(f"{path}: {first}") from None
+
+
+REFERENCE_SUFFIXES = (".npy", ".png")
+
+
+def reference_path(directory: Path, stem: Path) -> Path | None:
+    """The depth reference of the image with output stem `stem`: `<dir>/<stem>.npy` or
+    `<dir>/<stem>.png`, the first that exists (None: that image has none)."""
+    for suffix in REFERENCE_SUFFIXES:
+        path = directory / stem.with_name(stem.name + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def read_depth_reference(path: Path) -> tuple[np.ndarray, str]:
+    """(depth, encoding) of a reference file, as the node's depth_reference carries it:
+    `.npy` float32 metres (NaN / 0 = none) → 32FC1, `.png` 16-bit millimetres (0 = none,
+    what `predict --depth-format png` writes) → 16UC1. UnreadableInput otherwise."""
+    try:
+        if path.suffix == ".npy":
+            depth = np.load(path, allow_pickle=False)
+            if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
+                raise UnreadableInput(f"{path}: a depth reference .npy is a 2-D float array "
+                                      f"of metres, got {depth.dtype} {depth.shape}")
+            return depth.astype(np.float32), "32FC1"
+        from PIL import Image
+
+        with Image.open(path) as im:
+            depth = np.asarray(im)
+        if depth.ndim != 2 or depth.dtype not in (np.uint16, np.int32) or (
+                depth.dtype == np.int32 and (depth.min() < 0 or depth.max() > 65535)):
+            raise UnreadableInput(f"{path}: a depth reference .png is 16-bit grey "
+                                  f"millimetres, got {depth.dtype} {depth.shape}")
+        return depth.astype(np.uint16), "16UC1"
+    except (OSError, ValueError) as err:
+        raise UnreadableInput(f"{path}: {err}") from None

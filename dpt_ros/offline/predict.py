@@ -4,6 +4,12 @@ Same Pipeline, same parameter file as the node. Files per frame (stem = image na
 `<video>/<frame index>`): `_depth.png` (uint16 mm, 0 = invalid) or `_depth.npy` (float32 m,
 NaN invalid) for metric depth, `_relative.npy` for relative models, `_depth_color.png`,
 `_seg.png` (class ids), `_seg_color.png`, `_overlay.png`, and `.ply` with intrinsics.
+
+With `--reference-dir`, each image is aligned to its own metric reference
+(`<dir>/<stem>.npy` metres or `.png` millimetres, registered to the image) by the pipeline's
+`Aligner`, as a stand-alone fit (images are not a sequence: no temporal filter); every
+frame's fit goes to `alignment.csv` (`offline.alignment_report`). Video frames have no
+reference files and are processed without one.
 """
 
 from __future__ import annotations
@@ -16,17 +22,21 @@ from typing import TextIO
 
 import numpy as np
 
+from dpt_ros.core.alignment import FrameReference
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.outputs import current_outputs
 from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.offline.alignment_report import AlignmentReport
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.files import (
     Source,
     UnreadableInput,
     collect_sources,
+    read_depth_reference,
     read_image,
     read_video,
+    reference_path,
     video_frame_count,
 )
 from dpt_ros.offline.interrupt import StopFlag
@@ -87,6 +97,8 @@ class PredictOptions:
     outputs: list[str] | None = None  # None = everything the model can produce
     force: bool = False
     decode: DecodeOptions = DEFAULT_DECODE  # node parameters input.bits / input.max_pixels
+    reference_dir: Path | None = None  # metric references per image (alignment)
+    alignment_report: Path | None = None  # default with reference_dir: <out>/alignment.csv
 
 
 @dataclass
@@ -98,6 +110,7 @@ class PredictReport:
     interrupted: bool = False
     elapsed: float = 0.0
     out: Path | None = None
+    alignment: AlignmentReport | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -113,6 +126,8 @@ class PredictReport:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable input(s):")
             lines += [f"  {why}" for why in self.skipped]
+        if self.alignment is not None:
+            lines += self.alignment.summary()
         if self.interrupted:
             lines.append("interrupted: the files listed above are complete; the rest were not run")
         return "\n".join(lines)
@@ -153,31 +168,75 @@ def run_predict(
     sources = collect_sources(opts.paths)
     outputs = select_outputs(pipeline, opts)
     out = Path(opts.out)
-    _check_free(sources, outputs, out, opts)
+    report_path = _alignment_report_path(pipeline, opts, out)
+    _check_free(sources, outputs, out, opts, report_path)
     report = PredictReport(sources=len(sources), out=out)
+    if pipeline.alignment.enabled or pipeline.takes_prompt:
+        report.alignment = AlignmentReport(report_path)
+    try:
+        _run_all(sources, opts, pipeline, outputs, out, report, stop, stream)
+    finally:
+        if report.alignment is not None:
+            report.alignment.close()
+    return report
+
+
+def _alignment_report_path(pipeline: Pipeline, opts: PredictOptions, out: Path
+                           ) -> Path | None:
+    if opts.reference_dir is None:
+        return opts.alignment_report
+    if not Path(opts.reference_dir).is_dir():
+        raise CliError(ExitCode.INPUT, f"--reference-dir {opts.reference_dir} is not a directory")
+    if not (pipeline.alignment.enabled or pipeline.takes_prompt):
+        raise CliError(ExitCode.USAGE, "--reference-dir needs alignment.mode scale or "
+                       "scale_shift (--alignment-mode, or the parameter file), or a Prompt "
+                       "Depth Anything model")
+    return opts.alignment_report or out / "alignment.csv"
+
+
+def _run_all(sources: list[Source], opts: PredictOptions, pipeline: Pipeline,
+             outputs: list[str], out: Path, report: PredictReport, stop: StopFlag | None,
+             stream: TextIO | None) -> None:
     total = sum((video_frame_count(s.path) or 1) if s.is_video else 1 for s in sources)
     progress = Progress(total, "predict", stream=stream)
     start = time.monotonic()
     batch: list[tuple[Path, Frame]] = []
-    for stem, rgb in _frames(sources, report, opts.decode):
+    for stem, rgb, is_video in _frames(sources, report, opts.decode):
         if stop is not None and stop.stop_requested:
             report.interrupted = True
             break
-        batch.append((stem, Frame(rgb, opts.intrinsics.for_size(rgb.shape[1], rgb.shape[0]))))
+        frame = Frame(rgb, opts.intrinsics.for_size(rgb.shape[1], rgb.shape[0]))
+        if opts.reference_dir is not None and not is_video:
+            frame.reference = _reference(Path(opts.reference_dir), stem, report)
+        batch.append((stem, frame))
         if len(batch) >= opts.batch_size:
             _run_batch(batch, pipeline, outputs, out, opts.depth_format, report, progress)
     if batch and not report.interrupted:
         _run_batch(batch, pipeline, outputs, out, opts.depth_format, report, progress)
     progress.close()
     report.elapsed = time.monotonic() - start
-    return report
 
 
-def _check_free(sources: list[Source], outputs: list[str], out: Path, opts: PredictOptions) -> None:
+def _reference(directory: Path, stem: Path, report: PredictReport) -> FrameReference | None:
+    """The image's depth reference, if it has a readable one (a broken one is reported and
+    the image runs without it)."""
+    path = reference_path(directory, stem)
+    if path is None:
+        return None
+    try:
+        depth, encoding = read_depth_reference(path)
+    except UnreadableInput as err:
+        report.skipped.append(f"reference {err}")
+        return None
+    return FrameReference(depth, encoding)
+
+
+def _check_free(sources: list[Source], outputs: list[str], out: Path, opts: PredictOptions,
+                report: Path | None = None) -> None:
     """Refuse to overwrite earlier results unless --force (checked before any work)."""
     if opts.force:
         return
-    taken: list[Path] = []
+    taken: list[Path] = [report] if report is not None and report.exists() else []
     for s in sources:
         if s.is_video:
             folder = out / s.stem
@@ -194,15 +253,16 @@ def _check_free(sources: list[Source], outputs: list[str], out: Path, opts: Pred
 
 def _frames(
     sources: list[Source], report: PredictReport, decode: DecodeOptions
-) -> Iterator[tuple[Path, np.ndarray]]:
-    """(stem, rgb) for every readable frame; unreadable inputs are recorded and skipped."""
+) -> Iterator[tuple[Path, np.ndarray, bool]]:
+    """(stem, rgb, from a video) for every readable frame; unreadable inputs are recorded
+    and skipped."""
     for s in sources:
         try:
             if s.is_video:
                 for i, rgb in enumerate(read_video(s.path)):
-                    yield s.stem / f"{i:06d}", rgb
+                    yield s.stem / f"{i:06d}", rgb, True
             else:
-                yield s.stem, read_image(s.path, decode)
+                yield s.stem, read_image(s.path, decode), False
         except UnreadableInput as err:
             report.skipped.append(str(err))
 
@@ -217,8 +277,13 @@ def _run_batch(
     progress: Progress,
 ) -> None:
     results = pipeline.process([f for _, f in batch], set(outputs))
-    for (stem, _), result in zip(batch, results):
+    for (stem, frame), result in zip(batch, results):
         report.files += _write_result(result, out / stem, outputs, depth_format)
+        if report.alignment is not None:
+            report.alignment.add(str(stem), result.alignment,
+                                 ["depth"] if frame.reference is not None else [])
+    if report.alignment is not None:
+        report.alignment.flush()
     report.frames += len(batch)
     progress.update(len(batch))
     batch.clear()

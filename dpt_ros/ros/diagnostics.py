@@ -8,6 +8,8 @@ Levels, per camera (the node's status is the worst of them):
 - WARN: no image for `stale_s` after images were flowing (the camera stopped), more than
   `drop_ratio` of the last interval's frames dropped (processing far below the input
   rate), or frames rejected in the last interval;
+- WARN also for what the node adds per camera (`camera_problems`: a relative model with
+  alignment on and no valid alignment, so no metric output);
 - OK otherwise ("waiting for images" before the first one, else "running").
 The message says which. `Stats` is plain Python and thread-safe (subscription callbacks and
 the worker both write to it); `assess` is pure; `diagnostic_array` builds the message.
@@ -260,16 +262,22 @@ def diagnostic_array(
     worker: WorkerState | None = None,
     limits: Limits | None = None,
     inputs: Mapping[str, str] | None = None,
+    camera_values: Mapping[str, Mapping[str, str]] | None = None,
+    camera_problems: Mapping[str, str] | None = None,
 ) -> DiagnosticArray:
     """The node's status (`name`: totals, every key-value, worst level of its cameras),
     then one status per camera, named `<node>: input <topic>` (`inputs`: camera -> its
-    input topic). Without `worker`, the worker counts as alive and idle."""
+    input topic), with `camera_values` added to its key-values and `camera_problems` (a
+    WARN each) to its verdict. Without `worker`, the worker counts as alive and idle."""
     worker = worker or WorkerState(alive=True)
     limits = limits or Limits()
     inputs = inputs or {}
+    camera_values = camera_values or {}
+    camera_problems = camera_problems or {}
     node_name = name.split(":", 1)[0]
     verdicts = {
-        camera: assess(act, worker.waiting_s.get(camera), worker, limits)
+        camera: _with_problem(assess(act, worker.waiting_s.get(camera), worker, limits),
+                              camera_problems.get(camera))
         for camera, act in snap.activity.items()
     }
     problems = [(lvl, f"{camera or 'input'}: {msg}" if len(verdicts) > 1 else msg)
@@ -322,5 +330,16 @@ def diagnostic_array(
                 "since_last_image_s": "" if act.since_image_s is None
                 else f"{act.since_image_s:.2f}",
                 "waiting_s": "" if waiting is None else f"{waiting:.2f}",
+                **camera_values.get(camera, {}),
             }))
     return msg
+
+
+def _with_problem(verdict: tuple[int, str], problem: str | None) -> tuple[int, str]:
+    """`verdict` with one more WARN problem (it replaces an OK message)."""
+    if not problem:
+        return verdict
+    level, message = verdict
+    if level == OK:
+        return WARN, problem
+    return level, f"{message}; {problem}"

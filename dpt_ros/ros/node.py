@@ -1,9 +1,10 @@
 """dpt_node: camera images in; depth, segmentation and point clouds out.
 
 Thin by design: parameters come from `core.params` (declared by `parameters`), each camera's
-subscriptions and image ↔ camera_info pairing from `camera_input`, QoS from `qos`, counters
-and alarms from `diagnostics`, the queues of one from `worker`, message conversion from
-`dpt_ros.messages` (and `serialized`), and all the maths from `core.pipeline.Pipeline`.
+subscriptions and image ↔ camera_info pairing from `camera_input`, its metric references
+(alignment) from `reference_input`, QoS from `qos`, counters and alarms from `diagnostics`,
+the queues of one from `worker`, message conversion from `dpt_ros.messages` (and
+`serialized`), and all the maths from `core.pipeline.Pipeline`.
 
 The node's life has four steps, shared by both executables:
 - configure: check the parameters, load the model(s), create the publishers;
@@ -33,6 +34,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
+from dpt_ros.core.camera_info import stamp_ns
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
@@ -58,6 +60,7 @@ from dpt_ros.ros.camera_input import CameraInput
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
 from dpt_ros.ros.qos import latched_qos, output_qos
+from dpt_ros.ros.reference_input import AlignmentWatch, ReferenceInput, alignment_values
 from dpt_ros.ros.serialized import send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
 
@@ -114,9 +117,15 @@ class DptCore:
         p = self.pipeline
         self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric)
         self._outputs = {name: self._make_outputs(name) for name in names}
+        # references only where they are used: alignment on, or a prompt model
+        self._refs = ({name: ReferenceInput(self, name, self._values, self._deliver)
+                       for name in names} if p.alignment.enabled or p.takes_prompt else {})
+        self._watch = AlignmentWatch(p.model_is_metric,
+                                     lambda: self.pipeline.settings.depth_scale > 0.0)
         self._inputs = {
             name: CameraInput(self, name, self._values, self.stats, self._throttle,
-                              self._deliver)
+                              self._refs[name].on_image if name in self._refs
+                              else self._deliver)
             for name in names
         }
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
@@ -139,7 +148,7 @@ class DptCore:
         first = (lambda: p.warmup(*fixed)) if v["warmup"] and all(fixed) else None
         self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=first)
         self._worker.start()
-        for cam in self._inputs.values():
+        for cam in (*self._inputs.values(), *self._refs.values()):
             cam.subscribe()
         timeout = v["sync.timeout_ms"] / 1000.0
         self._timers = [self.create_timer(min(0.05, timeout / 4), self._on_sync_timer),
@@ -153,7 +162,7 @@ class DptCore:
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
-        for cam in self._inputs.values():
+        for cam in (*self._inputs.values(), *self._refs.values()):
             cam.unsubscribe()
         if self._worker is not None:
             self._worker.stop()
@@ -169,7 +178,7 @@ class DptCore:
             if pub is not None:
                 self.destroy_publisher(pub)
         device = self.pipeline.device
-        self._outputs, self._inputs, self.pipeline = {}, {}, None
+        self._outputs, self._inputs, self._refs, self.pipeline = {}, {}, {}, None
         gc.collect()
         if device.type == "cuda":
             import torch
@@ -201,8 +210,17 @@ class DptCore:
             f"{task}_model={origin.describe()}" for task, origin in p.model_sources.items()
         )
         kind = "metric" if p.model_is_metric else "relative"
+        if p.takes_prompt:
+            kind = "metric with a prompt (depth_reference / points_reference)"
+        if p.alignment.enabled:
+            kind += (f", aligned ({p.alignment.mode}) to depth_reference / points_reference"
+                     + ("" if p.model_is_metric or p.depth_is_metric
+                        else ": no ~/depth, ~/points until a reference fits"))
         depth = f"; depth is {kind}" if p.has_depth else ""
         inputs = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._inputs.values())
+        if self._refs:
+            inputs += "; references " + ", ".join(
+                topic for ref in self._refs.values() for topic in ref.topics.values())
         return (
             f"ready: {models} on {p.device} ({self._values['dtype']}){depth}; input "
             f"{inputs}; outputs {sorted(self._available)}"
@@ -210,7 +228,7 @@ class DptCore:
 
     # ------------------------------------------------------------- parameters
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        updates = {p.name: plain(p.value) for p in params if p.name in BY_NAME}
+        updates = {p.name: plain(p.value, p.name) for p in params if p.name in BY_NAME}
         reason = check_update(updates, self._values)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
@@ -224,15 +242,16 @@ class DptCore:
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ input
-    def _deliver(self, camera: str, msg: Any, info: CameraInfo | None, received: float
-                 ) -> None:
-        """A paired image into its camera's queue of one (the one it replaces is dropped)."""
-        if self._slots is not None and self._slots.put(camera, (msg, info, received)):
+    def _deliver(self, camera: str, msg: Any, info: CameraInfo | None, received: float,
+                 refs: dict | None = None) -> None:
+        """A paired image (with its reference messages, when aligning) into its camera's
+        queue of one (the one it replaces is dropped)."""
+        if self._slots is not None and self._slots.put(camera, (msg, info, received, refs)):
             self.stats.on_dropped(camera=camera)
 
     def _on_sync_timer(self) -> None:
         now = time.monotonic()
-        for cam in self._inputs.values():
+        for cam in (*self._inputs.values(), *self._refs.values()):
             cam.expire(now)
 
     # ----------------------------------------------------------------- worker
@@ -240,11 +259,11 @@ class DptCore:
         pubs = self._outputs[camera].pubs
         subscribed = [n for n, pub in pubs.items() if pub.get_subscription_count() > 0]
         return wanted_outputs(
-            self._available, subscribed, self._forced, self.pipeline.depth_is_metric
+            self._available, subscribed, self._forced, self.pipeline.depth_may_be_metric
         )
 
-    def _frame(self, cam: CameraInput, msg: Image | CompressedImage, info: CameraInfo | None
-               ) -> Frame | None:
+    def _frame(self, cam: CameraInput, msg: Image | CompressedImage, info: CameraInfo | None,
+               refs: dict | None) -> Frame | None:
         """The decoded frame with its camera model; None (counted, logged) when it is bad."""
         if not msg.header.frame_id and not self._warned_empty_frame:
             self._warned_empty_frame = True
@@ -266,6 +285,13 @@ class DptCore:
             self._reject("internal", f"{type(exc).__name__}: {exc}", error=True,
                          camera=cam.name)
             return None
+        frame.camera, frame.stamp = cam.name, stamp_ns(msg.header) / 1e9
+        if refs:
+            try:
+                frame.reference = self._refs[cam.name].reference(
+                    refs, msg.header.frame_id, self._decode.max_pixels)
+            except BadInput as exc:  # the frame goes on without its reference
+                self._reject(exc.kind, str(exc), camera=cam.name, what="ignored a reference")
         intr = frame.intrinsics
         if not intr.supported:
             self._reject(
@@ -277,13 +303,14 @@ class DptCore:
             )
         return frame
 
-    def _process(self, items: dict[str, tuple[Any, CameraInfo | None, float]]) -> None:
+    def _process(self, items: dict[str, tuple[Any, CameraInfo | None, float, dict | None]]
+                 ) -> None:
         """One `Pipeline.process` call for the newest frame of every camera that has one and
         whose outputs somebody wants; each result goes out under its camera's topics."""
         jobs = []
-        for name, (msg, info, received) in items.items():
+        for name, (msg, info, received, refs) in items.items():
             want = self._wanted(name)
-            frame = self._frame(self._inputs[name], msg, info) if want else None
+            frame = self._frame(self._inputs[name], msg, info, refs) if want else None
             if frame is not None:
                 jobs.append(_Job(name, want, msg.header, frame, received, info))
         if not jobs:
@@ -305,6 +332,9 @@ class DptCore:
     def _publish(self, job: _Job, result: FrameResult) -> None:
         if not self._active:  # deactivating or shutting down: output has stopped
             return
+        said = self._watch.update(job.camera, result.alignment)
+        if said:
+            self.get_logger().info(said)
         out, header = self._outputs[job.camera], job.header
         sent_depth_image = False
         serialized = self._values["serialized_publish"]
@@ -324,17 +354,17 @@ class DptCore:
             messages.depth_camera_info(job.info, result.intrinsics, header, (width, height))
         )
 
-    def _reject(self, kind: str, why: str, error: bool = False, camera: str | None = None
-                ) -> None:
+    def _reject(self, kind: str, why: str, error: bool = False, camera: str | None = None,
+                what: str = "skipped a frame") -> None:
         self.stats.on_error(kind, camera=camera)
         if not self._throttle.ready(kind):
             return
         # two call sites on purpose: rclpy fixes a logging call site's severity on its first
         # call and raises ValueError when the same line logs at another one
         if error:
-            self.get_logger().error(f"skipped a frame ({kind}): {why}")
+            self.get_logger().error(f"{what} ({kind}): {why}")
         else:
-            self.get_logger().warning(f"skipped a frame ({kind}): {why}")
+            self.get_logger().warning(f"{what} ({kind}): {why}")
 
     def _on_worker_crash(self, exc: BaseException) -> None:
         self._reject("internal", f"{type(exc).__name__}: {exc}", error=True)
@@ -349,12 +379,18 @@ class DptCore:
             "dtype": v["dtype"],
             "compile": p.compile_status,
             "nonfinite_frames": str(p.nonfinite_frames),  # recomputed in fp32 (half dtypes)
-            "depth_metric": str(p.depth_is_metric).lower(),
+            "depth_metric": depth_metric_text(p),
             **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
-        for cam in self._inputs.values():
+        for cam in (*self._inputs.values(), *self._refs.values()):
             cam.update_qos()
+        for cam in self._inputs.values():
             info.update(cam.diagnostics())
+        states = p.alignment_states
+        values = {name: {**ref.diagnostics(), **alignment_values(states.get(name))}
+                  for name, ref in self._refs.items()} if p.alignment.enabled else {}
+        problems = {name: self._watch.problem(states.get(name))
+                    for name in values}
         worker = WorkerState(self._worker.alive, self._worker.busy_s, self._slots.waiting())
         limits = Limits(v["diagnostics.stale_s"], v["diagnostics.drop_ratio"],
                         v["diagnostics.stuck_s"])
@@ -362,9 +398,19 @@ class DptCore:
         self._diag_pub.publish(
             diagnostic_array(
                 self.stats.snapshot(), f"{self.get_name()}: processing", str(p.device), info,
-                self.get_clock().now().to_msg(), worker, limits, inputs,
+                self.get_clock().now().to_msg(), worker, limits, inputs, values, problems,
             )
         )
+
+
+def depth_metric_text(p: Pipeline) -> str:
+    """`depth_metric` in /diagnostics: true (every frame in metres), aligned / prompt (only
+    frames with a valid alignment / a prompt: see alignment.valid per camera), false."""
+    if p.depth_is_metric:
+        return "true"
+    if p.takes_prompt:
+        return "prompt"
+    return "aligned" if p.depth_may_be_metric else "false"
 
 
 class DptNode(DptCore, Node):

@@ -10,7 +10,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from dpt_ros.core.params import BY_NAME, SPECS, ParamSpec, check_update
+from dpt_ros.core.params import BY_NAME, SPECS, ParamSpec, check_update, from_yaml, takes_yaml_bool
 
 
 class StartupError(RuntimeError):
@@ -19,7 +19,8 @@ class StartupError(RuntimeError):
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """ROS descriptor of one parameter: description, choices, range, read-only flag."""
-    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                               dynamic_typing=takes_yaml_bool(spec))
     if spec.choices:
         desc.additional_constraints = "one of: " + ", ".join(spec.choices)
     if isinstance(spec.default, list):
@@ -41,9 +42,10 @@ def _ros_default(spec: ParamSpec) -> Any:
     return Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
 
 
-def plain(value: Any) -> Any:
-    """rclpy hands array parameters over as array.array; the checks want lists."""
-    return value.tolist() if isinstance(value, array) else value
+def plain(value: Any, name: str = "") -> Any:
+    """rclpy hands array parameters over as array.array; the checks want lists. With the
+    parameter's `name`, YAML's bare `off` (false) becomes "off" (`core.params.from_yaml`)."""
+    return from_yaml(name, value.tolist() if isinstance(value, array) else value)
 
 
 def declare_all(node: Node) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def declare_all(node: Node) -> dict[str, Any]:
         "", [(s.name, _ros_default(s), descriptor(s)) for s in SPECS]
     )
     return {
-        p.name: BY_NAME[p.name].default if p.value is None else plain(p.value)
+        p.name: BY_NAME[p.name].default if p.value is None else plain(p.value, p.name)
         for p in declared
     }
 

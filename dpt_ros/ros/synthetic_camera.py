@@ -11,6 +11,17 @@ header (stamp, `frame_id`):
   0 floor, 1 wall, 2 ceiling, 3 box, 4 sphere, 5 cylinder)
 - `pose` (geometry_msgs/PoseStamped, header.frame_id = `world_frame`): the optical frame in
   the world, so consumers can compare points with the exact scene surfaces.
+- with `tof: true`, `tof_depth`: a simulated low-resolution time-of-flight camera
+  (`synthetic.sensors.ToFCamera`: `tof_width` x `tof_height`, 0.2-4 m, 1 % noise, holes,
+  flying pixels) registered exactly to the image (same optical frame and header), `16UC1`
+  millimetres (0 = none) or `32FC1` metres (NaN = none) by `tof_encoding`;
+- with `lidar: true`, `lidar_points`: a simulated 32-ring LiDAR scan (`sensors.Lidar`,
+  PointCloud2 x/y/z float32) in its own frame `lidar_frame_id` (x forward, y left, z up),
+  mounted by the known extrinsic `lidar_extrinsic` (camera <- lidar, [x, y, z, qx, qy, qz,
+  qw]: give dpt_node the same as `alignment.extrinsic`), stamped like the image.
+Both are metric references for dpt_node's alignment (`depth_reference`, `points_reference`);
+off by default, so the demo is unchanged. Each capture is reproducible (seeded by world seed
+and frame index).
 `switch_every` > 0 alternates the resolution between width x height and alt_width x
 alt_height every that many frames (a driver switching modes), with a camera_info per mode.
 Outputs use reliable QoS: the pip Fast DDS silently drops best-effort messages of about 1 MB
@@ -28,11 +39,20 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dpt_ros.messages import camera_info_msg, image_msg
+from dpt_ros.core.alignment import Extrinsic
+from dpt_ros.messages import camera_info_msg, image_msg, xyz_cloud_msg
 from dpt_ros.synthetic import Renderer, make_world, path_pose
+from dpt_ros.synthetic.sensors import (
+    DEFAULT_LIDAR_EXTRINSIC,
+    Lidar,
+    LidarSpec,
+    ToFCamera,
+    ToFSpec,
+    to_millimetres,
+)
 
 OUTPUT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -91,6 +111,21 @@ class SyntheticCamera(Node):
                                                                         16, 4096)),
             "alt_height": self.declare_parameter("alt_height", 240,
                                                  _int("second height (px)", 16, 4096)),
+            "tof": self.declare_parameter("tof", False, _text(
+                "publish tof_depth, a simulated ToF depth registered to the image")),
+            "tof_encoding": self.declare_parameter("tof_encoding", "16UC1", _text(
+                "tof_depth encoding: 16UC1 (mm, 0 = none) or 32FC1 (m, NaN = none)")),
+            "tof_width": self.declare_parameter("tof_width", 160, _int("ToF width (px)",
+                                                                        8, 4096)),
+            "tof_height": self.declare_parameter("tof_height", 120, _int("ToF height (px)",
+                                                                          8, 4096)),
+            "lidar": self.declare_parameter("lidar", False, _text(
+                "publish lidar_points, a simulated 32-ring LiDAR scan")),
+            "lidar_frame_id": self.declare_parameter("lidar_frame_id", "lidar"),
+            "lidar_extrinsic": self.declare_parameter(
+                "lidar_extrinsic", list(DEFAULT_LIDAR_EXTRINSIC.translation)
+                + list(DEFAULT_LIDAR_EXTRINSIC.quaternion),
+                _text("camera <- lidar [x, y, z, qx, qy, qz, qw] (metres, quaternion)")),
         }
         v = {k: par.value for k, par in p.items()}
         self.rate, self.frames = float(v["rate"]), int(v["frames"])
@@ -104,6 +139,19 @@ class SyntheticCamera(Node):
             for w, h in ((v["width"], v["height"]), (v["alt_width"], v["alt_height"]))
         ]
         self.renderer = self.renderers[0]
+        self.tof_encoding = str(v["tof_encoding"])
+        if self.tof_encoding not in ("16UC1", "32FC1"):
+            raise ValueError(f"tof_encoding '{self.tof_encoding}' is not 16UC1 or 32FC1")
+        spec = ToFSpec(width=int(v["tof_width"]), height=int(v["tof_height"]))
+        self.tofs = ({id(r): ToFCamera(r.intrinsics, spec) for r in self.renderers}
+                     if v["tof"] else {})
+        self.lidar_frame = str(v["lidar_frame_id"])
+        self.lidar = (Lidar(LidarSpec(extrinsic=Extrinsic.from_list(list(v["lidar_extrinsic"]))))
+                      if v["lidar"] else None)
+        self.seed = int(v["seed"])
+        self.pub_tof = self.create_publisher(Image, "tof_depth", OUTPUT_QOS) if self.tofs else None
+        self.pub_lidar = (self.create_publisher(PointCloud2, "lidar_points", OUTPUT_QOS)
+                          if self.lidar else None)
         self.pub_image = self.create_publisher(Image, "image_raw", OUTPUT_QOS)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", OUTPUT_QOS)
         self.pub_depth = self.create_publisher(Image, "depth_gt", OUTPUT_QOS)
@@ -127,6 +175,7 @@ class SyntheticCamera(Node):
             self.renderer = self.renderers[(self.index // self.switch_every) % 2]
         frame = self.renderer.render(self.world, path_pose(self.world, self.index / self.rate))
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
+        references = self._references(frame, header)  # captured first: sent right after
         info = camera_info_msg(frame.intrinsics, header)
         if self.info_delay < 0:
             self.pub_info.publish(info)
@@ -134,10 +183,29 @@ class SyntheticCamera(Node):
         if self.info_delay >= 0:  # after the image, as image_transport's CameraPublisher
             time.sleep(self.info_delay)
             self.pub_info.publish(info)
+        for pub, msg in references:
+            pub.publish(msg)
         self.pub_depth.publish(image_msg(frame.depth, "32FC1", header))
         self.pub_labels.publish(image_msg(frame.labels, "mono8", header))
         self.pub_pose.publish(pose_msg(frame.pose, header, self.world_frame))
         self.index += 1
+
+    def _references(self, frame, header: Header) -> list:
+        """(publisher, message) of this frame's ToF depth and LiDAR scan (when enabled),
+        captured at the frame's pose with the image's stamp."""
+        out = []
+        tof = self.tofs.get(id(self.renderer))
+        if tof is not None:
+            depth = tof.capture(self.world, frame.pose, (self.seed, self.index, 0)).depth
+            if self.tof_encoding == "16UC1":
+                out.append((self.pub_tof, image_msg(to_millimetres(depth), "16UC1", header)))
+            else:
+                out.append((self.pub_tof, image_msg(depth, "32FC1", header)))
+        if self.lidar is not None:
+            scan = self.lidar.capture(self.world, frame.pose, (self.seed, self.index, 1))
+            out.append((self.pub_lidar, xyz_cloud_msg(
+                scan.points, Header(stamp=header.stamp, frame_id=self.lidar_frame))))
+        return out
 
 
 TYPICAL_LENSES = {  # D of lenses like those on robot cameras, when `distortion` is empty

@@ -8,8 +8,9 @@ kinds of reference become that, so the fit never cares where the metres came fro
   pixel is one sample, its centre mapped onto the prediction grid by (u + 0.5) * s - 0.5,
   the convention of `Intrinsics.scaled` (and of Pillow's resize that made the model input);
 - a point cloud (a LiDAR): moved into the camera optical frame by a static extrinsic,
-  projected, and z-buffered per prediction pixel (nearest wins), so points the sensor sees
-  behind a foreground surface do not pair with the foreground's prediction.
+  projected through the frame's camera model (lens distortion included), and z-buffered per
+  prediction pixel (nearest wins), so points the sensor sees behind a foreground surface do
+  not pair with the foreground's prediction.
 
 Everything runs on the prediction's device, vectorised; no loop over points or pixels.
 """
@@ -19,11 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core import distortion
+from dpt_ros.core.geometry import Intrinsics, project
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 MILLIMETRE = 1e-3
@@ -55,10 +58,13 @@ def depth_in_metres(depth: np.ndarray | torch.Tensor, encoding: str,
     t = depth if isinstance(depth, torch.Tensor) else torch.from_numpy(np.asarray(depth))
     if t.dim() != 2:
         raise ValueError(f"a depth reference is (H, W), got {tuple(t.shape)}")
+    if t.dtype == torch.uint16:  # travels as int16 (uint16 has few kernels, none on MPS)
+        t = t.view(torch.int16)
     if device is not None:
         t = t.to(device)
     if encoding == "16UC1":
-        t = t.to(torch.int32).float() * MILLIMETRE
+        t = t.to(torch.int32)
+        t = (t & 0xFFFF).float() * MILLIMETRE  # int16 back to 0..65535
     else:
         t = t.float()
     return torch.where(torch.isfinite(t) & (t > 0), t, torch.nan)
@@ -131,13 +137,37 @@ def project_points(points: torch.Tensor, camera: Intrinsics
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Camera optical-frame points (N, 3) → (u, v, z) on the image `camera` describes.
 
-    The one place where a reference meets the camera model: the camera-geometry work swaps
-    this pinhole for the camera model of the frame (distortion) without touching callers.
-    Points at z <= 0 come back with non-finite u, v; callers keep what lands on the image.
+    The one place where a reference meets the camera model: `core.geometry.project`, the
+    pinhole plus the frame's lens distortion (plumb_bob, rational_polynomial, equidistant).
+    Points at z <= 0 come back with non-finite u, v, and so do points of a distorted camera
+    outside its field of view (farther off-axis than the rays of the image border): a
+    polynomial lens model folds back there and would put a LiDAR point from behind the
+    image's edge inside it. Callers keep what lands on the image.
     """
-    x, y, z = points.float().unbind(-1)
-    inv = torch.where(z > 0, 1.0 / z, torch.nan)
-    return camera.fx * x * inv + camera.cx, camera.fy * y * inv + camera.cy, z
+    pts = points.float()
+    u, v = project(pts, camera).unbind(-1)
+    z = pts[..., 2]
+    if camera.is_distorted:
+        limit = _field_radius(camera)
+        x, y = pts[..., 0] / z, pts[..., 1] / z
+        outside = (x * x + y * y) > limit * limit
+        u = torch.where(outside, torch.nan, u)
+    return u, v, z
+
+
+@lru_cache(maxsize=16)
+def _field_radius(camera: Intrinsics) -> float:
+    """Largest normalised radius (undistorted X/Z, Y/Z) of the image border's rays, plus 2 %:
+    every ray that can reach the image lies within it."""
+    w, h = camera.width, camera.height
+    cols, rows = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
+    u = np.concatenate([cols, cols, np.zeros(h), np.full(h, w - 1.0)])
+    v = np.concatenate([np.zeros(w), np.full(w, h - 1.0), rows, rows])
+    x, y = distortion.undistort((u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy,
+                                camera.distortion_model, camera.d)
+    r = np.hypot(x, y)
+    r = r[np.isfinite(r)]
+    return float(r.max()) * 1.02 if r.size else math.inf
 
 
 def samples_from_points(points: torch.Tensor | np.ndarray, camera: Intrinsics,
