@@ -14,9 +14,10 @@ from typing import Any
 
 from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES
 from dpt_ros.core.alignment import Extrinsic
+from dpt_ros.core.frame import OUTPUTS, PipelineSettings
 from dpt_ros.core.image_codec import DEFAULT_MAX_PIXELS, DecodeOptions
+from dpt_ros.core.model_task import COMPILE_MODES
 from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
-from dpt_ros.core.pipeline import COMPILE_MODES, OUTPUTS, PipelineSettings
 from dpt_ros.core.sync import SYNC_MODES
 
 COLORMAPS = ("turbo", "inferno", "viridis")

@@ -15,10 +15,8 @@ reference depth, holes filled: `core.alignment.prompt`).
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,225 +26,38 @@ from dpt_ros.core.alignment import (
     AlignmentConfig,
     AlignmentState,
     CameraAlignments,
-    FrameReference,
     aligned_depth,
 )
 from dpt_ros.core.alignment.prompt import prompt_depth
 from dpt_ros.core.colormap import colorize, robust_range
 from dpt_ros.core.finite_guard import HALF_DTYPES, FiniteGuard
+from dpt_ros.core.frame import (
+    OUTPUTS,
+    Frame,
+    FrameResult,
+    PipelineSettings,
+    metric_depth,
+)
 from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.image_codec import RawImage
+from dpt_ros.core.model_task import (  # noqa: F401 (re-exported)
+    COMPILE_MODES,
+    DTYPES,
+    GRAPH_MODES,
+    ModelTask,
+    PipelineConfigError,
+    load_task,
+    select_device,
+    select_dtype,
+)
 from dpt_ros.core.outputs import frame_depth_source
-from dpt_ros.core.pointcloud import PackedCloud, pack_cloud
+from dpt_ros.core.pointcloud import pack_cloud
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
-from dpt_ros.core.upload import HOST_RGB, Uploader
-from dpt_ros.model import (
-    ConfigError,
-    ModelLoadError,
-    ModelSource,
-    load_model,
-    load_processor,
-    locate_source,
-)
+from dpt_ros.core.upload import Uploader
+from dpt_ros.model import ModelSource
 from dpt_ros.model.processing import DPTImageProcessor, resize_maps
 
-log = logging.getLogger(__name__)
-
-OUTPUTS = frozenset(
-    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
-)
-
-
-@dataclass
-class PipelineSettings:
-    """Runtime-changeable post-processing options (the node's dynamic parameters)."""
-
-    depth_scale: float = 0.0  # relative models: metric = 1 / (scale * pred + shift); 0 = unset
-    depth_shift: float = 0.0
-    colormap: str = "turbo"  # turbo | inferno | viridis
-    depth_min: float = 0.0  # fixed colour range in metres (or model units); 0,0 = robust
-    depth_max: float = 0.0
-    percentiles: tuple[float, float] = (2.0, 98.0)
-    output_resolution: str = "input"  # input | model
-    overlay_alpha: float = 0.5
-    pointcloud_stride: int = 1  # 1 = organised H x W cloud; > 1 = subsampled, unorganised
-    pointcloud_min_range: float = 0.0
-    pointcloud_max_range: float = 0.0  # 0 = no limit
-    pointcloud_color: bool = True
-    pointcloud_label: bool = True
-    # metric alignment to a reference (`core.alignment`); the node's alignment.* parameters
-    alignment_mode: str = "off"  # off | scale | scale_shift
-    alignment_smoothing_s: float = 0.3
-    alignment_max_age_s: float = 2.0
-    alignment_min_inliers: int = 50
-    alignment_max_residual: float = 0.25
-    alignment_gate: float = 0.2
-    alignment_extrinsic: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-
-
-@dataclass
-class Frame:
-    """One camera image and its camera model, if known (`Intrinsics`: projection, plus lens
-    distortion for a raw image).
-
-    Either `rgb`, RGB uint8 (H, W, 3) decoded on the host, or `raw`, the camera's own YUV 4:2:2
-    or Bayer bytes, which `Pipeline` uploads as they are (1-2 bytes per pixel instead of 3) and
-    converts on the model's device (`color_convert`). `Frame(rgb)` and `Frame(rgb, intr)` keep
-    working for every caller that already has RGB.
-
-    For alignment: `camera` names the aligner whose state the frame uses and updates,
-    `stamp` (seconds) orders frames in time (None: the frame stands alone, fitted to its
-    own reference only), `reference` is the metric reference paired with it, if any.
-    """
-
-    rgb: np.ndarray | None = None
-    intrinsics: Intrinsics | None = None
-    raw: RawImage | None = None
-    camera: str = ""
-    stamp: float | None = None
-    reference: FrameReference | None = None
-
-    def __post_init__(self) -> None:
-        if (self.rgb is None) == (self.raw is None):
-            raise ValueError("a Frame holds exactly one of rgb (host RGB) or raw (sensor bytes)")
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(height, width) in pixels."""
-        if self.raw is not None:
-            return self.raw.height, self.raw.width
-        return int(self.rgb.shape[0]), int(self.rgb.shape[1])
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """The host bytes that travel to the device: RGB (H, W, 3) or sensor rows (H, W*bpp)."""
-        return self.rgb if self.raw is None else self.raw.rows
-
-    @property
-    def encoding(self) -> str:
-        """'rgb8' for host RGB, else the sensor encoding converted on the device."""
-        return HOST_RGB if self.raw is None else self.raw.encoding
-
-
-@dataclass
-class FrameResult:
-    """Host arrays for one frame; an output is None when it was not asked for or not valid."""
-
-    depth: np.ndarray | None = None  # (h, w) float32 metres, NaN invalid (REP 118)
-    relative: np.ndarray | None = None  # (h, w) float32 raw relative model output
-    depth_colorized: np.ndarray | None = None  # (h, w, 3) uint8 BGR
-    segmentation: np.ndarray | None = None  # (h, w) uint8 (or uint16 when > 256 classes)
-    seg_colorized: np.ndarray | None = None  # (h, w, 3) uint8 BGR
-    overlay: np.ndarray | None = None  # (h, w, 3) uint8 BGR
-    points: PackedCloud | None = None
-    intrinsics: Intrinsics | None = None  # of the output images (scaled if resolution differs)
-    alignment: AlignmentState | None = None  # this frame's, when alignment is on
-    prompted: bool = False  # Prompt Depth Anything: the frame had a prompt (metric depth)
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class PipelineConfigError(ValueError):
-    """Start-up configuration the pipeline cannot run with; the message says what to change."""
-
-
-def select_device(name: str) -> torch.device:
-    """`auto` takes the first CUDA device when there is one, else the CPU."""
-    name = name.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise PipelineConfigError(f"device '{name}' asked for but CUDA is not available; "
-                                      "set device to 'auto' or 'cpu'")
-        device = torch.device(name)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise PipelineConfigError(f"device '{name}' does not exist: "
-                                      f"{torch.cuda.device_count()} CUDA device(s) present")
-        return device
-    raise PipelineConfigError(f"device '{name}' is not one of auto, cpu, cuda, cuda:N")
-
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def select_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name not in DTYPES:
-        raise PipelineConfigError(f"dtype '{name}' is not one of {', '.join(DTYPES)}")
-    if name == "float16" and device.type == "cpu":
-        raise PipelineConfigError("dtype float16 needs a CUDA device; "
-                                  "use float32 or bfloat16 on CPU")
-    return DTYPES[name]
-
-
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-# CUDA-graph modes run a new graph once to warm it, record it on the next call, replay after
-_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 _WARMED_SIZES = 32  # (batch, height, width) sizes remembered by warm_new_sizes
-
-
-@dataclass
-class _Task:
-    """One loaded model, the processor that feeds it and how its forward is run."""
-
-    model: torch.nn.Module
-    processor: DPTImageProcessor
-    source: str
-    origin: ModelSource  # the directory (and Hub commit) both were read from
-    compile_mode: str = "none"
-    backend: str | Callable = "inductor"
-    forward: Callable[[torch.Tensor], object] | None = None
-    guard: FiniteGuard | None = None  # the pipeline's; default: one for the model's dtype
-
-    def __post_init__(self) -> None:
-        if self.guard is None:
-            self.guard = FiniteGuard(next(self.model.parameters()).dtype)
-        self.forward = self.model
-        if self.compile_mode != "none":
-            # Static shapes: one graph per camera size; "reduce-overhead" adds CUDA graphs.
-            mode = None if self.compile_mode == "default" else self.compile_mode
-            self.forward = torch.compile(self.model, mode=mode, dynamic=False,
-                                         backend=self.backend)
-
-    def __call__(self, pixel_values: torch.Tensor, **inputs: torch.Tensor):
-        """The forward in the pipeline's dtype, watched by its `FiniteGuard` (`inputs`:
-        Prompt Depth Anything's `prompt_depth`)."""
-        return self.guard.forward(self._run, self.model, pixel_values, **inputs)
-
-    def _run(self, pixel_values: torch.Tensor, **inputs: torch.Tensor):
-        try:
-            return self.forward(pixel_values, **inputs)
-        except Exception as exc:  # compilation errors surface on the first call of a shape
-            if self.forward is self.model:
-                raise
-            log.warning("torch.compile (%s) failed for %s, running eager instead: %s",
-                        self.compile_mode, self.source, str(exc).splitlines()[0][:200])
-            self.forward = self.model
-            return self.model(pixel_values, **inputs)
-
-
-def _load_task(source: str, task: str, *, device: torch.device, dtype: torch.dtype,
-               input_size: tuple[int, int] | None, compile_mode: str,
-               backend: str | Callable, guard: FiniteGuard, revision: str = "") -> _Task:
-    try:
-        # Resolved once: model and processor come from the same snapshot (commit).
-        origin = locate_source(source, revision=revision or None)
-        model = load_model(origin.directory, device=device, dtype=dtype, task=task)
-        processor = load_processor(origin.directory)
-    except (ModelLoadError, ConfigError, OSError, ValueError) as exc:
-        raise PipelineConfigError(f"cannot load {task} model '{source}': {exc}") from exc
-    if input_size is not None:
-        patch = getattr(model.config.backbone_config, "patch_size", None) or model.config.patch_size
-        h, w = input_size
-        if h <= 0 or w <= 0 or h % patch or w % patch:
-            raise PipelineConfigError(f"input_size {h}x{w} must be positive multiples of the "
-                                      f"patch size {patch} of '{source}'")
-        overrides = {"do_resize": True, "size": {"height": h, "width": w},
-                     "keep_aspect_ratio": False}
-        processor = type(processor).from_dict({**processor.to_dict(), **overrides})
-    return _Task(model, processor, source, origin, compile_mode, backend, guard=guard)
 
 
 class Pipeline:
@@ -278,7 +89,7 @@ class Pipeline:
         self.dtype = select_dtype(dtype, self.device)
         self.settings = settings or PipelineSettings()
         self._guard = FiniteGuard(self.dtype)
-        load = functools.partial(_load_task, device=self.device, dtype=self.dtype,
+        load = functools.partial(load_task, device=self.device, dtype=self.dtype,
                                  input_size=input_size, compile_mode=compile_mode,
                                  backend=compile_backend, guard=self._guard)
         self._depth = (load(depth_model, "depth", revision=depth_revision)
@@ -297,7 +108,7 @@ class Pipeline:
         # camera's real size and the first frame itself is still processed.
         self.warm_new_sizes = False
         self._warmed: set[tuple[int, int, int]] = set()
-        self._warmup_passes = 2 if compile_mode in _GRAPH_MODES else 1
+        self._warmup_passes = 2 if compile_mode in GRAPH_MODES else 1
         self._alignments = CameraAlignments()
         self._warming = False  # warm-up frames never touch the alignment
 
@@ -454,7 +265,7 @@ class Pipeline:
 
         pixel_cache: dict[DPTImageProcessor, torch.Tensor] = {}
 
-        def pixels(task: _Task) -> torch.Tensor:
+        def pixels(task: ModelTask) -> torch.Tensor:
             # Processors compare equal by config: depth and seg models that share one get one pass.
             if task.processor not in pixel_cache:
                 pixel_cache[task.processor] = task.processor.preprocess(rgb, device=self.device)
@@ -590,20 +401,3 @@ class Pipeline:
                 max_range=s.pointcloud_max_range,
             )
         return r
-
-
-def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
-                 shift: float) -> torch.Tensor:
-    """Metres from a model output, NaN where invalid (REP 118).
-
-    A metric model's output is metres already. A relative model predicts inverse depth up to
-    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift.
-    """
-    if model_is_metric:
-        depth = pred
-    else:
-        inv = pred * scale + shift
-        depth = torch.where(inv > 0, 1.0 / inv.clamp_min(1e-12), torch.nan)
-    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
-
-

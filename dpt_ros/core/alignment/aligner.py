@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from dpt_ros.core.alignment.fit import MODES, Fit, fit_samples
 from dpt_ros.core.alignment.reference import ReferenceSamples
 from dpt_ros.core.alignment.temporal import AlignmentState, TemporalFilter
+from dpt_ros.core.frame import metric_depth
 
 MAX_SAMPLES = 50_000  # a dense 1280x720 reference is thinned (evenly) to this many
 
@@ -43,9 +44,6 @@ def aligned_depth(prediction: torch.Tensor, model_is_metric: bool, scale: float,
     """Metres from a prediction and an alignment, NaN where invalid (REP 118). Relative:
     1 / (s r + t), the `depth.scale`/`depth.shift` rule; metric: s z + t."""
     if not model_is_metric:
-        # Imported here: the pipeline (home of that rule) will itself import this package.
-        from dpt_ros.core.pipeline import metric_depth
-
         return metric_depth(prediction, False, scale, shift)
     depth = prediction * scale + shift
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
