@@ -44,3 +44,37 @@ def mean_iou(conf: np.ndarray) -> float:
     """mIoU over the classes that occur (in ground truth or prediction)."""
     iou = iou_per_class(conf)
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+class Scores:
+    """The figures of a run, accumulated frame by frame with bounded memory: depth metrics
+    per frame (then the mean over frames) and one confusion matrix pooled over all frames
+    (then per-class IoU and mIoU). The demo and tools/eval_synthetic.py both report through
+    this class, so their figures are measured the same way."""
+
+    def __init__(self, class_names: dict[int, str]):
+        self.class_names = dict(class_names)
+        n = len(self.class_names)
+        self.conf = np.zeros((n, n), dtype=np.int64)
+        self.depth: list[dict[str, float]] = []
+
+    def add_depth(self, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+        d = depth_metrics(pred, gt)
+        self.depth.append(d)
+        return d
+
+    def add_labels(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        self.conf += confusion(pred, gt, len(self.class_names))
+
+    def summary(self) -> dict:
+        """{"depth": {abs_rel, rmse, delta1} (means over frames), "miou", "iou": {name: IoU
+        or None when the class is neither in the ground truth nor predicted}}."""
+        iou = iou_per_class(self.conf)
+        keys = ("abs_rel", "rmse", "delta1")
+        return {
+            "depth": {k: round(float(np.nanmean([d[k] for d in self.depth])), 4) for k in keys}
+            if self.depth else None,
+            "miou": round(mean_iou(self.conf), 4),
+            "iou": {self.class_names[c]: (None if np.isnan(v) else round(float(v), 4))
+                    for c, v in enumerate(iou)},
+        }
