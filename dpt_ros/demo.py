@@ -276,6 +276,7 @@ def run(args: argparse.Namespace) -> dict:
         node += ["--params-file", str(pf)]
     node += ["-p", f"depth_model:={args.depth_model}", "-p",
              f"segmentation_model:={args.segmentation_model}", "-p", f"device:={args.device}",
+             "-p", f"num_threads:={args.node_threads}",
              "-r", f"image:={CAMERA_NS}/image_raw", "-r", f"camera_info:={CAMERA_NS}/camera_info"]
     say = lambda text: print(f"[demo] {text}", flush=True)
     say(f"ROS_DOMAIN_ID={domain}; logs in {out / 'logs'}")
@@ -358,6 +359,8 @@ def model_rates(args: argparse.Namespace, images: list[np.ndarray]) -> dict:
 
     from dpt_ros.synthetic.evaluation import model_fps
 
+    if args.node_threads:
+        torch.set_num_threads(args.node_threads)  # as the node ran
     rates = {task: round(model_fps(model, task, images, device=args.device), 2)
              for task, model in (("depth", args.depth_model),
                                  ("segmentation", args.segmentation_model)) if model}
@@ -376,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth-model", default=str(WEIGHTS / "synthetic-depth"))
     ap.add_argument("--segmentation-model", default=str(WEIGHTS / "synthetic-seg"))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--node-threads", type=int, default=1,
+                    help="dpt_node's torch CPU threads (0 = torch default). 1: camera, node "
+                         "and demo share the CPU, and torch threads that wait for each other "
+                         "on a busy 2-core machine cost more than they gain")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="s for the node to load its models, and again for the first frame")
