@@ -143,7 +143,7 @@ def demo_sheet(kept: list[dict], summary: dict) -> Image.Image:
     notes = [f"frame {k['index'] + 1}: AbsRel {k['abs_rel']:.3f}, mIoU {k['miou']:.2f}"
              for k in kept]
     bars = [ColorBar("depth (m), predicted and ground truth", vmin, vmax, DEPTH_CMAP,
-                     ticks(vmin, vmax)),
+                     ticks(vmin, vmax, 8)),
             ColorBar("relative error |pred - gt| / gt", 0.0, ERROR_MAX, ERROR_CMAP,
                      ticks(0.0, ERROR_MAX, 4), clipped_top=True)]
     colors = class_colors(n)
@@ -160,8 +160,9 @@ def demo_sheet(kept: list[dict], summary: dict) -> Image.Image:
         f"frames/s with both models (latency p50 {summary['latency_ms']['p50']:.0f} ms); "
         f"each model alone: depth {rates.get('depth', 0):.1f}, segmentation "
         f"{rates.get('segmentation', 0):.1f} frames/s",
-        f"depth AbsRel {d['abs_rel']:.3f}, RMSE {d['rmse']:.3f} m, delta<1.25 "
-        f"{d['delta1']:.3f} (means over frames); mIoU {summary['miou']:.3f} (pooled over "
-        f"frames); published points to the true surfaces: median {surface}",
+        f"depth AbsRel {d['abs_rel']:.3f} (at depth edges {d['abs_rel_edges']:.3f}), RMSE "
+        f"{d['rmse']:.3f} m, delta<1.25 {d['delta1']:.3f} (means over frames); mIoU "
+        f"{summary['miou']:.3f} (pooled over frames); published points to the true surfaces: "
+        f"median {surface}",
     ]
     return sheet(rows, titles, notes, bars, legend, caption, nearest=frozenset({5}))
