@@ -161,7 +161,7 @@ def demo_sheet(kept: list[dict], summary: dict) -> Image.Image:
         f"each model alone: depth {rates.get('depth', 0):.1f}, segmentation "
         f"{rates.get('segmentation', 0):.1f} frames/s",
         f"depth AbsRel {d['abs_rel']:.3f} (at depth edges {d['abs_rel_edges']:.3f}), RMSE "
-        f"{d['rmse']:.3f} m, delta<1.25 {d['delta1']:.3f} (means over frames); mIoU "
+        f"{d['rmse']:.3f} m, delta<1.25 {d['delta1']:.4f} (means over frames); mIoU "
         f"{summary['miou']:.3f} (pooled over frames); published points to the true surfaces: "
         f"median {surface}",
     ]
