@@ -195,7 +195,7 @@ class Trainer:
         a = self.args
         if not (a.state and a.state.is_file()):
             return 0.0
-        s = torch.load(a.state, weights_only=False)  # our own file: numpy rng state inside
+        s = torch.load(a.state, weights_only=True)
         self.depth.load_state_dict(s["depth"])
         self.seg.load_state_dict(s["seg"])
         self.opt.load_state_dict(s["opt"])
