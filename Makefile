@@ -27,7 +27,7 @@ demo: venv
 	$(PY) -m dpt_ros.demo --out demo_out
 
 demo-ci: venv
-	$(PY) -m dpt_ros.demo --out demo_out --frames 6
+	$(PY) -m dpt_ros.demo --out demo_out --frames 6 --check-classes
 
 bench: venv
 	$(PY) benchmarks/bench_model.py

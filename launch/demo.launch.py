@@ -1,6 +1,6 @@
 """The demo with rviz2: synthetic camera -> dpt_node with the shipped synthetic weights.
 
-    ros2 launch dpt_ros demo.launch.py [seed:=1000003 rate:=5 width:=640 height:=480 use_rviz:=true]
+    ros2 launch dpt_ros demo.launch.py [seed:=1000291 rate:=5 width:=640 height:=480 use_rviz:=true]
 
 Same processes and topics as `python -m dpt_ros.demo` (camera in /camera, node `dpt_node`
 on /camera/image_raw + /camera/camera_info), but live in rviz2 instead of scored to

@@ -31,7 +31,7 @@ def info(d=D, k=K, p=P, model="plumb_bob", width=640, height=480, binning=(0, 0)
 
 def test_raw_image_is_k_and_d() -> None:
     assert camera_model(info()) == Intrinsics(600.0, 605.0, 318.0, 243.0, 640, 480,
-                                              "plumb_bob", tuple(D))
+                                              "plumb_bob", tuple(D), (540.0, 548.0, 322.0, 236.0))
 
 
 def test_all_zero_d_means_rectified_and_uses_p() -> None:
@@ -55,7 +55,8 @@ def test_zero_k_falls_back_to_p_and_zero_p_to_k() -> None:
 
 def test_roi_then_binning_as_image_geometry() -> None:
     cam = camera_model(info(width=1280, height=960, binning=(2, 2), roi=(100, 60, 800, 600)))
-    assert cam == Intrinsics(300.0, 302.5, 109.0, 91.5, 400, 300, "plumb_bob", tuple(D))
+    assert cam == Intrinsics(300.0, 302.5, 109.0, 91.5, 400, 300, "plumb_bob", tuple(D),
+                             (270.0, 274.0, 111.0, 88.0))  # P's rectified camera, alike
 
 
 def test_unknown_model_is_kept_but_unsupported() -> None:

@@ -49,7 +49,7 @@ TOPICS = {"/cam/depth_gt": Image, "/cam/tof_depth": Image, "/cam/lidar_points": 
 
 @pytest.fixture(scope="module")
 def run() -> dict:
-    domain = unique_domain(41)
+    domain = unique_domain(47)
     collector = Collector(domain, TOPICS)
     diag: list = []
     collector.node.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)

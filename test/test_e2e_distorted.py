@@ -1,7 +1,8 @@
 """End to end over real DDS with a raw camera that has a lens: synthetic_camera (plumb_bob,
 rendered exactly through the lens, camera_info after its image) → dpt_node (shipped
 weights). Its point cloud must be as close to the true scene surfaces as the pinhole camera's
-on the same world and path. And the cloud's rays are the lens's: the exact ground-truth depth
+on the same world and path — with the model fed the rectified image (the default), since it
+was trained on pinhole pictures; fed the raw image it is worse. And the cloud's rays are the lens's: the exact ground-truth depth
 along the node's rays lands on the surfaces, along straight pinhole rays (what ignoring D
 does) it does not."""
 
@@ -39,7 +40,8 @@ TOPICS = {"/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo, "/cam/depth_
 MARGIN = 1.15  # run-to-run and frame-content noise of the median over 4 frames
 
 
-def run_chain(domain: int, lens: list[str]) -> dict[int, dict]:
+def run_chain(domain: int, lens: list[str], node_params: tuple[str, ...] = ()
+              ) -> dict[int, dict]:
     """The frames INDICES of the camera's path (by index, from the published pose), so both
     runs score the very same views."""
     collector = Collector(domain, TOPICS)
@@ -49,7 +51,8 @@ def run_chain(domain: int, lens: list[str]) -> dict[int, dict]:
     node = ["-m", "dpt_ros.ros.node", "--ros-args", "--params-file",
             str(ROOT / "config" / "dpt.yaml"),
             "-p", f"depth_model:={WEIGHTS / 'synthetic-depth'}", "-p", "device:=cpu",
-            "-r", "image:=/cam/image_raw", "-r", "camera_info:=/cam/camera_info"]
+            "-r", "image:=/cam/image_raw", "-r", "camera_info:=/cam/camera_info",
+            *node_params]
     world = make_world(SEED)
     path = [path_pose(world, k / RATE).position for k in range(max(INDICES) + 40)]
     by_index: dict[int, dict] = {}
@@ -70,7 +73,9 @@ def run_chain(domain: int, lens: list[str]) -> dict[int, dict]:
 
 def points_error(world, f: dict, xyz: np.ndarray) -> np.ndarray:
     ok = np.isfinite(xyz).all(-1)
-    assert ok.mean() > 0.95
+    # the lens camera's points are NaN where its view exceeds the rectified image the model
+    # sees (camera.rectify_for_model; ~24 % for this barrel lens at P = K)
+    assert ok.mean() > (0.7 if any(f["/cam/camera_info"].d) else 0.95)
     rot, pos = pose_matrix(f["/cam/pose"])
     return world.surface_distance((xyz[ok] @ rot.T + pos)[::5])
 
@@ -106,6 +111,8 @@ def runs() -> dict[str, dict[int, dict]]:
     return {
         "pinhole": run_chain(unique_domain(31), []),
         "plumb_bob": run_chain(unique_domain(32), ["-p", "distortion_model:=plumb_bob"]),
+        "raw to the model": run_chain(unique_domain(33), ["-p", "distortion_model:=plumb_bob"],
+                                      ("-p", "camera.rectify_for_model:=false")),
     }
 
 
@@ -115,9 +122,12 @@ def test_distorted_camera_points_are_as_good_as_the_pinhole_camera(runs) -> None
     same = INDICES
     pinhole = surface_error(runs["pinhole"], same)
     lens = surface_error(runs["plumb_bob"], same)
+    raw_fed = surface_error(runs["raw to the model"], same)
     print(f"point-to-surface median over frames {sorted(same)}: pinhole camera "
-          f"{pinhole:.3f} m, plumb_bob camera {lens:.3f} m")
+          f"{pinhole:.3f} m, plumb_bob camera {lens:.3f} m (the model fed the raw image: "
+          f"{raw_fed:.3f} m)")
     assert lens <= pinhole * MARGIN
+    assert raw_fed > lens  # the model trained on pinhole pictures needs the rectified one
 
 
 def test_the_cloud_rays_are_the_lens_rays(runs) -> None:

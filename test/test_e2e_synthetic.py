@@ -22,17 +22,27 @@ from _synthetic_util import (  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from dpt_ros.synthetic import NUM_CLASSES, make_world  # noqa: E402
-from dpt_ros.synthetic.metrics import confusion, depth_metrics, mean_iou  # noqa: E402
+from dpt_ros.synthetic import CLASS_NAMES, NUM_CLASSES, make_world  # noqa: E402
+from dpt_ros.synthetic.metrics import (  # noqa: E402
+    confusion,
+    depth_metrics,
+    iou_per_class,
+    mean_iou,
+)
 
 pytestmark = pytest.mark.ros
 
-SEED = 1_000_007  # a held-out world
-# docs/synthetic.md: held-out AbsRel 0.108 pooled, 0.07-0.15 per world (this world: 0.153),
-# mIoU 0.67, point-to-surface median 0.25-0.40 m here; margins for the 4 frames scored.
-ABS_REL_MAX = 0.25
-MIOU_MIN = 0.5
-SURFACE_MEDIAN_MAX_M = 0.5
+SEED = 1_000_007  # a held-out world (one of the ten of tools/eval_synthetic.py)
+# The floors are the held-out targets (docs/synthetic.md): AbsRel <= 0.08, delta<1.25 >= 0.93,
+# mIoU >= 0.80, every class in view >= 0.50. Run to run, which 4 frames (320x240) are scored
+# depends on when the node is ready; measured here: AbsRel 0.038, delta<1.25 0.995, mIoU
+# 0.980 (lowest class 0.954), point-to-surface medians 0.06-0.09 m: margins of 2x and more.
+ABS_REL_MAX = 0.08
+DELTA1_MIN = 0.93
+MIOU_MIN = 0.80
+CLASS_IOU_MIN = 0.50  # for every class with at least CLASS_SHARE_MIN of the pixels
+CLASS_SHARE_MIN = 0.005
+SURFACE_MEDIAN_MAX_M = 0.2
 W, H, FRAMES = 320, 240, 4
 TOPICS = {"/cam/image_raw": Image, "/cam/depth_gt": Image, "/cam/labels_gt": Image,
           "/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo,
@@ -61,15 +71,24 @@ def frames() -> list[dict]:
 
 def test_depth_and_segmentation_match_ground_truth(frames: list[dict]) -> None:
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    abs_rel = []
+    depth_scores = []
     for f in frames:
         depth = image_array(f["/dpt_node/depth"])
         assert f["/dpt_node/depth"].encoding == "32FC1" and depth.shape == (H, W)
-        abs_rel.append(depth_metrics(depth, image_array(f["/cam/depth_gt"]))["abs_rel"])
+        depth_scores.append(depth_metrics(depth, image_array(f["/cam/depth_gt"])))
         labels = image_array(f["/dpt_node/segmentation"])
         conf += confusion(labels, image_array(f["/cam/labels_gt"]), NUM_CLASSES)
-    assert float(np.mean(abs_rel)) <= ABS_REL_MAX
+    abs_rel = float(np.mean([d["abs_rel"] for d in depth_scores]))
+    delta1 = float(np.mean([d["delta1"] for d in depth_scores]))
+    iou, share = iou_per_class(conf), conf.sum(1) / conf.sum()
+    print(f"e2e world {SEED}: AbsRel {abs_rel:.4f}, delta1 {delta1:.4f}, mIoU "
+          f"{mean_iou(conf):.4f}, IoU {dict(zip(CLASS_NAMES.values(), iou.round(3)))}, "
+          f"pixel share {share.round(4)}")
+    assert abs_rel <= ABS_REL_MAX
+    assert delta1 >= DELTA1_MIN
     assert mean_iou(conf) >= MIOU_MIN
+    for c in np.flatnonzero(share >= CLASS_SHARE_MIN):
+        assert iou[c] >= CLASS_IOU_MIN, (CLASS_NAMES[c], float(iou[c]), float(share[c]))
 
 
 def test_points_lie_on_the_true_surfaces(frames: list[dict]) -> None:
@@ -91,6 +110,7 @@ def test_points_lie_on_the_true_surfaces(frames: list[dict]) -> None:
         rot, pos = pose_matrix(f["/cam/pose"])
         world_pts = xyz[ok] @ rot.T + pos
         err = world.surface_distance(world_pts[::5])
+        print(f"e2e world {SEED}: point-to-surface median {float(np.median(err)):.4f} m")
         assert float(np.median(err)) <= SURFACE_MEDIAN_MAX_M
         # Ground-truth depth through the same pose lands on the surfaces to float precision.
         gt = image_array(f["/cam/depth_gt"])

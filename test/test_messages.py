@@ -162,7 +162,9 @@ def test_camera_info_round_trip() -> None:
                    d=(0.1, -0.02, 0.001, 0.002, 0.0, 0.3, 0.01, 0.0))
     raw = _round_trip(camera_info_msg(lens, HEADER))
     assert raw.distortion_model == "rational_polynomial" and list(raw.d) == list(lens.d)
-    assert intrinsics_from_camera_info(raw) == lens  # raw image: K and D
+    # raw image: K and D, and the rectified camera of P (= K here)
+    assert intrinsics_from_camera_info(raw) == replace(
+        lens, rectified=(lens.fx, lens.fy, lens.cx, lens.cy))
 
 
 def test_intrinsics_from_camera_info_roi_binning_and_p_fallback() -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the two tiny shipped checkpoints (metric depth + segmentation) on the synthetic world.
+"""Train the two small shipped checkpoints (metric depth + segmentation) on the synthetic world.
 
 Reproducible: every batch is rendered on the fly from seeds drawn by one seeded generator
 (world seeds below HELD_OUT_SEED only; evaluation uses seeds from HELD_OUT_SEED up), the
@@ -7,13 +7,16 @@ models start from seeded random weights, and torch runs deterministic CPU kernel
 rendered at 320x240 and go through the checkpoint's own `DPTImageProcessor` exactly as a
 camera frame does at inference; losses are computed at the rendered resolution.
 
-    python tools/train_synthetic.py --steps 700 --out dpt_ros/weights
-    python tools/train_synthetic.py --finetune-seg --steps 400 --lr 5e-4 --out dpt_ros/weights
+    nice -n 10 python tools/train_synthetic.py --out /tmp/run --state /tmp/run/state.pt
 
-Depth: DPTForDepthEstimation (ReLU head, metres; config `depth_estimation_type: metric`)
-trained with scale-invariant log loss + absolute-relative L1. Segmentation:
-DPTForSemanticSegmentation over the 6 synthetic classes, cross-entropy (stage 1, every
-second step), then alone with the object classes weighted (stage 2, `--finetune-seg`).
+Both models are trained at every step, each with its own loss (tools/train_losses.py) and
+gradient clipping, one AdamW; learning rate: linear warm-up, constant, cosine decay over the
+last --decay steps. `--state` keeps the optimiser, model and data-generator state at every
+checkpoint, so an interrupted run resumes where it stopped and still ends with the same
+weights; a run stopped (--stop-at) before its decay can be finished with a different
+--steps. Checkpoints (Hugging Face layout: config.json, model.safetensors,
+preprocessor_config.json, training_log.json) go to <out>/synthetic-depth and
+<out>/synthetic-seg every --save-every steps.
 """
 
 from __future__ import annotations
@@ -24,25 +27,19 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from train_data import HELD_OUT_SEED, SyntheticBatches
+from train_losses import depth_loss, seg_loss
 
-from dpt_ros.model import (
-    DPTConfig,
-    DPTForDepthEstimation,
-    DPTForSemanticSegmentation,
-    load_model,
-    save_model,
-)
+from dpt_ros.model import DPTConfig, DPTForDepthEstimation, DPTForSemanticSegmentation, save_model
 from dpt_ros.model.processing import DPTImageProcessor
-from dpt_ros.synthetic import CLASS_NAMES, Renderer, make_world, path_pose
-from dpt_ros.synthetic.camera_path import LOOP_SECONDS
+from dpt_ros.synthetic import CLASS_NAMES
 
-HELD_OUT_SEED = 1_000_000  # world seeds >= this are never trained on
 RENDER_SIZE = (240, 320)  # (H, W) rendered; the processor resizes to the model input
+LOVASZ_SIZE = (120, 160)  # the Lovász sort runs on every second pixel (a quarter of the cost)
 HFOV_DEG = 70.0
-CLASS_WEIGHTS = [1.0, 1.0, 1.0, 3.0, 3.0, 3.0]  # floor, wall, ceiling, box, sphere, cylinder
+CLASS_WEIGHTS = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]  # floor, wall, ceiling, box, sphere, cylinder
 
 PROCESSOR = {
     "image_processor_type": "DPTImageProcessor",
@@ -59,7 +56,7 @@ PROCESSOR = {
     "do_pad": False,
 }
 
-BACKBONE = {
+VIT = {  # the plain-ViT DPT of the first shipped checkpoints (kept for comparison runs)
     "model_type": "dpt",
     "hidden_size": 128,
     "num_hidden_layers": 4,
@@ -81,184 +78,184 @@ BACKBONE = {
     "use_bias_in_fusion_residual": True,
 }
 
+# DPT-Hybrid in miniature: a 3-stage BiT gives the neck real 1/4 and 1/8 image features (the
+# plain ViT's finest input is its 16-pixel patch grid, which is why its edges were soft), and
+# its 1/16 map becomes the ViT's tokens.
+HYBRID = {
+    **VIT,
+    "is_hybrid": True,
+    "backbone_out_indices": [0, 1, 2, 3],  # first two stand for the BiT stages
+    "neck_hidden_sizes": [64, 128, 128, 128],
+    "backbone_featmap_shape": [1, 256, 12, 16],
+    "backbone_config": {
+        "model_type": "bit",
+        "layer_type": "bottleneck",
+        "global_padding": "same",
+        "embedding_dynamic_padding": True,
+        "embedding_size": 32,
+        "hidden_sizes": [64, 128, 256],
+        "depths": [1, 1, 1],
+        "num_groups": 8,
+        "out_features": ["stage1", "stage2", "stage3"],
+    },
+}
+ARCHS = {"vit": VIT, "hybrid": HYBRID}
 
-def depth_config() -> dict:
-    return {**BACKBONE, "architectures": ["DPTForDepthEstimation"],
+
+def depth_config(arch: str) -> dict:
+    return {**ARCHS[arch], "architectures": ["DPTForDepthEstimation"],
             "depth_estimation_type": "metric"}
 
 
-def seg_config() -> dict:
+def seg_config(arch: str) -> dict:
     labels = {str(k): v for k, v in CLASS_NAMES.items()}
-    return {**BACKBONE, "architectures": ["DPTForSemanticSegmentation"],
+    return {**ARCHS[arch], "architectures": ["DPTForSemanticSegmentation"],
             "id2label": labels, "label2id": {v: int(k) for k, v in labels.items()},
             "use_auxiliary_head": False, "semantic_loss_ignore_index": 255}
 
 
-class SyntheticBatches:
-    """Random frames from random training worlds, anywhere on their camera loop."""
-
-    def __init__(self, seed: int, batch: int):
-        self.rng = np.random.default_rng(seed)
-        self.batch = batch
-        self.renderer = Renderer.from_hfov(RENDER_SIZE[1], RENDER_SIZE[0], HFOV_DEG)
-
-    def __next__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rgb, depth, labels = [], [], []
-        for _ in range(self.batch):
-            world = make_world(int(self.rng.integers(0, HELD_OUT_SEED)))
-            pose = path_pose(world, float(self.rng.uniform(0, LOOP_SECONDS)),
-                             yaw_offset=float(self.rng.uniform(-0.5, 0.5)))
-            f = self.renderer.render(world, pose)
-            if self.rng.random() < 0.5:  # mirror: a valid frame of the mirrored room
-                f.rgb, f.depth, f.labels = f.rgb[:, ::-1], f.depth[:, ::-1], f.labels[:, ::-1]
-            rgb.append(f.rgb)
-            depth.append(f.depth)
-            labels.append(f.labels)
-        return np.stack(rgb), np.stack(depth), np.stack(labels)
-
-
-def depth_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Scale-invariant log loss (lambda 0.85, Eigen et al.) + absolute-relative L1."""
-    d = torch.log(pred.clamp_min(1e-3)) - torch.log(gt)
-    silog = torch.sqrt((d**2).mean() - 0.85 * d.mean() ** 2 + 1e-8)
-    return silog + ((pred - gt).abs() / gt).mean()
-
-
-def build(config: dict, cls: type) -> torch.nn.Module:
-    return cls(DPTConfig.from_dict(config))
-
-
-def lr_at(step: int, steps: int, base: float, warmup: int = 60) -> float:
+def lr_at(step: int, steps: int, base: float, warmup: int, decay: int) -> float:
+    """Linear warm-up, then constant, then cosine down to 2 % over the last `decay` steps
+    (warm-up / stable / decay: the stable part does not depend on `steps`, so a run can be
+    stopped there and finished later with any length, giving the same weights as a run
+    started with that length)."""
     if step < warmup:
         return base * (step + 1) / warmup
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))))
+    start = steps - decay
+    if step < start:
+        return base
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - start) / decay)))
+
+
+class Trainer:
+    """Both models, their optimiser and the data stream; one `step` = one batch for each."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        torch.manual_seed(args.seed)
+        self.processor = DPTImageProcessor.from_dict(PROCESSOR)
+        self.depth = DPTForDepthEstimation(DPTConfig.from_dict(depth_config(args.arch))).train()
+        self.seg = DPTForSemanticSegmentation(DPTConfig.from_dict(seg_config(args.arch))).train()
+        with torch.no_grad():  # start the ReLU head near a typical room depth, not at zero
+            dict(self.depth.named_parameters())["head.head.4.bias"].fill_(3.0)
+        params = list(self.depth.parameters()) + list(self.seg.parameters())
+        self.opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
+        self.data = SyntheticBatches(args.seed, args.batch, RENDER_SIZE, HFOV_DEG,
+                                     balanced=args.balanced, aimed=args.aimed)
+        self.weight = torch.tensor(CLASS_WEIGHTS, dtype=torch.float32)
+        self.step = 0
+        self.log: list[dict] = []
+
+    def train_step(self) -> tuple[float, float]:
+        a = self.args
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, a.steps, a.lr, a.warmup, a.decay)
+        rgb, depth, labels = next(self.data)
+        x = self.processor.preprocess(rgb)
+        gt_depth, gt_labels = torch.from_numpy(depth), torch.from_numpy(labels).long()
+        pred = self.depth(pixel_values=x).predicted_depth
+        pred = F.interpolate(pred[:, None], size=RENDER_SIZE, mode="bilinear",
+                             align_corners=False)[:, 0]
+        l_depth = depth_loss(pred, gt_depth, a.grad_weight)
+        logits = self.seg(pixel_values=x).logits
+        full = F.interpolate(logits, size=RENDER_SIZE, mode="bilinear", align_corners=False)
+        half = F.interpolate(logits, size=LOVASZ_SIZE, mode="bilinear", align_corners=False)
+        l_seg = seg_loss(full, gt_labels, self.weight, half, gt_labels[:, ::2, ::2],
+                         a.lovasz_weight)
+        self.opt.zero_grad(set_to_none=True)
+        (l_depth + l_seg).backward()
+        torch.nn.utils.clip_grad_norm_(self.depth.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.seg.parameters(), 1.0)
+        self.opt.step()
+        self.step += 1
+        return l_depth.item(), l_seg.item()
+
+    def save(self, minutes: float) -> None:
+        """Both checkpoints (HF layout) with the processor config and the recipe + loss curve;
+        the resumable state too when --state is given."""
+        a = self.args
+        meta = {"steps": self.step, "of_steps": a.steps, "recipe": recipe(a),
+                "render_size": RENDER_SIZE, "hfov_deg": HFOV_DEG,
+                "class_weights": CLASS_WEIGHTS, "minutes": round(minutes, 1),
+                "loss_curve": self.log}
+        for name, model in (("synthetic-depth", self.depth), ("synthetic-seg", self.seg)):
+            out = a.out / name
+            save_model(model.eval(), out)
+            model.train()
+            (out / "preprocessor_config.json").write_text(json.dumps(PROCESSOR, indent=2) + "\n")
+            (out / "training_log.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if a.state:
+            torch.save({"step": self.step, "depth": self.depth.state_dict(),
+                        "seg": self.seg.state_dict(), "opt": self.opt.state_dict(),
+                        "torch_rng": torch.get_rng_state(), "data_rng": self.data.state(),
+                        "log": self.log, "minutes": minutes}, a.state)
+
+    def resume(self) -> float:
+        """Continue from --state if it exists; returns the minutes already spent."""
+        a = self.args
+        if not (a.state and a.state.is_file()):
+            return 0.0
+        s = torch.load(a.state, weights_only=True)
+        self.depth.load_state_dict(s["depth"])
+        self.seg.load_state_dict(s["seg"])
+        self.opt.load_state_dict(s["opt"])
+        torch.set_rng_state(s["torch_rng"])
+        self.data.restore(s["data_rng"])
+        self.step, self.log = s["step"], s["log"]
+        print(f"resumed at step {self.step}", flush=True)
+        return float(s["minutes"])
+
+
+def recipe(a: argparse.Namespace) -> dict:
+    keys = ("arch", "steps", "batch", "lr", "warmup", "decay", "seed", "balanced", "aimed",
+            "grad_weight", "lovasz_weight", "threads")
+    return {k: getattr(a, k) for k in keys} | {"held_out_seed": HELD_OUT_SEED}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("dpt_ros/weights"))
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--state", type=Path, default=None, help="resumable training state file")
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="hybrid")
+    ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--decay", type=int, default=2000, help="steps of the final cosine decay")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--balanced", type=float, default=0.5, help="share of balanced worlds")
+    ap.add_argument("--aimed", type=float, default=0.4, help="share of object-aimed frames")
+    ap.add_argument("--grad-weight", type=float, default=0.5, help="gradient-matching weight")
+    ap.add_argument("--lovasz-weight", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seg-every", type=int, default=2, help="train segmentation every N steps")
-    ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--finetune-seg", action="store_true",
-                    help="stage 2: continue <out>/synthetic-seg alone with class-weighted CE")
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="save and stop at this step (resume later with the same --state)")
     args = ap.parse_args(argv)
-    if args.finetune_seg:
-        finetune_seg(args)
-        return
-
-    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
-    processor = DPTImageProcessor.from_dict(PROCESSOR)
-    depth_model = build(depth_config(), DPTForDepthEstimation).train()
-    seg_model = build(seg_config(), DPTForSemanticSegmentation).train()
-    with torch.no_grad():  # start the ReLU head near a typical room depth, not at zero
-        dict(depth_model.named_parameters())["head.head.4.bias"].fill_(3.0)
-    params = list(depth_model.parameters()) + list(seg_model.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
-    data = SyntheticBatches(args.seed, args.batch)
-    log: list[dict] = []
-    acc = {"depth": 0.0, "seg": 0.0, "n": 0, "n_seg": 0}
-    t0 = time.time()
-    for step in range(args.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr)
-        rgb, depth, labels = next(data)
-        x = processor.preprocess(rgb)
-        pred = depth_model(pixel_values=x).predicted_depth
-        pred = F.interpolate(pred[:, None], size=RENDER_SIZE, mode="bilinear",
-                             align_corners=False)[:, 0]
-        loss = l_depth = depth_loss(pred, torch.from_numpy(depth))
-        train_seg = step % args.seg_every == 0  # segmentation converges faster than depth
-        if train_seg:
-            logits = seg_model(pixel_values=x).logits
-            logits = F.interpolate(logits, size=RENDER_SIZE, mode="bilinear",
-                                   align_corners=False)
-            l_seg = F.cross_entropy(logits, torch.from_numpy(labels).long())
-            loss = loss + l_seg
-            acc["seg"] += l_seg.item()
-            acc["n_seg"] += 1
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(depth_model.parameters(), 1.0)
-        torch.nn.utils.clip_grad_norm_(seg_model.parameters(), 1.0)
-        opt.step()
-        acc["depth"] += l_depth.item()
-        acc["n"] += 1
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            row = {"step": step + 1, "depth_loss": round(acc["depth"] / acc["n"], 4),
-                   "seg_loss": round(acc["seg"] / max(acc["n_seg"], 1), 4),
-                   "lr": round(lr_at(step, args.steps, args.lr), 6),
+    trainer = Trainer(args)
+    spent = trainer.resume()
+    t0 = time.time() - spent * 60
+    acc = [0.0, 0.0, 0]
+    stop = min(args.steps, args.stop_at or args.steps)
+    while trainer.step < stop:
+        l_depth, l_seg = trainer.train_step()
+        acc = [acc[0] + l_depth, acc[1] + l_seg, acc[2] + 1]
+        step = trainer.step
+        if step % args.log_every == 0 or step == args.steps:
+            row = {"step": step, "depth_loss": round(acc[0] / acc[2], 4),
+                   "seg_loss": round(acc[1] / acc[2], 4),
+                   "lr": round(lr_at(step - 1, args.steps, args.lr, args.warmup, args.decay),
+                               6),
                    "minutes": round((time.time() - t0) / 60, 2)}
-            log.append(row)
-            acc = {"depth": 0.0, "seg": 0.0, "n": 0, "n_seg": 0}
+            trainer.log.append(row)
+            acc = [0.0, 0.0, 0]
             print(json.dumps(row), flush=True)
-        if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
-            save(args, depth_model, seg_model, log, step + 1)
-            depth_model.train()
-            seg_model.train()
-
-
-def finetune_seg(args: argparse.Namespace) -> None:
-    """Stage 2: the joint stage leaves the small object classes under-fitted (plain CE is
-    dominated by floor and walls), so the segmentation model alone gets more steps with the
-    object classes weighted x3, fresh AdamW, its own data stream (seed + 1)."""
-    torch.manual_seed(args.seed + 1)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    directory = args.out / "synthetic-seg"
-    model = load_model(directory).train()
-    processor = DPTImageProcessor.from_dict(PROCESSOR)
-    weight = torch.tensor(CLASS_WEIGHTS, dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    data = SyntheticBatches(args.seed + 1, args.batch)
-    curve: list[dict] = []
-    total, n, t0 = 0.0, 0, time.time()
-    for step in range(args.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, warmup=20)
-        rgb, _, labels = next(data)
-        logits = model(pixel_values=processor.preprocess(rgb)).logits
-        logits = F.interpolate(logits, size=RENDER_SIZE, mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, torch.from_numpy(labels).long(), weight=weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        total, n = total + loss.item(), n + 1
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            row = {"step": step + 1, "seg_loss_weighted": round(total / n, 4),
-                   "minutes": round((time.time() - t0) / 60, 2)}
-            curve.append(row)
-            total, n = 0.0, 0
-            print(json.dumps(row), flush=True)
-    save_model(model.eval(), directory)
-    log_path = directory / "training_log.json"
-    meta = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    meta["finetune"] = {"steps": args.steps, "lr": args.lr, "seed": args.seed + 1,
-                        "class_weights": CLASS_WEIGHTS, "loss_curve": curve}
-    log_path.write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"saved fine-tuned {directory}", flush=True)
-
-
-def save(args: argparse.Namespace, depth_model: torch.nn.Module, seg_model: torch.nn.Module,
-         log: list[dict], step: int) -> None:
-    """Write both checkpoints (HF layout) with the processor config and the loss curve."""
-    meta = {"steps": step, "of_steps": args.steps, "seg_every": args.seg_every,
-            "batch": args.batch, "lr": args.lr, "seed": args.seed,
-            "render_size": RENDER_SIZE, "hfov_deg": HFOV_DEG, "loss_curve": log}
-    for name, model in (("synthetic-depth", depth_model), ("synthetic-seg", seg_model)):
-        out = args.out / name
-        save_model(model.eval(), out)
-        (out / "preprocessor_config.json").write_text(json.dumps(PROCESSOR, indent=2) + "\n")
-        (out / "training_log.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"saved step {step} to {args.out}", flush=True)
+        if step % args.save_every == 0 or step == stop:
+            trainer.save((time.time() - t0) / 60)
+            print(f"saved step {step} to {args.out}", flush=True)
 
 
 if __name__ == "__main__":

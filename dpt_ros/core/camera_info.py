@@ -67,7 +67,11 @@ def camera_model(info: Any, rectified: bool = False) -> Intrinsics:
     fx, fy, cx, cy = _adjusted(float(k[0]), float(k[4]), float(k[2]), float(k[5]), info)
     d = tuple(float(c) for c in info.d)
     model = str(info.distortion_model) if any(c != 0.0 for c in d) else ""
-    return Intrinsics(fx, fy, cx, cy, width, height, model, d if model else ())
+    rect: tuple[float, ...] = ()
+    p = info.p
+    if model and float(p[0]) != 0.0 and float(p[5]) != 0.0:  # the rectified camera P defines
+        rect = _adjusted(float(p[0]), float(p[5]), float(p[2]), float(p[6]), info)
+    return Intrinsics(fx, fy, cx, cy, width, height, model, d if model else (), rect)
 
 
 def stamp_ns(header: Any) -> int:

@@ -41,6 +41,10 @@ class PipelineSettings:
     pointcloud_max_range: float = 0.0  # 0 = no limit
     pointcloud_color: bool = True
     pointcloud_label: bool = True
+    # raw cameras: the models see the image rectified with its camera_info's P, and their
+    # outputs are sampled back onto the raw grid (core.rectify); the node's
+    # camera.rectify_for_model
+    camera_rectify_for_model: bool = True
     # metric alignment to a reference (`core.alignment`); the node's alignment.* parameters
     alignment_mode: str = "off"  # off | scale | scale_shift
     alignment_smoothing_s: float = 0.3

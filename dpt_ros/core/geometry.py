@@ -33,10 +33,20 @@ class Intrinsics:
     height: int
     distortion_model: str = ""  # "" = none (rectified input, or a lens without distortion)
     d: tuple[float, ...] = ()
+    # raw images: (fx, fy, cx, cy) of the rectified image their camera_info's P defines (as
+    # image_geometry rectifies); () = the same as K
+    rectified: tuple[float, ...] = ()
 
     @property
     def is_distorted(self) -> bool:
         return bool(self.distortion_model) and any(c != 0.0 for c in self.d)
+
+    @property
+    def rectified_projection(self) -> tuple[float, float, float, float]:
+        """(fx, fy, cx, cy) of this camera's rectified image (P for a raw camera, else K)."""
+        if len(self.rectified) == 4:
+            return tuple(self.rectified)  # type: ignore[return-value]
+        return self.fx, self.fy, self.cx, self.cy
 
     @property
     def supported(self) -> bool:
@@ -59,8 +69,13 @@ class Intrinsics:
         """The same camera seen at another resolution (pixel-centre convention preserved; the
         distortion acts on normalised coordinates, so it is unchanged)."""
         sx, sy = width / self.width, height / self.height
+        rect = ()
+        if self.rectified:
+            fx, fy, cx, cy = self.rectified
+            rect = (fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5)
         return replace(
             self,
+            rectified=rect,
             fx=self.fx * sx,
             fy=self.fy * sy,
             cx=(self.cx + 0.5) * sx - 0.5,

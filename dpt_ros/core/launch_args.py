@@ -69,7 +69,7 @@ DPT_ARGS: tuple[LaunchArg, ...] = (
 )
 
 DEMO_ARGS: tuple[LaunchArg, ...] = (
-    LaunchArg("seed", "1000003", "World seed (integer)"),
+    LaunchArg("seed", "1000291", "World seed (integer)"),
     LaunchArg("rate", "5.0", "Camera rate in Hz (5 and 5.0 both work)"),
     LaunchArg("width", "640", "Image width in pixels (integer)"),
     LaunchArg("height", "480", "Image height in pixels (integer)"),

@@ -84,6 +84,10 @@ SPECS: tuple[ParamSpec, ...] = (
               "(image_geometry's rectified model) and ignore D. Without it, images whose "
               "camera_info has any non-zero D are raw and back-projected through the lens "
               "model (plumb_bob, rational_polynomial, equidistant)."),
+    ParamSpec("camera.rectify_for_model", True, "Raw images with lens distortion: the models "
+              "see the image rectified with the camera_info's P (as image_proc would), and "
+              "their outputs are sampled back onto the raw pixel grid; false feeds the raw "
+              "image as it is. Depth models are trained on rectilinear images."),
     ParamSpec("camera.use_parameters", False, "Ignore camera_info and use "
               "camera.focal_length / camera.hfov (otherwise they are used only while no "
               "publisher exists on the camera_info topic).", read_only=True),

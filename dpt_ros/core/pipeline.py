@@ -51,6 +51,7 @@ from dpt_ros.core.model_task import (  # noqa: F401 (re-exported)
 )
 from dpt_ros.core.outputs import frame_depth_source
 from dpt_ros.core.pointcloud import pack_cloud
+from dpt_ros.core.rectify import rectify_images, unrectify_maps
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
 from dpt_ros.core.upload import Uploader
@@ -264,11 +265,14 @@ class Pipeline:
             or (need_points and s.pointcloud_label))
 
         pixel_cache: dict[DPTImageProcessor, torch.Tensor] = {}
+        rectify = s.camera_rectify_for_model
+        model_rgb = rectify_images(rgb, [f.intrinsics for f in frames]) if rectify else rgb
 
         def pixels(task: ModelTask) -> torch.Tensor:
             # Processors compare equal by config: depth and seg models that share one get one pass.
             if task.processor not in pixel_cache:
-                pixel_cache[task.processor] = task.processor.preprocess(rgb, device=self.device)
+                pixel_cache[task.processor] = task.processor.preprocess(model_rgb,
+                                                                        device=self.device)
             return pixel_cache[task.processor]  # the task casts (guard.forward)
 
         pred = logits = None
@@ -288,25 +292,28 @@ class Pipeline:
             out_h, out_w = ref.shape[-2:]
         else:
             out_h, out_w = height, width
-        depth_rel = labels = None
-        if pred is not None:
-            # The processor that made the input maps the prediction back onto the frame
-            # (bicubic; ZoeDepth's also crops away the reflect padding it added).
-            depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
-        if logits is not None:
-            labels = resize_maps(logits, (out_h, out_w), "bilinear").argmax(dim=1)
-        rgb_out = rgb
-        if (out_h, out_w) != (height, width) and (need_points or "overlay" in want):
-            rgb_out = F.interpolate(rgb.permute(0, 3, 1, 2).float(), size=(out_h, out_w),
-                                    mode="bilinear", antialias=True, align_corners=False)
-            rgb_out = rgb_out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-
         cameras = []
         for frame in frames:
             intr = frame.intrinsics
             if intr is not None and (intr.width, intr.height) != (out_w, out_h):
                 intr = intr.scaled(out_w, out_h)
             cameras.append(intr)
+        back = cameras if rectify else [None] * len(frames)  # rectified grid → raw grid
+        depth_rel = labels = None
+        if pred is not None:
+            # The processor that made the input maps the prediction back onto the frame
+            # (bicubic; ZoeDepth's also crops away the reflect padding it added).
+            depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
+            depth_rel = unrectify_maps(depth_rel[:, None], back, torch.nan)[:, 0]
+        if logits is not None:
+            labels = unrectify_maps(resize_maps(logits, (out_h, out_w), "bilinear"), back,
+                                    None).argmax(dim=1)
+        rgb_out = rgb
+        if (out_h, out_w) != (height, width) and (need_points or "overlay" in want):
+            rgb_out = F.interpolate(rgb.permute(0, 3, 1, 2).float(), size=(out_h, out_w),
+                                    mode="bilinear", antialias=True, align_corners=False)
+            rgb_out = rgb_out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
         metric: list[torch.Tensor | None] = [None] * len(frames)
         states: list[AlignmentState | None] = [None] * len(frames)
         if depth_rel is not None:

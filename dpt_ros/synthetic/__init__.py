@@ -7,10 +7,19 @@ the optical axis in metres (REP 118).
 from dpt_ros.synthetic.camera_path import Pose, path_pose
 from dpt_ros.synthetic.classes import CLASS_NAMES, NUM_CLASSES
 from dpt_ros.synthetic.render import Renderer, SyntheticFrame, render_path_frame
-from dpt_ros.synthetic.world import Box, Cylinder, Room, Sphere, World, make_world
+from dpt_ros.synthetic.world import (
+    HELD_OUT_SEED,
+    Box,
+    Cylinder,
+    Room,
+    Sphere,
+    World,
+    make_world,
+)
 
 __all__ = [
     "CLASS_NAMES",
+    "HELD_OUT_SEED",
     "NUM_CLASSES",
     "Box",
     "Cylinder",

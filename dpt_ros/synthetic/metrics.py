@@ -23,6 +23,40 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     }
 
 
+def depth_edges(gt: np.ndarray, jump: float = 1.1, radius: int = 2) -> np.ndarray:
+    """(H, W) bool: pixels within `radius` (4-neighbour steps) of a depth discontinuity, i.e.
+    of two neighbouring ground-truth depths whose ratio exceeds `jump`: where a blurred
+    prediction is wrong, and what pooled AbsRel hardly sees (a few % of the pixels)."""
+    g = np.asarray(gt, dtype=np.float64)
+    g = np.where(np.isfinite(g) & (g > 0), g, np.nan)
+    edge = np.zeros(g.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for a, b in ((g[:, 1:], g[:, :-1]), (g[1:, :], g[:-1, :])):
+            step = np.maximum(a / b, b / a) > jump
+            if a.shape[1] < g.shape[1]:
+                edge[:, 1:] |= step
+                edge[:, :-1] |= step
+            else:
+                edge[1:, :] |= step
+                edge[:-1, :] |= step
+    for _ in range(radius):
+        grown = edge.copy()
+        grown[1:, :] |= edge[:-1, :]
+        grown[:-1, :] |= edge[1:, :]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
+    return edge
+
+
+def edge_abs_rel(pred: np.ndarray, gt: np.ndarray) -> float:
+    """AbsRel over the `depth_edges` pixels only (NaN when the frame has no edge)."""
+    mask = depth_edges(gt)
+    if not mask.any():
+        return float("nan")
+    return depth_metrics(np.asarray(pred)[mask], np.asarray(gt)[mask])["abs_rel"]
+
+
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, C) counts, rows = ground truth, columns = prediction."""
     g = np.asarray(gt, dtype=np.int64).ravel()
@@ -92,3 +126,38 @@ def flicker(prev_depth: np.ndarray, depth: np.ndarray, prev_truth: np.ndarray,
         return {"rel": float("nan"), "abs_m": float("nan"), "pixels": 0.0}
     return {"rel": float(change.mean()), "abs_m": float((change * g1[seen]).mean()),
             "pixels": float(change.size)}
+
+
+class Scores:
+    """The figures of a run, accumulated frame by frame with bounded memory: depth metrics
+    per frame (then the mean over frames) and one confusion matrix pooled over all frames
+    (then per-class IoU and mIoU). The demo and tools/eval_synthetic.py both report through
+    this class, so their figures are measured the same way."""
+
+    def __init__(self, class_names: dict[int, str]):
+        self.class_names = dict(class_names)
+        n = len(self.class_names)
+        self.conf = np.zeros((n, n), dtype=np.int64)
+        self.depth: list[dict[str, float]] = []
+
+    def add_depth(self, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+        d = depth_metrics(pred, gt) | {"abs_rel_edges": edge_abs_rel(pred, gt)}
+        self.depth.append(d)
+        return d
+
+    def add_labels(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        self.conf += confusion(pred, gt, len(self.class_names))
+
+    def summary(self) -> dict:
+        """{"depth": {abs_rel, rmse, delta1, abs_rel_edges} (means over frames), "miou",
+        "iou": {name: IoU or None when the class is neither in the ground truth nor
+        predicted}}."""
+        iou = iou_per_class(self.conf)
+        keys = ("abs_rel", "rmse", "delta1", "abs_rel_edges")
+        return {
+            "depth": {k: round(float(np.nanmean([d[k] for d in self.depth])), 4) for k in keys}
+            if self.depth else None,
+            "miou": round(mean_iou(self.conf), 4),
+            "iou": {self.class_names[c]: (None if np.isnan(v) else round(float(v), 4))
+                    for c, v in enumerate(iou)},
+        }

@@ -1,5 +1,8 @@
-"""Pictures for the demo: colourised depth on a shared scale, a point cloud splatted from a
-viewpoint beside the camera, and a labelled picture grid (numpy + Pillow, no ROS)."""
+"""Pictures for the demo: depth and relative error on fixed colour scales, class colours, a
+point cloud splatted from a viewpoint beside the camera (numpy + Pillow, no ROS).
+
+The sheet that puts them together (titles, colour bars, legend) is `dpt_ros.synthetic.sheet`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,63 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from dpt_ros.core.colormap import colorize
+from dpt_ros.core.segmentation import palette
 from dpt_ros.synthetic.camera_path import Pose
+
+DEPTH_CMAP = "turbo"
+ERROR_CMAP = "inferno"
+ERROR_MAX = 0.3  # |pred - gt| / gt at the top of the error scale (everything above is clipped)
+
+
+def colormap_rgb(values: np.ndarray, vmin: float, vmax: float, name: str) -> np.ndarray:
+    """(H, W) values → RGB uint8 on the fixed range [vmin, vmax]; non-finite → black."""
+    bgr = colorize(torch.from_numpy(np.array(values, dtype=np.float32)), vmin, vmax, name)
+    return bgr.numpy()[..., ::-1].copy()
 
 
 def depth_rgb(depth: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
     """(H, W) metres → RGB uint8 turbo on a fixed range (so prediction and truth compare)."""
-    bgr = colorize(torch.from_numpy(np.array(depth, dtype=np.float32)), vmin, vmax)
-    return bgr.numpy()[..., ::-1].copy()
+    return colormap_rgb(depth, vmin, vmax, DEPTH_CMAP)
+
+
+def relative_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """|pred - gt| / gt per pixel (the per-pixel term of AbsRel); NaN where either is invalid."""
+    pred = np.asarray(pred, dtype=np.float32)
+    gt = np.asarray(gt, dtype=np.float32)
+    ok = np.isfinite(pred) & np.isfinite(gt) & (gt > 0) & (pred > 0)
+    err = np.full(gt.shape, np.nan, dtype=np.float32)
+    err[ok] = np.abs(pred[ok] - gt[ok]) / gt[ok]
+    return err
+
+
+def error_rgb(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    return colormap_rgb(relative_error(pred, gt), 0.0, ERROR_MAX, ERROR_CMAP)
+
+
+def class_colors(num_classes: int) -> np.ndarray:
+    """(N, 3) uint8 RGB: the node's own palette, so the legend matches its overlay."""
+    return palette(num_classes).numpy()[:, ::-1].copy()
+
+
+def class_rgb(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(H, W) class ids → RGB; ids outside 0..N-1 are black."""
+    table = np.concatenate([class_colors(num_classes), np.zeros((1, 3), np.uint8)])
+    ids = np.asarray(labels, dtype=np.int64)
+    return table[np.where((ids >= 0) & (ids < num_classes), ids, num_classes)]
+
+
+def nice_range(values: list[np.ndarray], step: float = 0.5) -> tuple[float, float]:
+    """One colour range for several depth maps: the 1st-99th percentile of all their finite
+    values, widened to multiples of `step` metres."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in values])
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(flat, [1, 99])
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    return float(lo), float(max(hi, lo + step))
 
 
 def splat_points(points: np.ndarray, colors: np.ndarray, eye_pose: Pose, width: int,
@@ -54,19 +104,3 @@ def side_view(camera: Pose, target: np.ndarray) -> Pose:
     yaw = math.atan2(d[1], d[0])
     pitch = math.atan2(-d[2], math.hypot(d[0], d[1]))
     return Pose.look(tuple(eye), yaw, pitch)
-
-
-def grid(rows: list[list[np.ndarray]], titles: list[str], tile: tuple[int, int] = (240, 320)
-         ) -> Image.Image:
-    """Tiles (RGB uint8, any size) resized to `tile` (h, w), with a title bar per column."""
-    th, tw = tile
-    bar = 18
-    out = Image.new("RGB", (tw * len(titles), bar + th * len(rows)), (20, 20, 20))
-    draw = ImageDraw.Draw(out)
-    for c, title in enumerate(titles):
-        draw.text((c * tw + 6, 3), title, fill=(235, 235, 235))
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            tile_img = Image.fromarray(np.ascontiguousarray(img)).resize((tw, th), Image.BILINEAR)
-            out.paste(tile_img, (c * tw, bar + r * th))
-    return out

@@ -13,6 +13,8 @@ import numpy as np
 
 from dpt_ros.synthetic.classes import BOX, CYLINDER, SPHERE
 
+HELD_OUT_SEED = 1_000_000  # world seeds >= this are never trained on (evaluation, demo, tests)
+
 
 @dataclass(frozen=True)
 class Box:
@@ -140,8 +142,15 @@ def _color(rng: np.random.Generator, lo: float = 0.25, hi: float = 0.95) -> tupl
     return tuple(float(v) for v in rng.uniform(lo, hi, 3))
 
 
-def make_world(seed: int, max_objects: int = 9) -> World:
-    """Draw a room and 4..max_objects objects that keep clear of the camera path."""
+def make_world(seed: int, max_objects: int = 9, balanced: bool = False) -> World:
+    """Draw a room and 4..max_objects objects that keep clear of the camera path.
+
+    `balanced` (training-time variety): the object kinds take turns (box, sphere, cylinder
+    from a random start), a rejected placement retries the same kind, and at least 6 objects
+    are drawn. Without it boxes are the rarest class by construction (their larger footprint
+    is rejected more often), which is why a model trained on the default worlds alone never
+    learns them. The default (False) draws exactly the worlds it always drew for a seed.
+    """
     rng = np.random.default_rng(seed)
     sx, sy = rng.uniform(5.0, 9.0), rng.uniform(5.0, 9.0)
     wall_base = rng.uniform(0.55, 0.9)
@@ -157,11 +166,13 @@ def make_world(seed: int, max_objects: int = 9) -> World:
     theta = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     path = np.stack([sx / 2 + radii[0] * np.cos(theta), sy / 2 + radii[1] * np.sin(theta)], -1)
     objects: list[Shape] = []
-    n_target = int(rng.integers(4, max_objects + 1))
+    n_target = int(rng.integers(6 if balanced else 4, max_objects + 1))
+    first_kind = int(rng.integers(0, 3)) if balanced else 0
     for _ in range(200):
         if len(objects) >= n_target:
             break
-        obj = _random_object(rng, sx, sy)
+        kind = (first_kind + len(objects)) % 3 if balanced else None
+        obj = _random_object(rng, sx, sy, kind)
         centre = np.array([obj.x, obj.y])
         if np.min(np.linalg.norm(path - centre, axis=1)) < obj.radius + 0.7:
             continue
@@ -171,8 +182,11 @@ def make_world(seed: int, max_objects: int = 9) -> World:
     return World(seed=seed, room=room, objects=tuple(objects), path_radii=radii)
 
 
-def _random_object(rng: np.random.Generator, sx: float, sy: float) -> Shape:
-    kind = rng.integers(0, 3)
+def _random_object(rng: np.random.Generator, sx: float, sy: float,
+                   kind: int | None = None) -> Shape:
+    """One object of `kind` (0 box, 1 sphere, 2 cylinder; None = drawn from `rng`)."""
+    if kind is None:
+        kind = rng.integers(0, 3)
     color = _color(rng)
     if kind == 0:
         half = (float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.2, 0.6)),
