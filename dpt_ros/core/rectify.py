@@ -29,41 +29,38 @@ def needs_rectifying(intr: Intrinsics | None) -> bool:
     return intr is not None and intr.is_distorted and intr.supported
 
 
-def _normalised(u: np.ndarray, v: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel coordinates → grid_sample's [-1, 1] (align_corners=True: pixel centres at the
-    ends), stacked (H, W, 2); NaN stays NaN (grid_sample then reads padding)."""
-    return np.stack([2.0 * u / (width - 1) - 1.0, 2.0 * v / (height - 1) - 1.0], -1)
+def _normalised(u: np.ndarray, v: np.ndarray, width: int, height: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates → grid_sample's (1, H, W, 2) [-1, 1] grid (align_corners=True: pixel
+    centres at the ends), NaN points moved outside the image, and the (H, W) mask of the
+    points that fall inside it."""
+    grid = np.stack([2.0 * u / (width - 1) - 1.0, 2.0 * v / (height - 1) - 1.0], -1)
+    inside = np.isfinite(grid).all(-1) & (np.abs(grid) <= 1.0).all(-1)
+    grid = np.where(np.isfinite(grid), grid, 2.0)
+    return (torch.from_numpy(grid[None]).to(torch.float32), torch.from_numpy(inside))
 
 
 @lru_cache(maxsize=8)
-def rectify_grid(intr: Intrinsics, device: str) -> torch.Tensor:
-    """(H, W, 2) float32: for each pixel of the rectified image (camera `rectified_projection`),
-    where in the raw image to sample it (through the lens model, forwards)."""
+def rectify_grid(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each pixel of the rectified image (camera `rectified_projection`): where in the
+    raw image to sample it (through the lens model, forwards), and whether that is inside."""
     fx, fy, cx, cy = intr.rectified_projection
     x = (np.arange(intr.width, dtype=np.float64) - cx) / fx
     y = (np.arange(intr.height, dtype=np.float64) - cy) / fy
     xd, yd = distortion.distort(*np.meshgrid(x, y), intr.distortion_model, intr.d)
-    grid = _normalised(intr.fx * xd + intr.cx, intr.fy * yd + intr.cy, intr.width, intr.height)
-    return torch.from_numpy(grid).to(device, torch.float32)
+    grid, inside = _normalised(intr.fx * xd + intr.cx, intr.fy * yd + intr.cy, intr.width,
+                               intr.height)
+    return grid.to(device), inside.to(device)
 
 
 @lru_cache(maxsize=8)
-def unrectify_grid(intr: Intrinsics, device: str) -> torch.Tensor:
-    """(H, W, 2) float32: for each raw pixel, where its undistorted ray meets the rectified
-    image (NaN where it has no ray)."""
+def unrectify_grid(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each raw pixel: where its undistorted ray meets the rectified image, and whether
+    it does (not for rays that leave it, or pixels with no ray)."""
     fx, fy, cx, cy = intr.rectified_projection
     x, y = np.broadcast_arrays(*ray_directions(intr))
-    grid = _normalised(fx * x + cx, fy * y + cy, intr.width, intr.height)
-    return torch.from_numpy(grid).to(device, torch.float32)
-
-
-def _sample(maps: torch.Tensor, grid: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
-    """(C, H, W) maps sampled at one (H', W', 2) grid; NaN grid points read 0 / the border."""
-    ok = torch.isfinite(grid).all(-1)
-    safe = torch.where(ok[..., None], grid, torch.full_like(grid, 2.0))
-    out = F.grid_sample(maps[None], safe[None], mode=mode, padding_mode=padding,
-                        align_corners=True)[0]
-    return out
+    grid, inside = _normalised(fx * x + cx, fy * y + cy, intr.width, intr.height)
+    return grid.to(device), inside.to(device)
 
 
 def rectify_images(rgb: torch.Tensor, cameras: list[Intrinsics | None]) -> torch.Tensor:
@@ -74,9 +71,11 @@ def rectify_images(rgb: torch.Tensor, cameras: list[Intrinsics | None]) -> torch
     out = rgb.clone()
     for i, cam in enumerate(cameras):
         if needs_rectifying(cam):
-            img = rgb[i].permute(2, 0, 1).float()
-            warped = _sample(img, rectify_grid(cam, str(rgb.device)), "bilinear", "zeros")
-            out[i] = warped.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+            grid, _ = rectify_grid(cam, str(rgb.device))
+            img = rgb[i].permute(2, 0, 1)[None].float()
+            warped = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
+                                   align_corners=True)[0]
+            out[i] = warped.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
     return out
 
 
@@ -91,10 +90,11 @@ def unrectify_maps(maps: torch.Tensor, cameras: list[Intrinsics | None], fill: f
     for i, cam in enumerate(cameras):
         if not needs_rectifying(cam):
             continue
-        grid = unrectify_grid(cam, str(maps.device))
-        warped = _sample(maps[i], grid, "bilinear", "border" if fill is None else "zeros")
+        grid, inside = unrectify_grid(cam, str(maps.device))
+        warped = F.grid_sample(maps[i][None], grid, mode="bilinear",
+                               padding_mode="border" if fill is None else "zeros",
+                               align_corners=True)[0]
         if fill is not None:
-            inside = torch.isfinite(grid).all(-1) & (grid.abs() <= 1.0).all(-1)
-            warped = torch.where(inside, warped, torch.full_like(warped, fill))
+            warped.masked_fill_(~inside, fill)
         out[i] = warped
     return out
