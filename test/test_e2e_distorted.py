@@ -2,9 +2,9 @@
 rendered exactly through the lens, camera_info after its image) → dpt_node (shipped
 weights). Its point cloud must be as close to the true scene surfaces as the pinhole camera's
 on the same world and path — with the model fed the rectified image (the default), since it
-was trained on pinhole pictures; fed the raw image it is worse. And the cloud's rays are the lens's: the exact ground-truth depth
-along the node's rays lands on the surfaces, along straight pinhole rays (what ignoring D
-does) it does not."""
+was trained on pinhole pictures; fed the raw image it is worse. And the cloud's rays are the
+lens's: the exact ground-truth depth along the node's rays lands on the surfaces, along
+straight pinhole rays (what ignoring D does) it does not."""
 
 from __future__ import annotations
 
