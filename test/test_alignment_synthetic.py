@@ -1,6 +1,6 @@
 """Metric alignment end to end in the synthetic world, without ROS (issue 15's Proof): a
 relative prediction (the shipped metric checkpoint's output turned into inverse depth with
-an unknown per-sequence affine and 1 % per-pixel noise) aligned to the simulated ToF and
+an unknown per-sequence affine and 0.5 % per-pixel noise) aligned to the simulated ToF and
 LiDAR reaches the metric model's AbsRel (within 10 %) on the same frames, publishes depth
 everywhere, and smoothing lowers the flicker that a noisy sparse reference causes. Figures
 for more worlds: docs/alignment.md (tools/eval_alignment.py)."""

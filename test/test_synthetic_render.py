@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from _lens_textbook import distort
 
 from dpt_ros.core.geometry import Intrinsics, ray_directions
 from dpt_ros.synthetic import (
@@ -169,19 +170,8 @@ LENSES = {
 
 
 def _textbook_pixels(cam: np.ndarray, k: Intrinsics) -> np.ndarray:
-    """Optical-frame points → pixels through OpenCV's lens formulas, written out here."""
-    x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
-    d = k.d
-    if k.distortion_model == "equidistant":
-        r = np.hypot(x, y)
-        th = np.arctan(r)
-        s = th * (1 + d[0] * th**2 + d[1] * th**4 + d[2] * th**6 + d[3] * th**8) / r
-        xd, yd = x * s, y * s
-    else:
-        r2 = x * x + y * y
-        radial = 1 + d[0] * r2 + d[1] * r2**2 + d[4] * r2**3
-        xd = x * radial + 2 * d[2] * x * y + d[3] * (r2 + 2 * x * x)
-        yd = y * radial + d[2] * (r2 + 2 * y * y) + 2 * d[3] * x * y
+    """Optical-frame points → pixels through OpenCV's lens formulas (test/_lens_textbook)."""
+    xd, yd = distort(cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2], k.distortion_model, k.d)
     return np.stack([k.fx * xd + k.cx, k.fy * yd + k.cy], -1)
 
 

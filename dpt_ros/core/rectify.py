@@ -9,6 +9,10 @@ their outputs back onto the raw grid along each raw pixel's undistorted ray. Dep
 along the optical axis in both images (R is taken as identity, the monocular case), so the
 values carry over unchanged; raw pixels whose ray leaves the rectified image get NaN.
 
+The view is P's, not one widened to hold every raw pixel (OpenCV's alpha = 1): a metric
+model reads distance from apparent size, so a smaller focal length shifts its scale (tried
+on the synthetic world: median cloud error 0.057 m → 0.261 m). The calibration chooses.
+
 Both sampling grids are per camera model and size, computed once in float64 on the host and
 cached (bounded) on the device; each frame then costs two `grid_sample` calls.
 """

@@ -65,7 +65,7 @@ class Scores:
 
 def render_sequence(seed: int, frames: int, rate: float = 10.0, width: int = 640,
                     height: int = 480, hfov: float = 70.0, model_dir: Path = WEIGHTS,
-                    noise: float = 0.01, sensors: dict[str, Sensor] | None = None
+                    noise: float = 0.005, sensors: dict[str, Sensor] | None = None
                     ) -> Sequence:
     """`frames` frames of world `seed` at `rate` Hz along its camera path."""
     world = make_world(seed)
