@@ -5,16 +5,21 @@ image as three cameras: `tof` aligned to the ToF, `lidar` aligned to the LiDAR t
 reference. All three run the shipped metric checkpoint with `alignment.mode: scale`, so
 `plain` is the model's own metres and the aligned ones are those metres with their scale
 corrected per frame; each is scored against the renderer's exact depth on the same frames.
+The camera has a 90° lens where the checkpoint was trained at 70°: like any monocular
+metric model it then reads distances wrong by a scale (measured: AbsRel 0.41), which is
+what a reference has to correct (measured: 0.025 with either sensor).
 
 Why a metric checkpoint in scale mode: the shipped checkpoints are metric, and a relative
 one would need training. The offline evaluation (docs/alignment.md, tools/eval_alignment.py)
 covers the relative case by turning this model's output into inverse depth with an unknown
 affine; here the question is whether the node's wiring (pairing by stamp, registration,
 extrinsic, projection through the camera model, per-camera aligners) gives the fit its
-right samples: a wrong one cannot correct the scale and would lose AbsRel against `plain`.
+right samples: a wrong one cannot correct the scale.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -40,7 +45,7 @@ from dpt_ros.synthetic.sensors import DEFAULT_LIDAR_EXTRINSIC  # noqa: E402
 pytestmark = pytest.mark.ros
 
 SEED = 1_000_002  # a held-out world
-W, H, FRAMES, HFOV = 320, 240, 6, 70.0
+W, H, FRAMES, HFOV = 320, 240, 6, 90.0  # wider than the checkpoint's 70°
 CAMERAS = ("tof", "lidar", "plain")
 TOPICS = {"/cam/depth_gt": Image, "/cam/tof_depth": Image, "/cam/lidar_points": PointCloud2,
           "/cam/camera_info": CameraInfo,
@@ -71,10 +76,43 @@ def run() -> dict:
             "-r", "lidar/points_reference:=/cam/lidar_points"]
     try:
         with processes([node, camera], ros_env(domain)) as procs:
-            frames = collector.wait_for(set(TOPICS), FRAMES + 1, 240.0, procs)[1:FRAMES + 1]
-            return {"frames": frames, "diag": list(diag)}
+            collector.wait_for(set(TOPICS), 1, 240.0, procs)
+            # until its reference's first message arrives (DDS discovery may take a few
+            # frames) a camera publishes the model's own metres: score the frames after both
+            # aligned cameras report a valid alignment
+            since = _aligned_since(diag, ("tof", "lidar"), 60.0)
+            deadline = time.monotonic() + 120.0
+            while True:
+                frames = [f for f in collector.complete(set(TOPICS))
+                          if _stamp(f["/cam/depth_gt"]) > since][:FRAMES]
+                if len(frames) == FRAMES:
+                    return {"frames": frames, "diag": list(diag)}
+                assert time.monotonic() < deadline, f"{len(frames)} aligned frames only"
+                assert all(p.poll() is None for p in procs), "a process exited"
+                time.sleep(0.1)
     finally:
         collector.close()
+
+
+def _stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _aligned_since(diag: list, cameras: tuple[str, ...], timeout: float) -> int:
+    """Stamp of the first /diagnostics message in which every one of `cameras` has a valid
+    alignment."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        for msg in diag[seen:]:
+            valid = {v.get("camera") for v in
+                     ({kv.key: kv.value for kv in st.values} for st in msg.status)
+                     if v.get("alignment.valid") == "true"}
+            if set(cameras) <= valid:
+                return _stamp(msg)
+        seen = len(diag)
+        time.sleep(0.1)
+    raise AssertionError(f"no valid alignment for {cameras} within {timeout} s")
 
 
 def _camera(info) -> Intrinsics:
@@ -109,7 +147,7 @@ def test_simulated_sensors_are_registered_to_the_camera(run) -> None:
         assert np.median(rel) < 0.02  # 2 cm range noise; edges and occlusions are outliers
 
 
-def test_aligned_depth_is_no_worse_than_the_model_and_diagnostics_carry_the_fit(run) -> None:
+def test_aligned_depth_corrects_the_model_scale_and_diagnostics_carry_the_fit(run) -> None:
     scores = {}
     for cam in CAMERAS:
         preds = np.stack([image_array(f[f"/dpt_node/{cam}/depth"]) for f in run["frames"]])
@@ -118,7 +156,8 @@ def test_aligned_depth_is_no_worse_than_the_model_and_diagnostics_carry_the_fit(
     print({c: round(s["abs_rel"], 4) for c, s in scores.items()})
     for cam in ("tof", "lidar"):
         assert scores[cam]["valid"] > 0.99
-        assert scores[cam]["abs_rel"] <= scores["plain"]["abs_rel"], (cam, scores)
+        assert scores[cam]["abs_rel"] < 0.05, (cam, scores)
+    assert scores["plain"]["abs_rel"] > 0.2, scores  # the lens does shift the model's scale
 
     statuses = {}
     for msg in run["diag"]:
