@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import array as pyarray
 import sys
+from collections.abc import Callable
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -38,7 +39,9 @@ from std_msgs.msg import Header
 
 from dpt_ros.core import camera_info
 from dpt_ros.core.alignment import Extrinsic, FrameReference
-from dpt_ros.core.distortion import COEFFICIENTS
+from dpt_ros.core.distortion import COEFFICIENTS, MODELS
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.frame import Frame
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.image_codec import (
     DEFAULT_DECODE,
@@ -48,7 +51,6 @@ from dpt_ros.core.image_codec import (
     decode_image,
     parse_image,
 )
-from dpt_ros.core.pipeline import Frame
 from dpt_ros.core.pointcloud import POINTFIELD_FLOAT32, PackedCloud
 from dpt_ros.core.reference_codec import parse_depth_reference, parse_points_reference
 
@@ -98,13 +100,6 @@ def rgb_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> n
                         msg.is_bigendian, options)
 
 
-def rgb_from_compressed_msg(
-    msg: CompressedImage, options: DecodeOptions = DEFAULT_DECODE
-) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a jpeg/png CompressedImage; raises BadInput."""
-    return decode_compressed(msg.data, msg.format, options)
-
-
 def frame_from_image_msg(msg: Image, options: DecodeOptions = DEFAULT_DECODE) -> Frame:
     """The pipeline's Frame of a raw Image (no intrinsics yet): host RGB, or, for YUV 4:2:2
     and Bayer, the sensor rows that Pipeline converts on the model's device. Raises BadInput."""
@@ -118,6 +113,31 @@ def frame_from_compressed_msg(
 ) -> Frame:
     """The pipeline's Frame of a CompressedImage (decoded on the host); raises BadInput."""
     return Frame(decode_compressed(msg.data, msg.format, options))
+
+
+def decode_frame(msg: Image | CompressedImage, options: DecodeOptions,
+                 camera: Callable[[int, int], Intrinsics]) -> Frame:
+    """An input image as the pipeline's Frame, the one decoder of the node and the bag tool:
+    decoded (`frame_from_image_msg` / `frame_from_compressed_msg`), its camera model
+    `camera(width, height)` (camera_info or parameter intrinsics) and its stamp (seconds).
+    Raises BadInput."""
+    if isinstance(msg, CompressedImage):
+        frame = frame_from_compressed_msg(msg, options)
+    else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
+        frame = frame_from_image_msg(msg, options)
+    height, width = frame.size
+    frame.intrinsics = camera(width, height)
+    frame.stamp = camera_info.stamp_ns(msg.header) / 1e9
+    return frame
+
+
+def unsupported_lens(intr: Intrinsics, info_topic: str) -> str | None:
+    """Why a frame with this camera model gets no point cloud (a lens model we cannot invert:
+    depth is still computed), or None when its lens is supported."""
+    if intr.supported:
+        return None
+    return (f"{info_topic}: distortion_model '{intr.distortion_model}' with D = "
+            f"{list(intr.d)} cannot be inverted (supported: {', '.join(MODELS)})")
 
 
 def image_layout(array: np.ndarray, encoding: str) -> tuple[int, int, int, int]:
@@ -153,11 +173,6 @@ def image_msg(array: np.ndarray, encoding: str, header: Header) -> Image:
     )
     _fill_uint8(msg, "data", array)
     return msg
-
-
-def intrinsics_from_camera_info(msg: CameraInfo, rectified: bool = False) -> Intrinsics:
-    """The camera model of the image that comes with this CameraInfo (core.camera_info)."""
-    return camera_info.camera_model(msg, rectified)
 
 
 def camera_info_msg(intr: Intrinsics, header: Header) -> CameraInfo:
@@ -239,11 +254,20 @@ def pointcloud_msg(packed: PackedCloud, header: Header) -> PointCloud2:
 
 
 def frame_reference(depth: Image | None, points: PointCloud2 | None,
-                    extrinsic: Extrinsic | None, max_pixels: int) -> FrameReference | None:
+                    extrinsic: Extrinsic | None, max_pixels: int, image_frame: str = "",
+                    depth_topic: str = "the depth reference") -> FrameReference | None:
     """The metric reference of a frame from its paired `depth_reference` Image and/or
-    `points_reference` PointCloud2 (`core.reference_codec`); raises BadInput('reference')."""
+    `points_reference` PointCloud2 (`core.reference_codec`); raises BadInput('reference'),
+    also for a depth reference whose frame_id is not the image's `image_frame` (a depth
+    reference must be registered to the camera; an empty frame_id on either is not checked).
+    `depth_topic` names the depth reference in that message."""
     if depth is None and points is None:
         return None
+    if depth is not None and depth.header.frame_id and image_frame and (
+            depth.header.frame_id != image_frame):
+        raise BadInput("reference", f"{depth_topic} has frame_id '{depth.header.frame_id}', "
+                       f"the image '{image_frame}': a depth reference must be registered to "
+                       "the camera (same optical frame)")
     ref = FrameReference(extrinsic=extrinsic)
     if depth is not None:
         ref.depth = parse_depth_reference(depth.data, depth.encoding, depth.width,

@@ -65,19 +65,23 @@ def test_smoothing_lowers_the_flicker_of_a_noisy_sparse_reference(sequences):
         assert smoothed.abs_rel <= 1.05 * per_frame.abs_rel
 
 
-def test_flicker_measures_frame_to_frame_wobble_not_constant_error():
-    """The flicker figure itself, on exact depth of a moving camera: a constant scale error
-    does not flicker, a scale that changes by 1 % between the frames does (by 1 %)."""
+@pytest.mark.parametrize("lens", [(), ("plumb_bob", (-0.3, 0.1, 0.001, -0.001, -0.015))])
+def test_flicker_measures_frame_to_frame_wobble_not_constant_error(lens):
+    """The flicker figure itself, on exact depth of a moving camera (pinhole, and a raw lens
+    camera: points move along the lens's own rays): a constant scale error does not
+    flicker, a scale that changes by 1 % between the frames does (by 1 %)."""
     from dpt_ros.synthetic import Renderer, make_world, path_pose
     from dpt_ros.synthetic.metrics import flicker
 
     world = make_world(SEEDS[0])
-    renderer = Renderer.from_hfov(W, H, 70.0)
+    renderer = Renderer.from_hfov(W, H, 70.0, *lens)
     a, b = (renderer.render(world, path_pose(world, t)) for t in (1.0, 1.1))
     args = (a.depth, b.depth, a.pose, b.pose, renderer.intrinsics)
     steady = flicker(1.2 * a.depth, 1.2 * b.depth, *args)
     wobble = flicker(a.depth, 1.01 * b.depth, *args)
-    assert steady["pixels"] > 0.3 * (W // 2) * (H // 2)
+    # nearly every pixel is found again (measured 0.97 for both; moved along straight
+    # pinhole rays the lens camera's would be 0.94)
+    assert steady["pixels"] > 0.95 * (W // 2) * (H // 2)
     assert steady["rel"] < 1e-3
     assert wobble["rel"] == pytest.approx(0.01, abs=1e-3)
     assert wobble["abs_m"] == pytest.approx(0.01 * b.depth.mean(), rel=0.3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from dpt_ros.core.camera_info import camera_model, scaled_fields, uses_projection_matrix
@@ -64,25 +63,51 @@ def test_unknown_model_is_kept_but_unsupported() -> None:
     assert cam.is_distorted and not cam.supported
 
 
+def _k(fx: float, fy: float, cx: float, cy: float) -> list[float]:
+    return [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+
+
+def _p(fx: float, fy: float, cx: float, cy: float) -> list[float]:
+    return [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def _resampled(f: float, c: float, s: float) -> tuple[float, float]:
+    """Focal length and principal point of an image resampled by s (pixel centres at
+    integers: x' + 0.5 = (x + 0.5) s)."""
+    return f * s, (c + 0.5) * s - 0.5
+
+
 @pytest.mark.parametrize("size", [(320, 240), (1280, 960), (256, 192)])
 def test_scaled_fields_describe_the_resampled_image(size: tuple[int, int]) -> None:
-    """K and P of the rescaled CameraInfo equal Intrinsics.scaled of the original camera;
-    D, R and the model are untouched."""
+    """K and P of the rescaled CameraInfo: f * s and (c + 0.5) * s - 0.5 for every focal
+    length and principal point; D, R and the model are untouched."""
     src = info()
     fields = scaled_fields(src, (640, 480), size)
     assert (fields["width"], fields["height"]) == size
     assert fields["d"] == D and fields["distortion_model"] == "plumb_bob"
-    for key, flag in (("k", False), ("p", True)):
-        expect = camera_model(src, rectified=flag).scaled(*size)
-        scaled = SimpleNamespace(**{**vars(info()), **fields})
-        got = camera_model(scaled, rectified=flag)
-        assert got.fx == pytest.approx(expect.fx) and got.cy == pytest.approx(expect.cy), key
-        assert (got.width, got.height) == size
+    assert fields["r"] == src.r
+    sx, sy = size[0] / 640, size[1] / 480
+    # K = 600 / 605 / 318 / 243, P = 540 / 548 / 322 / 236 (fx, fy, cx, cy)
+    for key, (fx, fy, cx, cy), layout in (("k", (600.0, 605.0, 318.0, 243.0), _k),
+                                          ("p", (540.0, 548.0, 322.0, 236.0), _p)):
+        (fx2, cx2), (fy2, cy2) = _resampled(fx, cx, sx), _resampled(fy, cy, sy)
+        assert fields[key] == pytest.approx(layout(fx2, fy2, cx2, cy2), abs=1e-9), key
+    # and the camera model read back from them is that camera
+    scaled = SimpleNamespace(**{**vars(info()), **fields})
+    got = camera_model(scaled, rectified=True)
+    assert (got.fx, got.fy) == pytest.approx((540.0 * sx, 548.0 * sy))
+    assert (got.cx, got.cy) == pytest.approx(((322.0 + 0.5) * sx - 0.5, (236.0 + 0.5) * sy - 0.5))
+    assert (got.width, got.height) == size
 
 
 def test_scaled_fields_fold_roi_and_binning_in() -> None:
+    """ROI (100, 60) then binning 2 (image_geometry: K 300 / 302.5 / 109 / 91.5, P 270 / 274 /
+    111 / 88 on the 400 x 300 binned image), then resampled to 200 x 150 (s = 0.5)."""
     src = info(width=1280, height=960, binning=(2, 2), roi=(100, 60, 800, 600))
     fields = scaled_fields(src, (400, 300), (200, 150))
-    k = np.reshape(fields["k"], (3, 3))
-    expect = camera_model(src).scaled(200, 150)
-    assert k[0, 0] == pytest.approx(expect.fx) and k[1, 2] == pytest.approx(expect.cy)
+    assert (fields["width"], fields["height"]) == (200, 150)
+    s = 0.5
+    assert fields["k"] == pytest.approx(_k(300.0 * s, 302.5 * s, (109.0 + 0.5) * s - 0.5,
+                                           (91.5 + 0.5) * s - 0.5), abs=1e-9)
+    assert fields["p"] == pytest.approx(_p(270.0 * s, 274.0 * s, (111.0 + 0.5) * s - 0.5,
+                                           (88.0 + 0.5) * s - 0.5), abs=1e-9)

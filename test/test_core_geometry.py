@@ -107,3 +107,11 @@ def test_validate_rejects(intr: Intrinsics, size: tuple[int, int], fragment: str
         validate_intrinsics(intr, *size)
     assert info.value.kind == "camera_info"
     assert fragment in str(info.value)
+
+
+def test_a_lens_model_that_cannot_be_inverted_is_bad_input_not_a_crash() -> None:
+    lens = Intrinsics(100.0, 100.0, 15.5, 11.5, 32, 24, "thin_prism_fisheye", (0.1,) * 12)
+    assert not lens.supported
+    with pytest.raises(BadInput, match="thin_prism_fisheye") as err:
+        backproject(torch.ones(24, 32), lens)
+    assert err.value.kind == "distortion"

@@ -141,7 +141,7 @@ def test_bad_input_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown BadInput kind"):
         BadInput("bogus", "x")
     assert set(KINDS) == {"encoding", "size", "step", "data", "compressed", "camera_info",
-                          "reference"}
+                          "reference", "distortion"}
 
 
 def test_supported_encodings_listed() -> None:

@@ -37,7 +37,6 @@ W, H, RATE = 320, 240, 2.0
 INDICES = {8, 9, 10, 11}  # frames 4-6 s into the path: every process is up by then
 TOPICS = {"/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo, "/cam/depth_gt": Image,
           "/dpt_node/depth": Image, "/dpt_node/points": PointCloud2}
-MARGIN = 1.15  # run-to-run and frame-content noise of the median over 4 frames
 
 
 def run_chain(domain: int, lens: list[str], node_params: tuple[str, ...] = ()
@@ -126,7 +125,7 @@ def test_distorted_camera_points_are_as_good_as_the_pinhole_camera(runs) -> None
     print(f"point-to-surface median over frames {sorted(same)}: pinhole camera "
           f"{pinhole:.3f} m, plumb_bob camera {lens:.3f} m (the model fed the raw image: "
           f"{raw_fed:.3f} m)")
-    assert lens <= pinhole * MARGIN
+    assert lens <= pinhole  # issue 10: no worse than the pinhole camera (measured 0.057 vs 0.059)
     assert raw_fed > lens  # the model trained on pinhole pictures needs the rectified one
 
 

@@ -170,9 +170,7 @@ def test_executables_are_console_scripts():
     assert scripts[la.NODE_EXECUTABLE] == "dpt_ros.ros.node:main"
     assert scripts[la.CAMERA_EXECUTABLE] == "dpt_ros.ros.synthetic_camera:main"
     assert callable(node.main) and callable(synthetic_camera.main)
-    if la.LIFECYCLE_EXECUTABLE not in scripts:
-        pytest.skip("dpt_lifecycle_node is not a console script yet (the lifecycle node's "
-                    "change adds it); its command line is tested below")
+    assert scripts[la.LIFECYCLE_EXECUTABLE] == "dpt_ros.ros.lifecycle_node:main"
     module, func = scripts[la.LIFECYCLE_EXECUTABLE].split(":")
     assert callable(getattr(__import__(module, fromlist=[func]), func))
 

@@ -25,17 +25,21 @@ from sensor_msgs.msg import (
 )
 from std_msgs.msg import Header
 
+from dpt_ros.core.camera_info import camera_model
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.image_codec import DEFAULT_DECODE
 from dpt_ros.core.pointcloud import pack_cloud
 from dpt_ros.messages import (
     camera_info_msg,
+    decode_frame,
+    frame_from_compressed_msg,
+    frame_reference,
     header_copy,
     image_msg,
-    intrinsics_from_camera_info,
     pointcloud_msg,
-    rgb_from_compressed_msg,
     rgb_from_image_msg,
+    unsupported_lens,
 )
 
 HEADER = Header(stamp=Time(sec=1_700_000_000, nanosec=123_456_789), frame_id="camera_optical")
@@ -135,17 +139,76 @@ def test_rgb_from_bad_image_msg() -> None:
     assert info.value.kind == "step"
 
 
-def test_rgb_from_compressed_msg() -> None:
+def test_frame_from_compressed_msg() -> None:
     rgb = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
     out = io.BytesIO()
     PILImage.fromarray(rgb).save(out, format="PNG")
     msg = CompressedImage(header=HEADER, format="rgb8; png compressed bgr8")
     msg.data = array.array("B", out.getvalue())
-    np.testing.assert_array_equal(rgb_from_compressed_msg(_round_trip(msg)), rgb)
+    np.testing.assert_array_equal(frame_from_compressed_msg(_round_trip(msg)).rgb, rgb)
     msg.data = array.array("B", b"garbage")
     with pytest.raises(BadInput) as info:
-        rgb_from_compressed_msg(msg)
+        frame_from_compressed_msg(msg)
     assert info.value.kind == "compressed"
+
+
+def test_decode_frame_gives_pixels_camera_and_stamp() -> None:
+    """The one decoder of the node and the bag tool: raw or compressed, the camera model
+    asked for at the image's own size, the header's stamp in seconds."""
+    rgb = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    PILImage.fromarray(rgb).save(out, format="PNG")
+    compressed = CompressedImage(header=HEADER, format="png")
+    compressed.data = array.array("B", out.getvalue())
+    raw = image_msg(np.ascontiguousarray(rgb[..., ::-1]), "bgr8", HEADER)
+    sizes = []
+
+    def camera(width: int, height: int) -> Intrinsics:
+        sizes.append((width, height))
+        return Intrinsics.from_hfov(width, height, 90.0)
+
+    for msg in (_round_trip(raw), _round_trip(compressed)):
+        frame = decode_frame(msg, DEFAULT_DECODE, camera)
+        np.testing.assert_array_equal(frame.rgb, rgb)
+        assert frame.intrinsics == Intrinsics.from_hfov(8, 6, 90.0)
+        assert frame.stamp == pytest.approx(1_700_000_000.123456789, abs=1e-6)
+    assert sizes == [(8, 6), (8, 6)]
+    bad = Image(height=4, width=6, encoding="rgb8", step=10, is_bigendian=0)
+    bad.data = array.array("B", bytes(40))
+    with pytest.raises(BadInput):
+        decode_frame(bad, DEFAULT_DECODE, camera)
+
+
+def _depth_reference(frame_id: str) -> Image:
+    header = Header(stamp=HEADER.stamp, frame_id=frame_id)
+    return image_msg(np.full((4, 6), 2.0, np.float32), "32FC1", header)
+
+
+def test_frame_reference_needs_a_depth_reference_in_the_image_frame() -> None:
+    ref = frame_reference(_depth_reference("camera_optical"), None, None, 1 << 20,
+                          "camera_optical", "/rgbd/depth")
+    assert ref is not None and ref.encoding == "32FC1" and ref.depth is not None
+    with pytest.raises(BadInput) as info:
+        frame_reference(_depth_reference("other_optical"), None, None, 1 << 20,
+                        "camera_optical", "/rgbd/depth")
+    assert info.value.kind == "reference"
+    assert "/rgbd/depth has frame_id 'other_optical', the image 'camera_optical'" in str(
+        info.value)
+    # an empty frame_id on either side is not checked (nothing to compare)
+    assert frame_reference(_depth_reference(""), None, None, 1 << 20, "camera_optical")
+    assert frame_reference(_depth_reference("other_optical"), None, None, 1 << 20, "")
+    assert frame_reference(None, None, None, 1 << 20, "camera_optical") is None
+
+
+def test_unsupported_lens_says_why_there_are_no_points() -> None:
+    pinhole = Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48)
+    assert unsupported_lens(pinhole, "/cam/camera_info") is None
+    assert unsupported_lens(replace(pinhole, distortion_model="plumb_bob",
+                                    d=(0.1, 0.0, 0.0, 0.0, 0.0)), "/cam/camera_info") is None
+    fisheye = replace(pinhole, distortion_model="kannala_brandt8", d=(0.1,) * 8)
+    why = unsupported_lens(fisheye, "/cam/camera_info")
+    assert why.startswith("/cam/camera_info: distortion_model 'kannala_brandt8' with D = [0.1")
+    assert "cannot be inverted (supported: plumb_bob, rational_polynomial, equidistant)" in why
 
 
 def test_camera_info_round_trip() -> None:
@@ -157,25 +220,25 @@ def test_camera_info_round_trip() -> None:
     np.testing.assert_array_equal(msg.p, [525.0, 0, 319.5, 0, 0, 530.5, 239.25, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(msg.r, np.eye(3).reshape(-1))
     assert list(msg.d) == [0.0] * 5
-    assert intrinsics_from_camera_info(msg) == intr
+    assert camera_model(msg) == intr
     lens = replace(intr, distortion_model="rational_polynomial",
                    d=(0.1, -0.02, 0.001, 0.002, 0.0, 0.3, 0.01, 0.0))
     raw = _round_trip(camera_info_msg(lens, HEADER))
     assert raw.distortion_model == "rational_polynomial" and list(raw.d) == list(lens.d)
     # raw image: K and D, and the rectified camera of P (= K here)
-    assert intrinsics_from_camera_info(raw) == replace(
+    assert camera_model(raw) == replace(
         lens, rectified=(lens.fx, lens.fy, lens.cx, lens.cy))
 
 
-def test_intrinsics_from_camera_info_roi_binning_and_p_fallback() -> None:
+def test_camera_model_roi_binning_and_p_fallback() -> None:
     msg = CameraInfo(width=1280, height=960, binning_x=2, binning_y=2)
     msg.k = np.array([1000.0, 0, 640.0, 0, 1010.0, 480.0, 0, 0, 1])
     msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 100, 60, 800, 600
-    intr = intrinsics_from_camera_info(msg)
+    intr = camera_model(msg)
     assert intr == Intrinsics(500.0, 505.0, 270.0, 210.0, 400, 300)
     uncalibrated = CameraInfo(width=64, height=48)
     uncalibrated.p = np.array([50.0, 0, 31.5, 0, 0, 51.0, 23.5, 0, 0, 0, 1, 0])
-    assert intrinsics_from_camera_info(uncalibrated) == Intrinsics(50.0, 51.0, 31.5, 23.5, 64, 48)
+    assert camera_model(uncalibrated) == Intrinsics(50.0, 51.0, 31.5, 23.5, 64, 48)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

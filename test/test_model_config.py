@@ -11,7 +11,7 @@ T = pytest.importorskip("transformers", reason="transformers (the test oracle) i
 
 from _model_util import tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
 
-from dpt_ros.model import ConfigError, DPTConfig  # noqa: E402
+from dpt_ros.model import ConfigError, DPTConfig, ZoeDepthConfig  # noqa: E402
 from dpt_ros.model.config import _DEPTH_ANYTHING_KEYS, _DPT_KEYS, ACTIVATION_NAMES  # noqa: E402
 from dpt_ros.model.vit import ACTIVATIONS  # noqa: E402
 
@@ -178,6 +178,26 @@ def test_invalid_values_raise_config_error_naming_the_field(d, field):
     with pytest.raises(ConfigError) as info:
         DPTConfig.from_dict(d)
     assert f"field {field}" in str(info.value)
+
+
+def test_an_unknown_backbone_config_object_is_a_config_error():
+    """An object that is none of our backbone configs: a ConfigError naming the field and
+    the accepted classes, not a bare StopIteration."""
+
+    class ForeignConfig:
+        reshape_hidden_states = False
+
+        def to_dict(self):
+            return {}
+
+    for d in ({"model_type": "dpt"}, {"model_type": "depth_anything"}):
+        with pytest.raises(ConfigError) as info:
+            DPTConfig(**d, backbone_config=ForeignConfig())
+        message = str(info.value)
+        assert "field backbone_config=" in message and "ForeignConfig" in message
+        assert "Dinov2Config" in message
+    with pytest.raises(ConfigError, match="field backbone_config="):
+        ZoeDepthConfig(backbone_config=ForeignConfig())
 
 
 def test_config_error_lists_accepted_values():

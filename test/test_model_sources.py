@@ -11,6 +11,7 @@ transformers.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -97,10 +98,19 @@ def test_a_missing_path_is_an_error_not_a_hub_lookup(text, tmp_path, monkeypatch
         resolve_source(text)
 
 
-@pytest.mark.parametrize("text", ["dpt-large", "org/name/", "org//name", "org/na me"])
-def test_neither_a_directory_nor_an_id(text, tmp_path, monkeypatch, no_hub):
+NEITHER = "is neither an existing directory nor a Hub repo id ('org/name')"
+MISSING_PATH = "model directory org/name does not exist (a path, so not looked up on the Hub)"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("dpt-large", f"'dpt-large' {NEITHER}"),
+    ("org/name/", MISSING_PATH),  # a slash too many: a path, not an id
+    ("org//name", MISSING_PATH),
+    ("org/na me", f"'org/na me' {NEITHER}"),
+])
+def test_neither_a_directory_nor_an_id(text, message, tmp_path, monkeypatch, no_hub):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match=f"^{re.escape(message)}$"):
         resolve_source(text)
 
 

@@ -139,6 +139,16 @@ def test_config_round_trip_and_defaults():
     ({"bin_configurations": [{"name": "a", "n_bins": 4, "min_depth": 0.1, "max_depth": 1}] * 3},
      "bin_configurations"),
     ({"backbone_config": {"model_type": "dinov2"}}, "backbone_config.model_type"),
+    ({"reassemble_factors": [4, 2, 1, 0.3]}, "reassemble_factors"),
+    ({"reassemble_factors": [4, 2, 1]}, "reassemble_factors"),
+    ({"reassemble_factors": [4, 2, True, 0.5]}, "reassemble_factors"),
+    ({"architectures": ["DPTForDepthEstimation"]}, "architectures"),
+    ({"architectures": []}, "architectures"),
+    ({"backbone": "beitl16_384"}, "backbone"),
+    ({"use_timm_backbone": True}, "backbone"),
+    ({"batch_norm_eps": 0}, "batch_norm_eps"),
+    ({"num_relative_features": 0}, "num_relative_features"),
+    ({"attractor_alpha": -1}, "attractor_alpha"),
 ])
 def test_invalid_configs_name_the_field(change, field):
     d = {**T.ZoeDepthConfig(**tiny_zoedepth(router=True)).to_dict(), **change}

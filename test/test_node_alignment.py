@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from _node_util import (
     IMAGE_TOPIC,
-    NodeProcess,
     Peer,
     camera_rgb,
     checkpoints,  # noqa: F401 (fixture)
@@ -22,10 +21,8 @@ from _node_util import (
     domain_id,
     image_array,
     image_msg,
-    node_command,
-    ros_env,
     send_until,
-    wait_ready,
+    start_nodes,
 )
 
 rclpy = pytest.importorskip("rclpy")
@@ -83,10 +80,9 @@ def node(checkpoints, tmp_path_factory):  # noqa: F811
               "alignment.max_age_s": MAX_AGE, "alignment.wait_ms": 300.0,
               "alignment.slop_ms": 5.0}
     peer = Peer(domain_id("alignment"))
-    proc = NodeProcess(node_command(params), ros_env(peer.domain),
-                       tmp_path_factory.mktemp("alignment") / "node.log")
+    proc = None
     try:
-        wait_ready(peer, proc)
+        (proc,) = start_nodes([(params, {})], [peer], tmp_path_factory.mktemp("alignment"))
         io = {
             "image": peer.publisher(Image, IMAGE_TOPIC),
             "depth_ref": peer.publisher(Image, "/depth_reference"),
@@ -100,7 +96,8 @@ def node(checkpoints, tmp_path_factory):  # noqa: F811
         code = proc.stop()
         assert code == 0, f"dpt_node exited with {code}:\n{proc.log()}"
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
         peer.close()
 
 

@@ -192,8 +192,13 @@ def test_depth_camera_info_is_scaled_with_the_output_resolution(node) -> None:
     got = out["info"]
     assert (got.width, got.height) != (W, H) and got.width == out["depth"].width
     sx, sy = got.width / W, got.height / H
-    assert got.k[0] == pytest.approx(K[0] * sx) and got.k[4] == pytest.approx(K[4] * sy)
-    assert got.k[2] == pytest.approx((K[2] + 0.5) * sx - 0.5)
+    # K and P (P = K here) resampled: f * s, (c + 0.5) * s - 0.5; fx 80, fy 82, cx 47.3, cy 35.9
+    assert got.k[0] == pytest.approx(80.0 * sx) and got.k[4] == pytest.approx(82.0 * sy)
+    assert got.k[2] == pytest.approx((47.3 + 0.5) * sx - 0.5)
+    assert got.k[5] == pytest.approx((35.9 + 0.5) * sy - 0.5)
+    assert got.p[0] == pytest.approx(80.0 * sx) and got.p[5] == pytest.approx(82.0 * sy)
+    assert got.p[2] == pytest.approx((47.3 + 0.5) * sx - 0.5)
+    assert got.p[6] == pytest.approx((35.9 + 0.5) * sy - 0.5)
     assert list(got.d) == list(info.d) and got.distortion_model == "plumb_bob"
     fields = cloud_array(out["points"])
     points = np.stack([fields["x"], fields["y"], fields["z"]], -1).astype(np.float64)
@@ -264,9 +269,24 @@ def test_first_frame_of_a_fresh_node_uses_the_real_intrinsics(checkpoints, tmp_p
         (proc,) = start_nodes([(params, {})], [peer], tmp_path)
         info = camera_info("plumb_bob", LENSES["plumb_bob"], (1, 0))
         out = cam.send(frame(1), info)
-        assert cam.out["points"].msgs[0] is out["points"]  # the first cloud of all
-        assert cam.out["info"].msgs[0] is out["info"]
         assert_points_reproject(out, info)
+        # every output so far, the very first included, is of this camera: its camera_info,
+        # and clouds whose points land on their own pixels through it (a cloud made with
+        # camera.hfov = 150 would not)
+        infos, clouds = list(cam.out["info"].msgs), list(cam.out["points"].msgs)
+        assert infos and clouds
+        for msg in infos:
+            assert stamp_of(msg) == (1, 0)
+            assert list(msg.k) == list(info.k) and list(msg.p) == list(info.p)
+        for cloud in clouds:
+            assert stamp_of(cloud) == (1, 0)
+            fields = cloud_array(cloud)
+            points = np.stack([fields["x"], fields["y"], fields["z"]], -1).astype(np.float64)
+            finite = np.isfinite(points).all(-1)
+            assert finite.mean() > 0.7
+            uv = textbook_pixels(points[finite], info)
+            v, u = np.nonzero(finite)
+            assert np.abs(uv[:, 0] - u).max() < 0.01 and np.abs(uv[:, 1] - v).max() < 0.01
         assert proc.stop() == 0
     finally:
         peer.close()

@@ -121,6 +121,43 @@ def test_rejected_frames_warn_for_their_camera_or_the_node():
     assert [lvl for _, lvl, _ in _levels(_array(stats))] == [OK, OK, OK]  # next interval
 
 
+@pytest.mark.ros
+def test_an_unsupported_lens_is_counted_but_its_frame_is_processed(capfd):
+    """In process, the worker's handler on one frame whose camera_info has a lens model the
+    node cannot invert: counted in errors.distortion (the camera's status warns), logged as
+    what it is (no ~/points, not a skipped frame), and the frame still processed (depth)."""
+    rclpy = pytest.importorskip("rclpy")
+    from sensor_msgs.msg import CameraInfo
+
+    from dpt_ros.ros.node import DptNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id("diag-lens"), args=[
+        "--ros-args", "-p", f"depth_model:={ROOT / 'dpt_ros' / 'weights' / 'synthetic-depth'}",
+        "-p", "device:=cpu", "-p", "warmup:=false", "-p", "publish.depth:=true"])
+    node = None
+    try:
+        node = DptNode(context=context)
+        msg = image_msg(camera_rgb(48, 64), "rgb8", (7, 0), "cam")
+        info = CameraInfo(width=64, height=48, distortion_model="kannala_brandt8")
+        info.header = msg.header
+        info.d = [0.1] * 8
+        info.k = [50.0, 0.0, 31.5, 0.0, 50.0, 23.5, 0.0, 0.0, 1.0]
+        info.p = [50.0, 0.0, 31.5, 0.0, 0.0, 50.0, 23.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+        capfd.readouterr()
+        node._process({"": (msg, info, time.monotonic(), None)})
+        assert node.stats.errors == {"distortion": 1}
+        assert node.stats.processed == 1  # depth went out for it
+        log = capfd.readouterr().err
+        assert "no ~/points (distortion): /camera_info: distortion_model 'kannala_brandt8'" in log
+        assert "depth is published, ~/points is not" in log and "skipped a frame" not in log
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        context.try_shutdown()
+
+
 def test_assess_names_every_problem_and_takes_the_worst():
     from dpt_ros.ros.diagnostics import CameraActivity
 

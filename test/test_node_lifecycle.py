@@ -6,6 +6,7 @@ The release itself is checked in process, where the model objects can be watched
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import weakref
 
@@ -165,4 +166,55 @@ def test_cleanup_releases_the_models(checkpoints, monkeypatch):  # noqa: F811
         assert pipeline() is None and model() is None
         node.destroy_node()
     finally:
+        context.try_shutdown()
+
+
+@pytest.mark.parametrize("where", ["warmup", "timers"])
+def test_a_failing_activate_fails_the_transition_and_stays_inactive(
+        checkpoints, monkeypatch, capfd, where):  # noqa: F811
+    """In process, through the lifecycle state machine the services drive: activate fails
+    (the warm-up, or later, once the subscriptions exist) with the reason in the log, what had
+    started is stopped again, and the node stays inactive, not shut down, for another try."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from dpt_ros.ros.lifecycle_node import DptLifecycleNode
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory.\n  Tried to allocate 2.00 GiB")
+
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "dpt_worker" and t.is_alive()]
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id(__name__ + "activate" + where), args=[
+        "--ros-args", "-p", f"depth_model:={checkpoints['metric']}", "-p", "device:=cpu",
+        "-p", "warmup:=true", "-p", "input_size:=[42,56]"])  # patch 14
+    node = None
+    before = set(workers())  # any other test's
+    try:
+        node = DptLifecycleNode(context=context)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        if where == "warmup":  # Worker.start re-raises what the warm-up raised
+            monkeypatch.setattr(node.pipeline, "warmup", fail)
+        else:
+            monkeypatch.setattr(node, "create_timer", fail)
+        capfd.readouterr()
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+        assert node._state_machine.current_state[1] == "inactive"
+        assert not node.finished  # not taken to ERROR -> on_error -> shutdown
+        assert list(node.subscriptions) == [] and list(node.timers) == []
+        assert not node._active and node._worker is None and set(workers()) <= before
+        log = capfd.readouterr().err
+        assert "activate failed: CUDA out of memory. Tried to allocate 2.00 GiB" in log, log
+        monkeypatch.undo()
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # another try
+        assert node._state_machine.current_state[1] == "active"
+        assert len(set(node.subscriptions)) == 2 and len(set(node.timers)) == 2
+        assert len(set(workers()) - before) == 1
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        if node is not None:
+            node.close()  # a worker left running by a failed assertion
+            node.destroy_node()
         context.try_shutdown()

@@ -17,7 +17,7 @@ from dpt_ros.core.outputs import available_outputs, fallback_intrinsics, wanted_
 from dpt_ros.core.params_file import load_params_file
 from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
 from dpt_ros.ros.diagnostics import Stats, Throttle
-from dpt_ros.ros.qos import BEST_EFFORT, RELIABLE, choose_reliability
+from dpt_ros.ros.qos import BEST_EFFORT, RELIABLE, MatchedSubscription, choose_reliability
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
@@ -164,6 +164,113 @@ def test_docs_describe_every_parameter_and_topic():
 )
 def test_input_reliability_choice(mode, pubs, current, expected):
     assert choose_reliability(mode, pubs, current) == expected
+
+
+class _GraphNode:
+    """The few rclpy.Node calls MatchedSubscription makes, with publishers set by the test."""
+
+    def __init__(self) -> None:
+        from rclpy.qos import ReliabilityPolicy
+
+        self.policy = ReliabilityPolicy
+        self.publishers: list = []
+        self.subs: list = []  # live subscriptions: (topic, reliability policy, depth)
+        self.logged: list[str] = []
+
+    def get_publishers_info_by_topic(self, topic: str) -> list:
+        class Info:
+            def __init__(self, policy) -> None:
+                self.qos_profile = type("Q", (), {"reliability": policy})()
+
+        return [Info(policy) for policy in self.publishers]
+
+    def create_subscription(self, msg_type, topic, callback, qos):
+        sub = (topic, qos.reliability, qos.depth)
+        self.subs.append(sub)
+        return sub
+
+    def destroy_subscription(self, sub) -> None:
+        self.subs.remove(sub)
+
+    def get_logger(self):
+        return type("L", (), {"info": lambda _, text: self.logged.append(text)})()
+
+    def resolve_topic_name(self, name: str) -> str:
+        return "/" + name
+
+
+def test_matched_subscription_follows_its_publishers():
+    """The image input and the alignment references share it: sensor-data QoS until a
+    publisher shows up, its reliability after, one live subscription throughout, the change
+    logged; a fixed qos.reliability is kept whatever the publishers use."""
+    node = _GraphNode()
+    values = {"qos.reliability": "auto", "qos.depth": 3}
+    sub = MatchedSubscription(node, object, "/cam/image_raw", lambda msg: None, values)
+    assert sub.reliability is None and sub.sub is None
+    sub.update()
+    assert sub.reliability == BEST_EFFORT
+    assert node.subs == [("/cam/image_raw", node.policy.BEST_EFFORT, 3)] and node.logged == []
+    first = sub.sub
+    sub.update()  # nothing changed: the same subscription
+    assert sub.sub is first and len(node.subs) == 1
+    node.publishers = [node.policy.RELIABLE]
+    sub.update()
+    assert sub.reliability == RELIABLE and node.subs == [
+        ("/cam/image_raw", node.policy.RELIABLE, 3)]
+    assert node.logged == ["input QoS of /cam/image_raw is now reliable"]
+    sub.destroy()
+    assert node.subs == [] and sub.sub is None and sub.reliability is None
+    fixed = MatchedSubscription(node, object, "/depth_reference", lambda msg: None,
+                                {"qos.reliability": "best_effort", "qos.depth": 1})
+    fixed.update()
+    assert fixed.reliability == BEST_EFFORT and node.subs == [
+        ("/depth_reference", node.policy.BEST_EFFORT, 1)]
+
+
+def test_camera_and_reference_inputs_follow_their_publishers():
+    """CameraInput's image and ReferenceInput's references are such subscriptions (the
+    camera_info stays best-effort, sensor-data QoS, whatever its publishers use)."""
+    from dpt_ros.ros.camera_input import CameraInput
+    from dpt_ros.ros.reference_input import ReferenceInput
+
+    node = _GraphNode()
+    values = dict(params.DEFAULTS)
+    cam = CameraInput(node, "", values, Stats(), Throttle(), lambda *args: None)
+    refs = ReferenceInput(node, "", values, lambda *args: None)
+    cam.subscribe()
+    refs.subscribe()
+    assert cam.reliability == BEST_EFFORT
+    topics = ("/image", "/camera_info", "/depth_reference", "/points_reference")
+    assert sorted(node.subs) == sorted((t, node.policy.BEST_EFFORT, 5) for t in topics)
+    node.publishers = [node.policy.RELIABLE]  # on every topic of the fake graph
+    cam.update_qos()
+    refs.update_qos()
+    assert cam.reliability == RELIABLE
+    assert sorted(node.subs) == sorted(
+        (t, node.policy.BEST_EFFORT if t == "/camera_info" else node.policy.RELIABLE, 5)
+        for t in topics)
+    assert sorted(node.logged) == [f"input QoS of {t} is now reliable"
+                                   for t in ("/depth_reference", "/image", "/points_reference")]
+    cam.unsubscribe()
+    refs.unsubscribe()
+    assert node.subs == [] and cam.reliability is None
+
+
+def test_sync_timer_period_is_bounded():
+    from dpt_ros.ros.node import sync_timer_period
+
+    assert sync_timer_period(200.0) == 0.05  # the default sync.timeout_ms
+    assert sync_timer_period(100.0) == 0.025
+    assert sync_timer_period(1.0) == 0.005  # not 0.25 ms: the executor would spin on it
+    assert sync_timer_period(0.0) == 0.005
+
+
+def test_failure_reason_is_one_line():
+    from dpt_ros.ros.node import failure_reason
+
+    assert failure_reason(RuntimeError("CUDA out of memory.\n  Tried to allocate")) == (
+        "CUDA out of memory. Tried to allocate")
+    assert failure_reason(KeyError()) == "KeyError"
 
 
 # ------------------------------------------------------------------ outputs

@@ -75,4 +75,8 @@ def test_zoedepth_node_publishes_reference_metres_and_points(zoe_node, monkeypat
     fields = cloud_array(cloud)
     xyz = np.stack([fields["x"], fields["y"], fields["z"]], axis=-1)
     assert np.nanmax(np.abs(xyz - backproject(depth, [fx, 0, cx, 0, fx, cy]))) <= 1e-4
-    assert relative.wait_for(lambda m: True, 0.0) is None  # metric model: no relative topic
+    # Metric model: ~/depth/relative is not offered (docs/ros_node.md), i.e. the node creates
+    # no publisher for it; its ~/depth publisher, seen in the same graph, shows discovery is done.
+    assert peer.node.count_publishers("/dpt_node/depth") == 1
+    assert peer.node.count_publishers("/dpt_node/depth/relative") == 0
+    assert not relative.msgs

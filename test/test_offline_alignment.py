@@ -58,10 +58,10 @@ def _header(msg, i: int, frame_id: str):
     return msg
 
 
-def depth_msg(depth: np.ndarray, i: int):
+def depth_msg(depth: np.ndarray, i: int, frame_id: str = FRAME_ID):
     from sensor_msgs.msg import Image
 
-    msg = _header(Image(), i, FRAME_ID)
+    msg = _header(Image(), i, frame_id)
     msg.height, msg.width, msg.encoding, msg.step = HEIGHT, WIDTH, "32FC1", WIDTH * 4
     msg.data = depth.astype("<f4").tobytes()
     return msg
@@ -85,9 +85,11 @@ def cloud_msg(depth: np.ndarray, i: int):
     return msg
 
 
-def write_aligned_bag(path, references: dict[int, str], frames: int) -> None:
+def write_aligned_bag(path, references: dict[int, str], frames: int,
+                      depth_frame: str = FRAME_ID) -> None:
     """Images with their camera_info; reference i logged 5 ms after its image (as sensors
-    come in), `references` maps a frame to 'depth' or 'points'."""
+    come in), `references` maps a frame to 'depth' or 'points'; depth references have the
+    frame_id `depth_frame`."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
@@ -105,7 +107,7 @@ def write_aligned_bag(path, references: dict[int, str], frames: int) -> None:
             kind = references.get(i)
             if kind == "depth":
                 writer.write(dep, t + 5_000_000, serialize_message(depth_msg(affine(
-                    relative(i)), i)))
+                    relative(i)), i, depth_frame)))
             elif kind == "points":
                 writer.write(pts, t + 5_000_000, serialize_message(cloud_msg(affine(
                     relative(i)), i)))
@@ -147,6 +149,28 @@ def test_bag_aligns_each_frame_to_its_reference_and_reports_the_fit(tmp_path, ca
         assert float(r["shift"]) == pytest.approx(T, rel=2e-3)
     assert int(rows[5]["inliers"]) > 0.9 * HEIGHT * WIDTH
     assert rows[0]["status"] == "no reference yet"
+
+
+def test_bag_rejects_a_depth_reference_in_another_frame(tmp_path, capsys):
+    """As the node: a depth reference must be registered to the camera; one whose frame_id
+    is another frame's is reported (`bad reference`, exit 3) and its frame processed
+    without it, so nothing is aligned and no metres are written."""
+    src, dst, report = tmp_path / "in", tmp_path / "out", tmp_path / "fit.csv"
+    write_aligned_bag(src, {1: "depth", 2: "depth"}, 3, depth_frame="rgbd_depth_optical")
+    code = main(["bag", str(src), str(dst), "--image-topic", IMAGE_TOPIC,
+                 "--camera-info-topic", INFO_TOPIC, "--device", "cpu",
+                 "--depth-model", str(checkpoints()["relative"]),
+                 "--alignment-mode", "scale_shift", "--depth-reference-topic", DEPTH_TOPIC,
+                 "--alignment-report", str(report)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.SKIPPED, err
+    assert (f"2 x {DEPTH_TOPIC}: bad reference: {DEPTH_TOPIC} has frame_id "
+            f"'rgbd_depth_optical', the image '{FRAME_ID}'") in err
+    assert "alignment: 0/3 frames with a valid alignment, 0 with a reference" in err
+    assert not any(topic == "/dpt/depth" for topic, _, _, _ in read_bag(dst))
+    rows = list(csv.DictReader(report.open()))
+    assert [r["reference"] for r in rows] == ["none"] * 3
+    assert [r["valid"] for r in rows] == ["false"] * 3
 
 
 def test_bag_reference_without_alignment_is_a_usage_error(tmp_path, capsys):

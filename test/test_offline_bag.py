@@ -31,6 +31,8 @@ from _offline_util import (
     WIDTH,
     camera_info_msg,
     checkpoints,
+    frame_rgb,
+    image_msg,
     log_time,
     read_bag,
     stamp_of,
@@ -344,3 +346,34 @@ def test_camera_info_after_its_image_and_lens_distortion(tmp_path, capsys):
     seen = rectified_view_footprint(infos[0])
     assert not (ok & ~seen).any() and 0.9 * seen.mean() < ok.mean() <= seen.mean()
     assert np.abs(uv[..., 0] - u)[ok].max() < 0.01 and np.abs(uv[..., 1] - v)[ok].max() < 0.01
+
+
+def test_unsupported_lens_writes_depth_and_reports_the_missing_points(tmp_path, capsys):
+    """As the node: a camera_info whose lens model cannot be inverted still gives depth (and
+    its camera_info) for every frame, no points, and the summary says why (not a skipped
+    message: the exit code stays 0)."""
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    with Writer(src, version=8) as writer:
+        img = writer.add_connection(IMAGE_TOPIC, "sensor_msgs/msg/Image", typestore=ts)
+        info = writer.add_connection(INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i in range(3):
+            fisheye = camera_info_msg(i)
+            fisheye.distortion_model, fisheye.d = "kannala_brandt8", [0.1] * 8
+            writer.write(info, log_time(i) - 1000, serialize_message(fisheye))
+            writer.write(img, log_time(i), serialize_message(image_msg(frame_rgb(i), i)))
+    code = main(["bag", str(src), str(dst), "--image-topic", IMAGE_TOPIC,
+                 "--camera-info-topic", INFO_TOPIC, "--depth-model",
+                 str(checkpoints()["metric"]), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.OK, err
+    assert "written without points: 3 frame(s) (their depth is written):" in err
+    assert (f"  3 x {INFO_TOPIC}: distortion_model 'kannala_brandt8' with D = [0.1, "
+            in err) and "cannot be inverted" in err
+    written = [topic for topic, _, _, _ in read_bag(dst)]
+    assert written.count("/dpt/depth") == 3 and written.count("/dpt/depth/camera_info") == 3
+    assert "/dpt/points" not in written

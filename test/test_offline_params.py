@@ -129,3 +129,16 @@ def test_unusable_files(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match=r"p\.yaml"):
         load_params_file(path)
+
+
+def test_cli_alignment_modes_are_the_parameter_choices():
+    """`--alignment-mode` offers exactly what the alignment.mode parameter accepts."""
+    from dpt_ros.core.alignment import MODES
+    from dpt_ros.core.params import BY_NAME
+    from dpt_ros.offline.cli import build_parser
+
+    parser = build_parser()
+    for sub in ("bag", "predict"):
+        action = next(a for a in parser._subparsers._group_actions[0].choices[sub]._actions
+                      if a.dest == "alignment_mode")
+        assert tuple(action.choices) == MODES == tuple(BY_NAME["alignment.mode"].choices)

@@ -225,6 +225,40 @@ def test_batched_inputs_agree() -> None:
     assert torch.equal(proc.preprocess(channels_last_view), from_numpy)
 
 
+def test_call_on_a_batch_array_matches_per_image_calls() -> None:
+    """processor(images=4-D array) goes through as one batch; the same values, dtype and
+    layout as the images one by one (and the oracle), channels last or first, numpy or torch,
+    read-only numpy included (without torch's non-writable warning)."""
+    import warnings
+
+    config = CONFIGS["depth_anything518"]
+    proc = DPTImageProcessor.from_dict(config)
+    images = [natural_image(120, 160, seed=s) for s in range(3)]
+    singles = torch.cat([proc(images=i, return_tensors="pt")["pixel_values"] for i in images])
+    assert torch.equal(singles, reference(config, images))
+    batch = np.stack(images)
+    frozen = batch.copy()
+    frozen.flags.writeable = False
+    chw = batch.transpose(0, 3, 1, 2)
+    for given in (batch, torch.from_numpy(batch), frozen, chw, np.ascontiguousarray(chw),
+                  torch.from_numpy(np.ascontiguousarray(chw)), list(batch)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = proc(images=given, return_tensors="pt")["pixel_values"]
+            as_np = proc(images=given, return_tensors="np")["pixel_values"]
+            as_list = proc(images=given)["pixel_values"]
+        assert got.dtype == torch.float32 and got.is_contiguous()
+        assert torch.equal(got, singles)
+        assert isinstance(as_np, np.ndarray) and np.array_equal(as_np, singles.numpy())
+        assert len(as_list) == 3
+        assert all(np.array_equal(a, b) for a, b in zip(as_list, singles.numpy()))
+    assert np.array_equal(batch, np.stack(images))  # the input is left alone
+    with pytest.raises(TypeError, match="uint8"):
+        proc(images=batch.astype(np.float32), return_tensors="pt")
+    with pytest.raises(ValueError, match="RGB"):
+        proc(images=np.zeros((2, 8, 8, 4), np.uint8), return_tensors="pt")
+
+
 def test_device_argument_and_tensor_device() -> None:
     proc = DPTImageProcessor.from_dict(CONFIGS["dpt384"])
     image = torch.from_numpy(natural_image(64, 80, seed=1))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics, validate_intrinsics
+from dpt_ros.core.geometry import Intrinsics, scale_projection, validate_intrinsics
 
 
 def _binning(info: Any) -> tuple[int, int]:
@@ -115,8 +115,7 @@ def scaled_fields(info: Any, source: tuple[int, int], size: tuple[int, int]
     for values, cols in ((info.k, 3), (info.p, 4)):
         mat = np.array(values, dtype=np.float64).reshape(3, cols)
         fx, fy, cx, cy = _adjusted(mat[0, 0], mat[1, 1], mat[0, 2], mat[1, 2], info)
-        mat[0, 0], mat[1, 1] = fx * sx, fy * sy
-        mat[0, 2], mat[1, 2] = (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
+        mat[0, 0], mat[1, 1], mat[0, 2], mat[1, 2] = scale_projection(fx, fy, cx, cy, sx, sy)
         mat[0, 1] *= sx / bx  # skew follows the column scale
         if cols == 4:  # P's translation column (stereo baseline) is in pixels too
             mat[0, 3] *= sx / bx

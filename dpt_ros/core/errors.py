@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-KINDS = ("encoding", "size", "step", "data", "compressed", "camera_info", "reference")
+KINDS = ("encoding", "size", "step", "data", "compressed", "camera_info", "reference",
+         "distortion")
 
 
 class BadInput(ValueError):

@@ -69,20 +69,17 @@ class Intrinsics:
         """The same camera seen at another resolution (pixel-centre convention preserved; the
         distortion acts on normalised coordinates, so it is unchanged)."""
         sx, sy = width / self.width, height / self.height
-        rect = ()
-        if self.rectified:
-            fx, fy, cx, cy = self.rectified
-            rect = (fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5)
-        return replace(
-            self,
-            rectified=rect,
-            fx=self.fx * sx,
-            fy=self.fy * sy,
-            cx=(self.cx + 0.5) * sx - 0.5,
-            cy=(self.cy + 0.5) * sy - 0.5,
-            width=width,
-            height=height,
-        )
+        fx, fy, cx, cy = scale_projection(self.fx, self.fy, self.cx, self.cy, sx, sy)
+        rect = scale_projection(*self.rectified, sx, sy) if self.rectified else ()
+        return replace(self, rectified=rect, fx=fx, fy=fy, cx=cx, cy=cy, width=width,
+                       height=height)
+
+
+def scale_projection(fx: float, fy: float, cx: float, cy: float, sx: float, sy: float
+                     ) -> tuple[float, float, float, float]:
+    """A projection for the image resampled by (sx, sy): focal lengths scale, and the
+    principal point with pixel centres kept (pixel u spans [u - 0.5, u + 0.5])."""
+    return fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
 
 
 def validate_intrinsics(intr: Intrinsics, width: int, height: int) -> Intrinsics:
@@ -108,20 +105,24 @@ def validate_intrinsics(intr: Intrinsics, width: int, height: int) -> Intrinsics
     return intr
 
 
+@lru_cache(maxsize=16)
 def ray_directions(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """X / Z and Y / Z of every pixel's ray in float64: (1, W) and (H, 1) (broadcastable)
     for an undistorted camera, (H, W) each through the inverted lens model of a raw one
-    (NaN where a pixel has no ray in front of the camera). Shared by the back-projection and
-    the synthetic renderer, so both see the same camera."""
+    (NaN where a pixel has no ray in front of the camera). Shared by the back-projection,
+    the rectification grids and the synthetic renderer, so all see the same camera; cached
+    (read-only arrays), because inverting a 720p lens costs over half a second."""
     x = ((np.arange(intr.width, dtype=np.float64) - intr.cx) / intr.fx)[None, :]
     y = ((np.arange(intr.height, dtype=np.float64) - intr.cy) / intr.fy)[:, None]
-    if not intr.is_distorted:
-        return x, y
-    xd, yd = np.broadcast_arrays(x, y)
-    return distortion.undistort(xd.copy(), yd.copy(), intr.distortion_model, intr.d)
+    if intr.is_distorted:
+        xd, yd = np.broadcast_arrays(x, y)
+        x, y = distortion.undistort(xd.copy(), yd.copy(), intr.distortion_model, intr.d)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _rays(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """`ray_directions` as float32 on `device`: per column (W,) and per row (H,) for an
     undistorted camera, per pixel (H, W) each for a raw one.
@@ -133,13 +134,13 @@ def _rays(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = ray_directions(intr)
     if not intr.is_distorted:
         x, y = x[0], y[:, 0]
-    return (torch.from_numpy(np.ascontiguousarray(x)).to(device, torch.float32),
-            torch.from_numpy(np.ascontiguousarray(y)).to(device, torch.float32))
+    return (torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device),
+            torch.from_numpy(np.ascontiguousarray(y, np.float32)).to(device))
 
 
 def check_model(intr: Intrinsics) -> None:
     """BadInput('distortion') when the camera's lens model cannot be inverted."""
-    if not intr.supported:
+    if intr.is_distorted:
         try:
             distortion.coefficients(intr.distortion_model, intr.d)
         except ValueError as err:

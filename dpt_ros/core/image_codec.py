@@ -120,19 +120,22 @@ def _rows(
                                f"got {width}x{height}")
     if encoding in color_convert.BAYER and (width < 3 or height < 3):
         raise BadInput("size", f"{encoding} needs at least 3x3 pixels; got {width}x{height}")
-    if step < width * bpp:
-        raise BadInput(
-            "step",
-            f"step {step} < width*bpp {width * bpp} for {encoding} {width}x{height}",
-        )
+    return row_view(data, width * bpp, height, step, f"{encoding} {width}x{height}"), bpp
+
+
+def row_view(data: object, row_bytes: int, height: int, step: int, what: str,
+             kind: str | None = None) -> np.ndarray:
+    """(height, row_bytes) uint8 view of a row-padded buffer (`step` bytes a row), checked:
+    BadInput `kind` (default 'step' / 'data') naming `what` when the step is shorter than a
+    row or the buffer shorter than step * height. Images, depth references and point clouds
+    (row_step) all come this way."""
+    if step < row_bytes:
+        raise BadInput(kind or "step", f"step {step} < width*bpp {row_bytes} for {what}")
     flat = _as_bytes(data)
     if flat.size < step * height:
-        raise BadInput(
-            "data",
-            f"data has {flat.size} bytes < step*height {step * height} "
-            f"for {encoding} {width}x{height}",
-        )
-    return flat[: step * height].reshape(height, step)[:, : width * bpp], bpp
+        raise BadInput(kind or "data", f"data has {flat.size} bytes < step*height "
+                                       f"{step * height} for {what}")
+    return flat[: step * height].reshape(height, step)[:, :row_bytes]
 
 
 def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:

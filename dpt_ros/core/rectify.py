@@ -44,23 +44,24 @@ def _normalised(u: np.ndarray, v: np.ndarray, width: int, height: int
     return (torch.from_numpy(grid[None]).to(torch.float32), torch.from_numpy(inside))
 
 
-@lru_cache(maxsize=8)
-def rectify_grid(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+@lru_cache(maxsize=16)
+def rectify_grid(intr: Intrinsics, device: str) -> torch.Tensor:
     """For each pixel of the rectified image (camera `rectified_projection`): where in the
-    raw image to sample it (through the lens model, forwards), and whether that is inside."""
+    raw image to sample it (through the lens model, forwards; outside it reads black)."""
     fx, fy, cx, cy = intr.rectified_projection
     x = (np.arange(intr.width, dtype=np.float64) - cx) / fx
     y = (np.arange(intr.height, dtype=np.float64) - cy) / fy
     xd, yd = distortion.distort(*np.meshgrid(x, y), intr.distortion_model, intr.d)
-    grid, inside = _normalised(intr.fx * xd + intr.cx, intr.fy * yd + intr.cy, intr.width,
-                               intr.height)
-    return grid.to(device), inside.to(device)
+    grid, _ = _normalised(intr.fx * xd + intr.cx, intr.fy * yd + intr.cy, intr.width,
+                          intr.height)
+    return grid.to(device)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def unrectify_grid(intr: Intrinsics, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """For each raw pixel: where its undistorted ray meets the rectified image, and whether
-    it does (not for rays that leave it, or pixels with no ray)."""
+    it does (not for rays that leave it, or pixels with no ray). The rays are the ones the
+    back-projection uses (`ray_directions`, cached: the lens is inverted once)."""
     fx, fy, cx, cy = intr.rectified_projection
     x, y = np.broadcast_arrays(*ray_directions(intr))
     grid, inside = _normalised(fx * x + cx, fy * y + cy, intr.width, intr.height)
@@ -72,15 +73,20 @@ def rectify_images(rgb: torch.Tensor, cameras: list[Intrinsics | None]) -> torch
     others as they are); regions the raw image does not cover are black."""
     if not any(needs_rectifying(c) for c in cameras):
         return rgb
-    out = rgb.clone()
-    for i, cam in enumerate(cameras):
+    out = []
+    for frame, cam in zip(rgb, cameras):
         if needs_rectifying(cam):
-            grid, _ = rectify_grid(cam, str(rgb.device))
-            img = rgb[i].permute(2, 0, 1)[None].float()
-            warped = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros",
-                                   align_corners=True)[0]
-            out[i] = warped.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
-    return out
+            img = frame.permute(2, 0, 1)[None].float()
+            warped = F.grid_sample(img, rectify_grid(cam, str(rgb.device)), mode="bilinear",
+                                   padding_mode="zeros", align_corners=True)[0]
+            frame = warped.add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+        out.append(frame)
+    return _batch(out)
+
+
+def _batch(frames: list[torch.Tensor]) -> torch.Tensor:
+    """One tensor of the frames; a single frame without a copy (it usually is one)."""
+    return frames[0][None] if len(frames) == 1 else torch.stack(frames)
 
 
 def unrectify_maps(maps: torch.Tensor, cameras: list[Intrinsics | None], fill: float | None
@@ -90,15 +96,14 @@ def unrectify_maps(maps: torch.Tensor, cameras: list[Intrinsics | None], fill: f
     image; `fill=None` repeats the border instead (logits: every pixel keeps a class)."""
     if not any(needs_rectifying(c) for c in cameras):
         return maps
-    out = maps.clone()
-    for i, cam in enumerate(cameras):
-        if not needs_rectifying(cam):
-            continue
-        grid, inside = unrectify_grid(cam, str(maps.device))
-        warped = F.grid_sample(maps[i][None], grid, mode="bilinear",
-                               padding_mode="border" if fill is None else "zeros",
-                               align_corners=True)[0]
-        if fill is not None:
-            warped.masked_fill_(~inside, fill)
-        out[i] = warped
-    return out
+    out = []
+    for frame, cam in zip(maps, cameras):
+        if needs_rectifying(cam):
+            grid, inside = unrectify_grid(cam, str(maps.device))
+            frame = F.grid_sample(frame[None], grid, mode="bilinear",
+                                  padding_mode="border" if fill is None else "zeros",
+                                  align_corners=True)[0]
+            if fill is not None:
+                frame.masked_fill_(~inside, fill)
+        out.append(frame)
+    return _batch(out)

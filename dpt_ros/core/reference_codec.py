@@ -13,6 +13,7 @@ import numpy as np
 
 from dpt_ros.core.alignment.reference import DEPTH_ENCODINGS
 from dpt_ros.core.errors import BadInput
+from dpt_ros.core.image_codec import row_view
 
 _DEPTH_DTYPES = {"32FC1": np.dtype("<f4"), "16UC1": np.dtype("<u2")}
 # PointField datatypes x/y/z may have (FLOAT32, FLOAT64)
@@ -40,15 +41,8 @@ def parse_depth_reference(data: object, encoding: str, width: int, height: int, 
     dtype = _DEPTH_DTYPES[encoding]
     if is_bigendian:
         dtype = dtype.newbyteorder(">")
-    row = width * dtype.itemsize
-    if step < row:
-        raise _bad(f"depth_reference step {step} < width * {dtype.itemsize} = {row}")
-    flat = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else (
-        np.ascontiguousarray(data).reshape(-1).view(np.uint8))
-    if flat.size < step * height:
-        raise _bad(f"depth_reference data has {flat.size} bytes < step * height "
-                   f"{step * height}")
-    rows = flat[: step * height].reshape(height, step)[:, :row]
+    rows = row_view(data, width * dtype.itemsize, height, step,
+                    f"depth_reference {encoding} {width}x{height}", "reference")
     return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(
         dtype.newbyteorder("="), copy=False)
 
@@ -82,17 +76,10 @@ def parse_points_reference(data: object, fields: list[tuple[str, int, int, int]]
         offsets.append(int(offset))
     if width * height == 0:
         return np.zeros((0, 3), np.float32)
-    if row_step < width * point_step:
-        raise _bad(f"points_reference row_step {row_step} < width * point_step "
-                   f"{width * point_step}")
-    flat = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else (
-        np.ascontiguousarray(data).reshape(-1).view(np.uint8))
-    if flat.size < row_step * height:
-        raise _bad(f"points_reference data has {flat.size} bytes < row_step * height "
-                   f"{row_step * height}")
-    rows = flat[: row_step * height].reshape(height, row_step)[:, : width * point_step]
+    rows = row_view(data, width * point_step, height, row_step,
+                    f"points_reference {width}x{height} (row_step)", "reference")
     point = np.dtype({"names": list("xyz"), "formats": formats, "offsets": offsets,
                       "itemsize": point_step})
     pts = np.ascontiguousarray(rows).view(point).reshape(-1)
-    xyz = np.stack([pts["x"], pts["y"], pts["z"]], axis=-1).astype(np.float32)
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], axis=-1).astype(np.float32, copy=False)
     return xyz[np.isfinite(xyz).all(axis=1)]

@@ -60,6 +60,13 @@ def check_float(field: str, value: Any, minimum: float = 0.0, strict: bool = Fal
         fail(field, value, f"must be a number {'>' if strict else '>='} {minimum}")
 
 
+def check_probability(field: str, value: Any) -> None:
+    """A dropout / drop-path rate: a number in [0, 1)."""
+    check_float(field, value)
+    if value >= 1:
+        fail(field, value, "must be < 1")
+
+
 def check_bool(field: str, value: Any) -> None:
     if not isinstance(value, bool):
         fail(field, value, "must be true or false")
@@ -135,6 +142,20 @@ def config_to_dict(cfg: Any, model_type: str) -> dict[str, Any]:
             out[f.name] = list(value) if isinstance(value, (list, tuple)) else value
     out["model_type"] = model_type
     return out
+
+
+class Dense(nn.Module):
+    """A Linear stored under `dense`, the name transformers' checkpoints use
+    (`...attention.output.dense`, `...intermediate.dense`, `...output.dense`)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cin, cout)
+
+
+def drop_path_rates(rate: float, n: int) -> list[float]:
+    """Stochastic-depth rate of each of `n` blocks: 0 rising linearly to `rate`."""
+    return [rate * i / max(n - 1, 1) for i in range(n)]
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

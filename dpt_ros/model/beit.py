@@ -23,6 +23,7 @@ from torch import nn
 
 from dpt_ros.model.backbone_common import (
     ACTIVATIONS,
+    Dense,
     activation,
     align_outputs,
     attend,
@@ -31,10 +32,12 @@ from dpt_ros.model.backbone_common import (
     check_float,
     check_int,
     check_pair,
+    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
     drop_path,
+    drop_path_rates,
     dropout,
     fail,
 )
@@ -85,9 +88,7 @@ class BeitConfig:
             fail("num_attention_heads", self.num_attention_heads, "must divide hidden_size")
         check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_float(name, getattr(self, name))
-            if getattr(self, name) >= 1:
-                fail(name, getattr(self, name), "must be < 1")
+            check_probability(name, getattr(self, name))
         check_float("initializer_range", self.initializer_range)
         check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
         check_float("layer_scale_init_value", self.layer_scale_init_value)
@@ -242,17 +243,11 @@ class SelfAttention(nn.Module):
             RelativePositionBias(cfg) if cfg.use_relative_position_bias else None)
 
 
-class _Dense(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(cin, cout)
-
-
 class Attention(nn.Module):
     def __init__(self, cfg: BeitConfig) -> None:
         super().__init__()
         self.attention = SelfAttention(cfg)
-        self.output = _Dense(cfg.hidden_size, cfg.hidden_size)
+        self.output = Dense(cfg.hidden_size, cfg.hidden_size)
         self.p_drop = cfg.attention_probs_dropout_prob
 
     def forward(
@@ -274,8 +269,8 @@ class Layer(nn.Module):
         super().__init__()
         d = cfg.hidden_size
         self.attention = Attention(cfg)
-        self.intermediate = _Dense(d, cfg.intermediate_size)
-        self.output = _Dense(cfg.intermediate_size, d)
+        self.intermediate = Dense(d, cfg.intermediate_size)
+        self.output = Dense(cfg.intermediate_size, d)
         self.layernorm_before = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.layernorm_after = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.act = activation(cfg.hidden_act)
@@ -301,8 +296,7 @@ class Layer(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: BeitConfig) -> None:
         super().__init__()
-        n = cfg.num_hidden_layers
-        rates = [cfg.drop_path_rate * i / max(n - 1, 1) for i in range(n)]
+        rates = drop_path_rates(cfg.drop_path_rate, cfg.num_hidden_layers)
         self.layer = nn.ModuleList(Layer(cfg, r) for r in rates)
         self.relative_position_bias = (
             RelativePositionBias(cfg) if cfg.use_shared_relative_position_bias else None)

@@ -22,8 +22,8 @@ from dpt_ros.model.backbone_common import (
     align_outputs,
     check_bool,
     check_choice,
-    check_float,
     check_int,
+    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
@@ -81,9 +81,7 @@ class BitConfig:
         if isinstance(self.global_padding, str):
             self.global_padding = self.global_padding.upper()
         check_choice("global_padding", self.global_padding, (None, "SAME", "VALID"))
-        check_float("drop_path_rate", self.drop_path_rate)
-        if self.drop_path_rate >= 1:
-            fail("drop_path_rate", self.drop_path_rate, "must be < 1")
+        check_probability("drop_path_rate", self.drop_path_rate)
         check_bool("embedding_dynamic_padding", self.embedding_dynamic_padding)
         normed = {self.embedding_size}
         for width in self.widths:

@@ -111,11 +111,15 @@ def _check_int(name: str, value: Any, minimum: int | None = 1) -> None:
         _fail(name, value, f"an integer >= {minimum}")
 
 
-def _check_number(name: str, value: Any, minimum: float = 0.0, below: float | None = None) -> None:
+def _check_number(name: str, value: Any, minimum: float = 0.0, below: float | None = None,
+                  exclusive: bool = False) -> None:
+    """A number in [minimum, below), or (minimum, below) when `exclusive`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(name, value, "a number")
-    if value < minimum or (below is not None and value >= below):
-        _fail(name, value, f"a number in [{minimum}, {below if below is not None else 'inf'})")
+    if value < minimum or (exclusive and value == minimum) or (below is not None
+                                                                and value >= below):
+        _fail(name, value, f"a number in {'(' if exclusive else '['}{minimum}, "
+                           f"{below if below is not None else 'inf'})")
 
 
 def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
@@ -134,6 +138,48 @@ def _int_list(name: str, value: Any, minimum: int | None = 1) -> list[int]:
     for v in value:
         _check_int(name, v, minimum)
     return list(value)
+
+
+def _check_reassemble_factors(factors: Any, n: int) -> list[float]:
+    """reassemble_factors as a list: one factor per neck stage (`n`), each an integer >= 1
+    (upsampling) or the reciprocal of one (downsampling), as the reassemble layers need."""
+    if not isinstance(factors, (list, tuple)):
+        _fail("reassemble_factors", factors, "a list of numbers")
+    factors = list(factors)
+    if n == 0 or len(factors) != n:
+        _fail("reassemble_factors", factors, f"one factor per neck_hidden_sizes entry ({n})")
+    for f in factors:
+        _check_number("reassemble_factors", f)
+        whole = f >= 1 and float(f).is_integer()
+        inverse = 0 < f < 1 and (1 / f).is_integer()
+        if not (whole or inverse):
+            _fail("reassemble_factors", factors,
+                  "integers >= 1 or reciprocals of integers (0.5, 0.25, ...)")
+    return factors
+
+
+def _check_architectures(value: Any, accepted: tuple[str, ...]) -> list[str] | None:
+    """architectures (None, or a non-empty list whose first class is one of `accepted`)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        _fail("architectures", value, "a non-empty list of class names")
+    value = list(value)
+    _check_choice("architectures[0]", value[0], accepted)
+    return value
+
+
+def _check_token_states(backbone_config: Any) -> None:
+    """A token backbone (DINOv2 / BEiT) must hand DPT's reassemble stage its tokens."""
+    if backbone_config.reshape_hidden_states:
+        _fail("backbone_config.reshape_hidden_states", True, "false (the neck wants tokens)")
+
+
+def _reject_named_backbone(d: dict[str, Any]) -> None:
+    """transformers' `backbone` / `use_timm_backbone` (weights from timm or another repo)."""
+    if d.get("backbone") is not None or d.get("use_timm_backbone"):
+        _fail("backbone", d.get("backbone"),
+              "null (named/timm backbones are unsupported; use backbone_config)")
 
 
 def _square_int(name: str, value: Any) -> int:
@@ -186,7 +232,12 @@ def backbone_type(backbone_config: Any) -> str | None:
     if backbone_config is None:
         return None
     name = type(backbone_config).__name__
-    return next(k for k, (_, cls) in _BACKBONE_CONFIGS.items() if cls == name)
+    kind = next((k for k, (_, cls) in _BACKBONE_CONFIGS.items() if cls == name), None)
+    if kind is None:
+        _fail("backbone_config", backbone_config,
+              "a JSON object, null, or one of "
+              + ", ".join(cls for _, cls in _BACKBONE_CONFIGS.values()))
+    return kind
 
 
 @dataclass
@@ -257,20 +308,8 @@ class DPTConfig:
         for name in ("fusion_hidden_size", "head_hidden_size", "reassemble_hidden_size"):
             _check_int(name, getattr(self, name))
         self.neck_hidden_sizes = _int_list("neck_hidden_sizes", self.neck_hidden_sizes)
-        if not isinstance(self.reassemble_factors, (list, tuple)):
-            _fail("reassemble_factors", self.reassemble_factors, "a list of numbers")
-        self.reassemble_factors = list(self.reassemble_factors)
         n = len(self.neck_hidden_sizes)
-        if n == 0 or len(self.reassemble_factors) != n:
-            _fail("reassemble_factors", self.reassemble_factors,
-                  f"one factor per neck_hidden_sizes entry ({n})")
-        for f in self.reassemble_factors:
-            _check_number("reassemble_factors", f)
-            whole = f >= 1 and float(f).is_integer()
-            inverse = 0 < f < 1 and (1 / f).is_integer()
-            if not (whole or inverse):
-                _fail("reassemble_factors", self.reassemble_factors,
-                      "integers >= 1 or reciprocals of integers (0.5, 0.25, ...)")
+        self.reassemble_factors = _check_reassemble_factors(self.reassemble_factors, n)
         _check_int("head_in_index", self.head_in_index, minimum=None)
         if not -n <= self.head_in_index < n:
             _fail("head_in_index", self.head_in_index, f"an index into {n} neck stages")
@@ -280,12 +319,8 @@ class DPTConfig:
                           DEPTH_ESTIMATION_TYPES)
         if self.max_depth is not None:
             _check_number("max_depth", self.max_depth)
-        if self.architectures is not None:
-            if not isinstance(self.architectures, (list, tuple)) or not self.architectures:
-                _fail("architectures", self.architectures, "a non-empty list of class names")
-            self.architectures = list(self.architectures)
-            _check_choice("architectures[0]", self.architectures[0],
-                          _ARCHITECTURES_BY_TYPE[self.model_type])
+        self.architectures = _check_architectures(self.architectures,
+                                                  _ARCHITECTURES_BY_TYPE[self.model_type])
 
     def _check_dpt(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -367,8 +402,8 @@ class DPTConfig:
         if self.architecture != architecture:
             _fail("architectures", self.architectures,
                   f"[{architecture!r}] with a {kind} backbone_config")
-        if kind in TOKEN_BACKBONES and bb.reshape_hidden_states:
-            _fail("backbone_config.reshape_hidden_states", True, "false (the neck wants tokens)")
+        if kind in TOKEN_BACKBONES:
+            _check_token_states(bb)
         n = len(self.neck_hidden_sizes)
         if len(bb.out_features) != n:
             _fail("backbone_config.out_features", bb.out_features,
@@ -474,9 +509,7 @@ class DPTConfig:
             raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
         if "model_type" not in d:
             _fail("model_type", None, ", ".join(repr(t) for t in MODEL_TYPES))
-        if d.get("backbone") is not None or d.get("use_timm_backbone"):
-            _fail("backbone", d.get("backbone"),
-                  "null (named/timm backbones are unsupported; use backbone_config)")
+        _reject_named_backbone(d)
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: copy.deepcopy(v) for k, v in d.items() if k in names}
         if "id2label" not in d and d.get("num_labels") is not None:

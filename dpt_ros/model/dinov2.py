@@ -25,6 +25,7 @@ from dpt_ros.model.backbone_common import (
     check_float,
     check_int,
     check_pair,
+    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
@@ -73,9 +74,7 @@ class Dinov2Config:
         check_float("mlp_ratio", self.mlp_ratio, strict=True)
         check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_float(name, getattr(self, name))
-            if getattr(self, name) >= 1:
-                fail(name, getattr(self, name), "must be < 1")
+            check_probability(name, getattr(self, name))
         check_float("initializer_range", self.initializer_range)
         check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
         check_float("layerscale_value", self.layerscale_value, minimum=float("-inf"))

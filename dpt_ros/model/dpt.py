@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dpt_ros.model.backbone_common import check_pair
 from dpt_ros.model.config import ConfigError, DPTConfig
 from dpt_ros.model.heads import AuxiliaryHead, DepthHead, SemanticHead
 from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
@@ -42,10 +43,6 @@ def build_backbone(config: DPTConfig) -> nn.Module:
 
         return Swinv2Backbone(cfg)
     raise ConfigError(f"config field backbone_config.model_type={kind!r} has no backbone here")
-
-
-def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 def _tuple(items: list[torch.Tensor] | tuple[torch.Tensor, ...], wanted: bool
@@ -135,7 +132,7 @@ class DPTForDepthEstimation(PretrainedModel, nn.Module):
         self.config = config
         if config.backbone_type not in (None, "bit"):
             self.backbone = build_backbone(config)
-            self._patch = _pair(self.backbone.patch_size)
+            self._patch = check_pair("patch_size", self.backbone.patch_size)
             in_channels = self.backbone.hidden_size
         else:
             self.dpt = DPTModel(config, add_pooling_layer=False)

@@ -106,9 +106,10 @@ def _is_pil(image: Any) -> bool:
     return hasattr(image, "convert") and hasattr(image, "mode") and hasattr(image, "size")
 
 
-def _as_hwc_uint8(image: Any) -> np.ndarray | torch.Tensor:
+def _as_hwc_uint8(image: Any, batch: bool = False) -> np.ndarray | torch.Tensor:
     """One image as uint8 (H, W, 3): PIL images (converted to RGB), numpy / torch arrays in
-    HWC or CHW layout (channels first when the first axis is 3 and the last is not)."""
+    HWC or CHW layout (channels first when the first axis is 3 and the last is not). With
+    `batch`, a 4-D array of such images, by the same rule: (B, H, W, 3), a view."""
     if _is_pil(image):
         # a copy: Pillow's buffer is read-only, which torch.from_numpy warns about
         return np.array(image if image.mode == "RGB" else image.convert("RGB"))
@@ -117,9 +118,11 @@ def _as_hwc_uint8(image: Any) -> np.ndarray | torch.Tensor:
     if image.dtype not in (np.uint8, torch.uint8):
         raise TypeError(f"images must be uint8 RGB (or PIL images), got dtype {image.dtype}; "
                         "float images are not accepted (they would be rescaled twice)")
-    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
-        image = image.permute(1, 2, 0) if isinstance(image, torch.Tensor) else image.transpose(
-            1, 2, 0)
+    lead = 1 if batch else 0
+    if image.ndim == 3 + lead and image.shape[lead] == 3 and image.shape[-1] != 3:
+        order = (0, 2, 3, 1) if batch else (1, 2, 0)
+        image = image.permute(*order) if isinstance(image, torch.Tensor) else image.transpose(
+            *order)
     return image
 
 
@@ -140,6 +143,11 @@ class ImageProcessorAPI:
     """transformers' image-processor surface for our frozen-dataclass processors (a mixin;
     the class provides `from_dict`, `to_dict` and `preprocess`)."""
 
+    def __hash__(self) -> int:
+        """The hash of the canonical config (fields such as `size` are dicts). A frozen
+        dataclass replaces an inherited __hash__: each one sets `__hash__ = this`."""
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     def __call__(self, images: Any = None, return_tensors: str | None = None,
                  device: str | torch.device | None = None, **overrides: Any) -> BatchFeature:
         """{'pixel_values': ...} for one image or a list: a (B,3,H,W) float32 tensor with
@@ -152,22 +160,31 @@ class ImageProcessorAPI:
         if return_tensors not in (None, "pt", "np"):
             raise ValueError(f"return_tensors={return_tensors!r}; accepted: 'pt', 'np', None")
         proc = self._with(overrides)
-        items = _image_list(images)
-        shapes = {tuple(im.shape) for im in items}
-        if len(shapes) == 1:
-            batch = proc.preprocess(items if len(items) > 1 else items[0], device=device)
+        batch = None  # the (B,3,H,W) result when the images go through as one batch
+        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4 and len(images):
+            frames = _as_hwc_uint8(images, batch=True)
+            if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+                frames = frames.copy()  # torch wraps numpy arrays: it wants writable ones
+            batch = proc.preprocess(frames, device=device)
             values = list(batch)
         else:
-            values = [proc.preprocess(im, device=device)[0] for im in items]
+            items = _image_list(images)
+            if len({tuple(im.shape) for im in items}) == 1:
+                batch = proc.preprocess(items if len(items) > 1 else items[0], device=device)
+                values = list(batch)
+            else:
+                values = [proc.preprocess(im, device=device)[0] for im in items]
         if return_tensors is None:
             return BatchFeature(pixel_values=[v.cpu().numpy() for v in values])
-        sizes = {tuple(v.shape) for v in values}
-        if len(sizes) > 1:
-            raise ValueError(f"images of different sizes processed to {sorted(sizes)}: they "
-                             "cannot be stacked into one tensor; pass them one at a time")
-        stacked = torch.stack(values)
-        return BatchFeature(pixel_values=stacked if return_tensors == "pt"
-                            else stacked.cpu().numpy())
+        if batch is None:
+            sizes = {tuple(v.shape) for v in values}
+            if len(sizes) > 1:
+                raise ValueError(f"images of different sizes processed to {sorted(sizes)}: "
+                                 "they cannot be stacked into one tensor; pass them one at a "
+                                 "time")
+            batch = torch.stack(values)
+        return BatchFeature(pixel_values=batch if return_tensors == "pt"
+                            else batch.cpu().numpy())
 
     def _with(self, overrides: dict[str, Any]) -> Any:
         if not overrides:

@@ -289,7 +289,7 @@ def _align_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, t
     DPTModel meets a task model or the reverse; do the same. And the one key transformers 5
     writes under another name than the Hub files (see _KEY_ALIASES) is read under both."""
     expected = model.state_dict()
-    dpt_family = isinstance(model, (DPTModel, DPTForDepthEstimation, DPTForSemanticSegmentation))
+    dpt_family = isinstance(model, tuple(MODEL_CLASSES[name] for name in _DPT_FAMILY))
     out = {}
     for key, value in state.items():
         if key not in expected:
@@ -394,14 +394,20 @@ def load_model(
     return model.to(device=device, dtype=dtype).eval()
 
 
+def _processor_config(source: str | os.PathLike[str],
+                      revision: str | None) -> tuple[Path, dict[str, Any]]:
+    """(path, contents) of preprocessor_config.json of a model directory or Hub repo id."""
+    path = resolve_source(source, weights=False, revision=revision) / PROCESSOR_NAME
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{source}: {PROCESSOR_NAME} is not a JSON object")
+    return path, config
+
+
 def load_processor_config(source: str | os.PathLike[str],
                           revision: str | None = None) -> dict[str, Any]:
     """preprocessor_config.json of a model directory or Hub repo id, as a dict."""
-    config = _read_json(resolve_source(source, weights=False, revision=revision)
-                        / PROCESSOR_NAME)
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{source}: {PROCESSOR_NAME} is not a JSON object")
-    return config
+    return _processor_config(source, revision)[1]
 
 
 def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
@@ -411,9 +417,8 @@ def load_processor(source: str | os.PathLike[str], revision: str | None = None) 
     from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor
     from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
 
-    path = resolve_source(source, weights=False, revision=revision) / PROCESSOR_NAME
-    config = _read_json(path)
-    kind = str(config.get("image_processor_type", "")) if isinstance(config, dict) else ""
+    path, config = _processor_config(source, revision)
+    kind = str(config.get("image_processor_type", ""))
     cls = DPTImageProcessor
     if kind.startswith("ZoeDepth"):
         cls = ZoeDepthImageProcessor

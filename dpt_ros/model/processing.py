@@ -15,8 +15,8 @@ float32, float32 normalise): all of it is bit-exact.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import math
 import threading
 from collections.abc import Callable
@@ -64,6 +64,41 @@ def _pad_amounts(size: int, divisor: int) -> tuple[int, int]:
     """Centre padding up to a multiple of `divisor`; the odd pixel goes after (as reference)."""
     pad = math.ceil(size / divisor) * divisor - size
     return pad // 2, pad - pad // 2
+
+
+def check_flags(processor: Any, names: tuple[str, ...]) -> None:
+    """The boolean fields `names` of a processor config are true or false (numpy's too)."""
+    for name in names:
+        if not isinstance(getattr(processor, name), (bool, np.bool_)):
+            raise _bad(name, getattr(processor, name), "true or false")
+
+
+def processor_kwargs(cls: Any, config: dict[str, Any], type_keys: tuple[str, ...],
+                     keep_null: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The init arguments of processor class `cls` from a `preprocessor_config.json` dict,
+    once the `type_keys` entries name a type `cls` accepts (its `accepted_types` prefixes;
+    its `processor_type` in the error). Unknown keys are ignored; null means "the class
+    default", as in transformers, except for the fields in `keep_null` (null is a value)."""
+    for key in type_keys:
+        kind = config.get(key)
+        if kind is not None and not str(kind).startswith(cls.accepted_types):
+            raise _bad(key, kind, f"a {cls.processor_type}")
+    # dataclasses.fields, not __dataclass_fields__: that one also lists the ClassVars
+    names = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+    return {k: config[k] for k in names
+            if k in config and (config[k] is not None or k in keep_null)}
+
+
+def rescale_levels(rescale_factor: float, do_rescale: bool) -> torch.Tensor:
+    """(256,) float32: each uint8 level rescaled with the reference's arithmetic (float64
+    multiply, float32 result), or as is without do_rescale."""
+    v = torch.arange(256, dtype=torch.float64)
+    return (v * rescale_factor).float() if do_rescale else v.float()
+
+
+def channel_offsets() -> torch.Tensor:
+    """(1,3,1,1) int32: where each channel's 256 entries start in a (3*256,) table."""
+    return torch.arange(0, 3 * 256, 256, dtype=torch.int32).view(1, 3, 1, 1)
 
 
 def check_normalisation(processor: Any) -> None:
@@ -141,9 +176,7 @@ class DPTImageProcessor(ImageProcessorAPI):
     processor_type: ClassVar[str] = PROCESSOR_TYPE
 
     def __post_init__(self) -> None:
-        for name in _BOOL_FIELDS:
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise _bad(name, getattr(self, name), "true or false")
+        check_flags(self, _BOOL_FIELDS)
         object.__setattr__(self, "size", _size(self.size))
         if not _is_int(self.ensure_multiple_of) or self.ensure_multiple_of < 1:
             raise _bad("ensure_multiple_of", self.ensure_multiple_of, "a positive int")
@@ -157,20 +190,14 @@ class DPTImageProcessor(ImageProcessorAPI):
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> DPTImageProcessor:
         """From a Hugging Face `preprocessor_config.json` dict; unknown keys are ignored."""
-        for key in ("image_processor_type", "feature_extractor_type"):
-            kind = config.get(key)
-            if kind is not None and not str(kind).startswith(cls.accepted_types):
-                raise _bad(key, kind, f"a {cls.processor_type}")
+        # null means "the class default", as in transformers; size_divisor null is a value.
+        kwargs = processor_kwargs(cls, config, ("image_processor_type", "feature_extractor_type"),
+                                  keep_null=("size_divisor",))
         if config.get("do_center_crop"):
             raise _bad("do_center_crop", config["do_center_crop"], "DPT never crops")
-        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
-        # null means "the class default", as in transformers; size_divisor null is a value.
-        kwargs = {k: config[k] for k in names
-                  if k in config and (config[k] is not None or k == "size_divisor")}
         return cls(**kwargs)
 
-    def __hash__(self) -> int:  # `size` is a dict; hash the canonical config instead
-        return hash(json.dumps(self.to_dict(), sort_keys=True))
+    __hash__ = ImageProcessorAPI.__hash__  # `size` is a dict: hash the canonical config
 
     def to_dict(self) -> dict[str, Any]:
         """A `preprocessor_config.json` dict that transformers and `from_dict` read back."""
@@ -266,15 +293,13 @@ class DPTImageProcessor(ImageProcessorAPI):
         and the (1,3,1,1) int32 offsets of the three channels' tables in it."""
         key = str(device)
         if key not in self._luts:
-            v = torch.arange(256, dtype=torch.float64)
-            v = (v * self.rescale_factor).float() if self.do_rescale else v.float()
-            v = v.expand(3, 256)
+            v = rescale_levels(self.rescale_factor, self.do_rescale).expand(3, 256)
             if self.do_normalize:
                 mean = torch.tensor(self.image_mean, dtype=torch.float32)[:, None]
                 std = torch.tensor(self.image_std, dtype=torch.float32)[:, None]
                 v = (v - mean) / std
-            offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32).view(1, 3, 1, 1)
-            self._luts[key] = (v.reshape(-1).contiguous().to(device), offsets.to(device))
+            self._luts[key] = (v.reshape(-1).contiguous().to(device),
+                               channel_offsets().to(device))
         return self._luts[key]
 
     # ------------------------------------------------------------------ post-processing

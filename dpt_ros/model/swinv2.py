@@ -27,6 +27,7 @@ from torch import nn
 
 from dpt_ros.model.backbone_common import (
     ACTIVATIONS,
+    Dense,
     activation,
     align_outputs,
     check_bool,
@@ -34,10 +35,12 @@ from dpt_ros.model.backbone_common import (
     check_float,
     check_int,
     check_pair,
+    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
     drop_path,
+    drop_path_rates,
     dropout,
     fail,
 )
@@ -98,9 +101,7 @@ class Swinv2Config:
         check_float("mlp_ratio", self.mlp_ratio, strict=True)
         check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_float(name, getattr(self, name))
-            if getattr(self, name) >= 1:
-                fail(name, getattr(self, name), "must be < 1")
+            check_probability(name, getattr(self, name))
         check_float("initializer_range", self.initializer_range)
         check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
         check_bool("qkv_bias", self.qkv_bias)
@@ -249,18 +250,12 @@ class SelfAttention(nn.Module):
         return out.transpose(1, 2).reshape(b, n, c), probs if need_weights else None
 
 
-class _Dense(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(cin, cout)
-
-
 class Attention(nn.Module):
     def __init__(self, cfg: Swinv2Config, dim: int, heads: int, window: int,
                  pretrained: int) -> None:
         super().__init__()
         self.self = SelfAttention(cfg, dim, heads, window, pretrained)
-        self.output = _Dense(dim, dim)
+        self.output = Dense(dim, dim)
 
 
 class Layer(nn.Module):
@@ -275,8 +270,8 @@ class Layer(nn.Module):
         self.shift = 0 if resolution[0] <= self.window else shift
         self.attention = Attention(cfg, dim, heads, self.window, pretrained)
         self.layernorm_before = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
-        self.intermediate = _Dense(dim, int(cfg.mlp_ratio * dim))
-        self.output = _Dense(int(cfg.mlp_ratio * dim), dim)
+        self.intermediate = Dense(dim, int(cfg.mlp_ratio * dim))
+        self.output = Dense(int(cfg.mlp_ratio * dim), dim)
         self.layernorm_after = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
         self.act = activation(cfg.hidden_act)
         self.p_drop, self.p_path = cfg.hidden_dropout_prob, drop_path_rate
@@ -341,7 +336,7 @@ class Encoder(nn.Module):
         ih, iw = check_pair("image_size", cfg.image_size)
         ph, pw = check_pair("patch_size", cfg.patch_size)
         total = sum(cfg.depths)
-        rates = [cfg.drop_path_rate * k / max(total - 1, 1) for k in range(total)]
+        rates = drop_path_rates(cfg.drop_path_rate, total)
         starts = [sum(cfg.depths[:i]) for i in range(len(cfg.depths))]
         self.layers = nn.ModuleList(
             Stage(cfg, i, (ih // ph, iw // pw), rates[starts[i]:starts[i] + cfg.depths[i]])

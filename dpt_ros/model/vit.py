@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import attend
+from dpt_ros.model.backbone_common import Dense, attend
 from dpt_ros.model.config import ConfigError, DPTConfig
 
 
@@ -132,19 +132,11 @@ class _QKV(nn.Module):
         self.value = nn.Linear(c, c, bias=bias)
 
 
-class _Dense(nn.Module):
-    """A Linear stored under `dense`, the name transformers' checkpoints use."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(cin, cout)
-
-
 class _Attention(nn.Module):
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
         self.attention = _QKV(config)
-        self.output = _Dense(config.hidden_size, config.hidden_size)
+        self.output = Dense(config.hidden_size, config.hidden_size)
 
 
 class Block(nn.Module):
@@ -155,8 +147,8 @@ class Block(nn.Module):
         self.num_heads = config.num_attention_heads
         self.attn_drop = config.attention_probs_dropout_prob
         self.attention = _Attention(config)
-        self.intermediate = _Dense(config.hidden_size, config.intermediate_size)
-        self.output = _Dense(config.intermediate_size, config.hidden_size)
+        self.intermediate = Dense(config.hidden_size, config.intermediate_size)
+        self.output = Dense(config.intermediate_size, config.hidden_size)
         self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.act = make_activation(config.hidden_act)

@@ -13,7 +13,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpt_ros.model.config import ConfigError, backbone_type
+from dpt_ros.model.config import (
+    ACTIVATION_NAMES,
+    ConfigError,
+    _check_architectures,
+    _check_int,
+    _check_number,
+    _check_reassemble_factors,
+    _check_token_states,
+    _fail,
+    _reject_named_backbone,
+    backbone_type,
+    parse_backbone_config,
+)
 
 MODEL_TYPE = "zoedepth"
 ARCHITECTURE = "ZoeDepthForDepthEstimation"
@@ -32,21 +44,6 @@ _DEFAULT_BEIT = {
 _DEFAULT_BINS = [{"n_bins": 64, "min_depth": 0.001, "max_depth": 10.0}]
 # The router's MLP classifier is built for 128 features and two domains in the reference.
 ROUTER_WIDTH, ROUTER_DOMAINS, ROUTER_LAYERS = 128, 2, 4
-
-
-def _fail(name: str, value: Any, accepted: str) -> None:
-    raise ConfigError(f"config field {name}={value!r} is invalid; accepted: {accepted}")
-
-
-def _int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
-
-
-def _number(name: str, value: Any, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-            positive and value == 0):
-        _fail(name, value, "a number > 0" if positive else "a number >= 0")
 
 
 @dataclass
@@ -85,8 +82,6 @@ class ZoeDepthConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from dpt_ros.model.config import ACTIVATION_NAMES, parse_backbone_config
-
         if self.model_type != MODEL_TYPE:
             _fail("model_type", self.model_type, repr(MODEL_TYPE))
         self.backbone_config = parse_backbone_config(
@@ -95,8 +90,7 @@ class ZoeDepthConfig:
         bb = self.backbone_config
         if backbone_type(bb) != "beit":
             _fail("backbone_config.model_type", backbone_type(bb), "'beit'")
-        if bb.reshape_hidden_states:
-            _fail("backbone_config.reshape_hidden_states", True, "false (the neck wants tokens)")
+        _check_token_states(bb)
         if self.hidden_act not in ACTIVATION_NAMES:
             _fail("hidden_act", self.hidden_act, ", ".join(ACTIVATION_NAMES))
         if self.readout_type != "project":
@@ -104,34 +98,22 @@ class ZoeDepthConfig:
             _fail("readout_type", self.readout_type, "'project'")
         self._check_neck()
         self._check_bins()
-        if self.architectures is not None:
-            if not isinstance(self.architectures, (list, tuple)) or not self.architectures or \
-                    self.architectures[0] != ARCHITECTURE:
-                _fail("architectures", self.architectures, f"[{ARCHITECTURE!r}]")
-            self.architectures = list(self.architectures)
+        self.architectures = _check_architectures(self.architectures, (ARCHITECTURE,))
 
     def _check_neck(self) -> None:
         sizes = self.neck_hidden_sizes
         if not isinstance(sizes, (list, tuple)) or len(sizes) != 4:
             _fail("neck_hidden_sizes", sizes, "4 widths (the metric head reads 4 fused maps)")
         for s in sizes:
-            _int("neck_hidden_sizes", s)
+            _check_int("neck_hidden_sizes", s)
         self.neck_hidden_sizes = list(sizes)
         if len(self.backbone_config.out_features) != 4:
             _fail("backbone_config.out_features", self.backbone_config.out_features,
                   "4 stages, one per neck_hidden_sizes entry")
-        factors = self.reassemble_factors
-        if not isinstance(factors, (list, tuple)) or len(factors) != 4:
-            _fail("reassemble_factors", factors, "4 factors")
-        for f in factors:
-            whole = isinstance(f, (int, float)) and f >= 1 and float(f).is_integer()
-            inverse = isinstance(f, (int, float)) and 0 < f < 1 and (1 / f).is_integer()
-            if isinstance(f, bool) or not (whole or inverse):
-                _fail("reassemble_factors", factors, "integers >= 1 or 1/n")
-        self.reassemble_factors = list(factors)
+        self.reassemble_factors = _check_reassemble_factors(self.reassemble_factors, 4)
         for name in ("fusion_hidden_size", "num_relative_features", "bottleneck_features",
                      "bin_embedding_dim"):
-            _int(name, getattr(self, name))
+            _check_int(name, getattr(self, name))
         if self.bottleneck_features != self.fusion_hidden_size:
             _fail("bottleneck_features", self.bottleneck_features,
                   f"fusion_hidden_size={self.fusion_hidden_size} (it reads the deepest map)")
@@ -147,7 +129,7 @@ class ZoeDepthConfig:
         if self.use_bias_in_fusion_residual not in (None, True, False):
             _fail("use_bias_in_fusion_residual", self.use_bias_in_fusion_residual,
                   "true, false or null")
-        _number("batch_norm_eps", self.batch_norm_eps, positive=True)
+        _check_number("batch_norm_eps", self.batch_norm_eps, exclusive=True)
 
     def _check_bins(self) -> None:
         if self.bin_centers_type not in ("normed", "softplus"):
@@ -158,10 +140,10 @@ class ZoeDepthConfig:
         if not isinstance(n_att, (list, tuple)) or len(n_att) != 4:
             _fail("num_attractors", n_att, "4 counts, one per fused map")
         for n in n_att:
-            _int("num_attractors", n)
+            _check_int("num_attractors", n)
         self.num_attractors = list(n_att)
         for name in ("min_temp", "max_temp", "attractor_alpha", "attractor_gamma"):
-            _number(name, getattr(self, name))
+            _check_number(name, getattr(self, name))
         bins = copy.deepcopy(_DEFAULT_BINS) if not self.bin_configurations \
             else self.bin_configurations
         if not isinstance(bins, (list, tuple)):
@@ -169,9 +151,9 @@ class ZoeDepthConfig:
         for b in bins:
             if not isinstance(b, dict):
                 _fail("bin_configurations", bins, "objects with n_bins, min_depth, max_depth")
-            _int("bin_configurations.n_bins", b.get("n_bins"))
-            _number("bin_configurations.min_depth", b.get("min_depth"))
-            _number("bin_configurations.max_depth", b.get("max_depth"), positive=True)
+            _check_int("bin_configurations.n_bins", b.get("n_bins"))
+            _check_number("bin_configurations.min_depth", b.get("min_depth"))
+            _check_number("bin_configurations.max_depth", b.get("max_depth"), exclusive=True)
             if b["min_depth"] >= b["max_depth"]:
                 _fail("bin_configurations", b, "min_depth < max_depth")
         self.bin_configurations = [dict(b) for b in bins]
@@ -188,10 +170,12 @@ class ZoeDepthConfig:
         if self.patch_transformer_hidden_size != ROUTER_WIDTH:
             _fail("patch_transformer_hidden_size", self.patch_transformer_hidden_size,
                   f"{ROUTER_WIDTH} (the router's classifier is built for it)")
-        _int("num_patch_transformer_layers", self.num_patch_transformer_layers, ROUTER_LAYERS)
-        _int("patch_transformer_intermediate_size", self.patch_transformer_intermediate_size)
+        _check_int("num_patch_transformer_layers", self.num_patch_transformer_layers,
+                   ROUTER_LAYERS)
+        _check_int("patch_transformer_intermediate_size",
+                   self.patch_transformer_intermediate_size)
         heads = self.patch_transformer_num_attention_heads
-        _int("patch_transformer_num_attention_heads", heads)
+        _check_int("patch_transformer_num_attention_heads", heads)
         if ROUTER_WIDTH % heads:
             _fail("patch_transformer_num_attention_heads", heads, f"a divisor of {ROUTER_WIDTH}")
 
@@ -255,8 +239,7 @@ class ZoeDepthConfig:
     def from_dict(cls, d: dict[str, Any]) -> ZoeDepthConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
-        if d.get("backbone") is not None or d.get("use_timm_backbone"):
-            _fail("backbone", d.get("backbone"), "null (use backbone_config)")
+        _reject_named_backbone(d)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: copy.deepcopy(v) for k, v in d.items() if k in names}
         extra = {k: copy.deepcopy(v) for k, v in d.items() if k not in names}

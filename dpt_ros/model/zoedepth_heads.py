@@ -136,7 +136,7 @@ class ConditionalLogBinomial(nn.Module):
 
 def _log_binomial_coefficient(n: int, k: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """log C(n, k) by Stirling, the reference's formula (eps-shifted)."""
-    n_ = torch.tensor(float(n) + eps, device=k.device)
+    n_ = torch.full((), float(n) + eps, device=k.device)  # filled there: no host copy
     k_ = k + eps
     return n_ * torch.log(n_) - k_ * torch.log(k_) - (n_ - k_) * torch.log(n_ - k_ + eps)
 

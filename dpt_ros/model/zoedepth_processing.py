@@ -16,10 +16,9 @@ averaged in first, and the result is resized to `target_sizes`.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +32,11 @@ from dpt_ros.model.processing import (
     _is_number,
     _size,
     _target_sizes,
+    channel_offsets,
+    check_flags,
     check_normalisation,
+    processor_kwargs,
+    rescale_levels,
     resize_maps,
 )
 
@@ -83,11 +86,12 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
     do_pad: bool = True
     _tables: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    # `image_processor_type` prefixes from_dict accepts, and the type to_dict writes
+    accepted_types: ClassVar[tuple[str, ...]] = ("ZoeDepth",)
+    processor_type: ClassVar[str] = PROCESSOR_TYPE
 
     def __post_init__(self) -> None:
-        for name in _BOOL_FIELDS:
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise _bad(name, getattr(self, name), "true or false")
+        check_flags(self, _BOOL_FIELDS)
         object.__setattr__(self, "size", _size(self.size))
         m = self.ensure_multiple_of
         if not _is_number(m) or not math.isfinite(m) or m <= 0:
@@ -98,19 +102,15 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> ZoeDepthImageProcessor:
-        """From a Hugging Face `preprocessor_config.json` dict; unknown keys are ignored."""
-        kind = config.get("image_processor_type")
-        if kind is not None and not str(kind).startswith("ZoeDepth"):
-            raise _bad("image_processor_type", kind, "a ZoeDepth image processor")
-        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
-        return cls(**{k: config[k] for k in names if config.get(k) is not None})
+        """From a Hugging Face `preprocessor_config.json` dict; unknown keys are ignored (and
+        null means the class default)."""
+        return cls(**processor_kwargs(cls, config, ("image_processor_type",)))
 
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True))
+    __hash__ = ImageProcessorAPI.__hash__  # `size` is a dict: hash the canonical config
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "image_processor_type": PROCESSOR_TYPE,
+            "image_processor_type": self.processor_type,
             "do_resize": bool(self.do_resize),
             "size": dict(self.size),
             "keep_aspect_ratio": bool(self.keep_aspect_ratio),
@@ -145,12 +145,9 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
         """(3*256 rescaled values, (1,3,1,1) channel offsets, (2,3) mean/std), per device."""
         key = str(device)
         if key not in self._tables:
-            v = torch.arange(256, dtype=torch.float64)
-            v = (v * self.rescale_factor).float() if self.do_rescale else v.float()
-            lut = v.repeat(3)
-            offsets = torch.arange(0, 3 * 256, 256, dtype=torch.int32).view(1, 3, 1, 1)
+            lut = rescale_levels(self.rescale_factor, self.do_rescale).repeat(3)
             norm = torch.tensor([self.image_mean, self.image_std], dtype=torch.float32)
-            self._tables[key] = (lut.to(device), offsets.to(device), norm.to(device))
+            self._tables[key] = (lut.to(device), channel_offsets().to(device), norm.to(device))
         return self._tables[key]
 
     def preprocess(self, images: Any, device: torch.device | str | None = None) -> torch.Tensor:

@@ -91,6 +91,7 @@ class BagReport:
     images: int = 0  # image messages in the input (from the bag's index)
     processed: int = 0
     skipped: Counter = field(default_factory=Counter)  # (topic, reason) -> count
+    no_points: Counter = field(default_factory=Counter)  # why -> frames written without points
     written: Counter = field(default_factory=Counter)  # output topic -> count
     not_copied: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -112,6 +113,10 @@ class BagReport:
             total = sum(self.skipped.values())
             lines.append(f"skipped {total} malformed message(s):")
             lines += [f"  {n} x {topic}: {why}" for (topic, why), n in sorted(self.skipped.items())]
+        if self.no_points:
+            total = sum(self.no_points.values())
+            lines.append(f"written without points: {total} frame(s) (their depth is written):")
+            lines += [f"  {n} x {why}" for why, n in sorted(self.no_points.items())]
         if self.not_copied:
             lines.append(f"not copied (unknown message definition): {', '.join(self.not_copied)}")
         if self.alignment is not None:
@@ -340,29 +345,29 @@ class _Run:
             self._frame(item, info, refs)
 
     def _frame(self, item: tuple[str, int, Any], info: Any, refs: dict) -> None:
-        """Decode an image (and its references) into the batch."""
+        """Decode an image (and its references) into the batch, as the node does."""
         topic, t, msg = item
         try:  # the node's decoder: YUV / Bayer stay sensor bytes, converted on the device
-            frame = (
-                messages.frame_from_compressed_msg(msg, self.opts.decode)
-                if isinstance(msg, CompressedImage)
-                else messages.frame_from_image_msg(msg, self.opts.decode)
-            )
-            height, width = frame.size
-            frame.intrinsics = self.cameras.camera(info, width, height)
+            frame = messages.decode_frame(
+                msg, self.opts.decode,
+                lambda width, height: self.cameras.camera(info, width, height))
         except BadInput as err:
             self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
             return
-        frame.stamp = stamp_ns(msg.header) / 1e9
         try:
             frame.reference = messages.frame_reference(
-                refs.get("depth"), refs.get("points"), self.extrinsic, self.opts.decode.max_pixels)
+                refs.get("depth"), refs.get("points"), self.extrinsic,
+                self.opts.decode.max_pixels, msg.header.frame_id,
+                str(self.opts.depth_reference_topic))
         except BadInput as err:  # the frame goes on without it, as in the node
             topics = {"depth": self.opts.depth_reference_topic,
                       "points": self.opts.points_reference_topic}
             names = ", ".join(str(topics[k]) for k in sorted(refs))
             self.report.skipped[(names, f"bad reference: {err}")] += 1
             refs = {}
+        lens = messages.unsupported_lens(frame.intrinsics, str(self.opts.camera_info_topic))
+        if lens and "points" in self.want:  # depth is written, as in the node
+            self.report.no_points[lens] += 1
         self.batch.append((t, msg.header, frame, None if info is NO_INFO else info,
                            sorted(refs)))
 

@@ -24,6 +24,8 @@ def _positive_int(text: str) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
+    from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES  # torch: not at import time
+
     g = p.add_argument_group("model (override the parameter file)")
     g.add_argument("--params", help="dpt_node parameter YAML (/**/dpt_node: ros__parameters:)")
     g.add_argument("--depth-model", help="depth checkpoint: existing directory or Hub id")
@@ -37,7 +39,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--compile", help="torch.compile mode: none, default, reduce-overhead "
                    "(CUDA graphs), max-autotune; pays off on a GPU")
     g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model pass")
-    g.add_argument("--alignment-mode", choices=("off", "scale", "scale_shift"),
+    g.add_argument("--alignment-mode", choices=ALIGNMENT_MODES,
                    help="alignment.mode: fit each frame to its metric reference "
                         "(docs/alignment.md)")
     g.add_argument("--alignment-report", type=Path, metavar="CSV",

@@ -22,7 +22,7 @@ from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.outputs import camera_topic, fallback_intrinsics
 from dpt_ros.core.sync import CameraSync, SyncResult
 from dpt_ros.ros.diagnostics import Stats, Throttle
-from dpt_ros.ros.qos import BEST_EFFORT, choose_reliability, input_qos, reliability_name
+from dpt_ros.ros.qos import BEST_EFFORT, MatchedSubscription, input_qos
 
 IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
 INFO_INPUT = "camera_info"
@@ -45,12 +45,18 @@ class CameraInput:
             values["sync.mode"], values["sync.slop_ms"] / 1000.0,
             values["sync.timeout_ms"] / 1000.0, pending=max(2, values["qos.depth"]),
         )
-        self.reliability: str | None = None
+        self._image = MatchedSubscription(
+            node, CompressedImage if self.compressed else Image, self.image_topic,
+            self._on_image, values)
         # True while intrinsics come from parameters (camera.use_parameters, or nobody
         # publishes on the camera_info topic); diagnostics show it
         self.parameter_intrinsics = bool(values["camera.use_parameters"])
-        self._image_sub: Subscription | None = None
         self._info_sub: Subscription | None = None
+
+    @property
+    def reliability(self) -> str | None:
+        """The image subscription's reliability (None while not subscribed)."""
+        return self._image.reliability
 
     # -------------------------------------------------------------- subscriptions
     def subscribe(self) -> None:
@@ -61,31 +67,14 @@ class CameraInput:
         self.update_qos()
 
     def unsubscribe(self) -> None:
-        for sub in (self._image_sub, self._info_sub):
-            if sub is not None:
-                self.node.destroy_subscription(sub)
-        self._image_sub = self._info_sub = None
-        self.reliability = None
+        self._image.destroy()
+        if self._info_sub is not None:
+            self.node.destroy_subscription(self._info_sub)
+        self._info_sub = None
 
     def update_qos(self) -> None:
         """(Re)subscribe the image when the reliability we should use differs from ours."""
-        publishers = self.node.get_publishers_info_by_topic(self.image_topic)
-        want = choose_reliability(
-            self.values["qos.reliability"],
-            [reliability_name(p.qos_profile.reliability) for p in publishers],
-            self.reliability,
-        )
-        if want == self.reliability and self._image_sub is not None:
-            return
-        if self._image_sub is not None:
-            self.node.destroy_subscription(self._image_sub)
-        self._image_sub = self.node.create_subscription(
-            CompressedImage if self.compressed else Image, self.image_topic, self._on_image,
-            input_qos(want, self.values["qos.depth"]),
-        )
-        if self.reliability is not None:
-            self.node.get_logger().info(f"input QoS of {self.image_topic} is now {want}")
-        self.reliability = want
+        self._image.update()
 
     # ------------------------------------------------------------------ pairing
     def _on_image(self, msg: Image | CompressedImage) -> None:

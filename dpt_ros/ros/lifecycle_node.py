@@ -7,7 +7,9 @@ transitions are driven from outside through the standard lifecycle services
 - configure: check the parameters, load the model(s), create publishers; a bad parameter or
   model fails the transition with the reason in the log, and the node stays unconfigured
   for another try;
-- activate: start the worker, subscribe, publish;
+- activate: start the worker, subscribe, publish; a failure (e.g. the warm-up) fails the
+  transition with the reason in the log, whatever had started is stopped again, and the node
+  stays inactive for another try;
 - deactivate: no input, no output;
 - cleanup: publishers destroyed, models and their device memory released;
 - shutdown (from any state): whatever is up is taken down, and the process exits.
@@ -20,7 +22,7 @@ from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from dpt_ros.ros.node import NODE_NAME, DptCore, run
+from dpt_ros.ros.node import NODE_NAME, DptCore, failure_reason, run
 
 
 class DptLifecycleNode(DptCore, LifecycleNode):
@@ -35,15 +37,19 @@ class DptLifecycleNode(DptCore, LifecycleNode):
         try:
             self._configure()
         except Exception as exc:  # the reason goes to the log; the node stays unconfigured
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            self.get_logger().error(f"configure failed: {reason}")
+            self.get_logger().error(f"configure failed: {failure_reason(exc)}")
             self.pipeline = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info("configured: models loaded, publishers created")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._activate()
+        try:
+            self._activate()
+        except Exception as exc:  # uncaught, rclpy would take it as ERROR and shut down
+            self.get_logger().error(f"activate failed: {failure_reason(exc)}")
+            self._deactivate()  # undo what had started: worker, subscriptions, timers
+            return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -34,7 +34,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
-from dpt_ros.core.camera_info import stamp_ns
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.outputs import (
     DEPTH_IMAGES,
@@ -138,7 +137,8 @@ class DptCore:
         self._timers: list = []
 
     def _activate(self) -> None:
-        """Worker first (its warm-up runs on its own thread), then input, then timers."""
+        """Worker first (its warm-up runs on its own thread), then input, then timers; when it
+        raises, `_deactivate` stops whatever had started."""
         v, p = self._values, self.pipeline
         self._slots = LatestSlots(list(self._inputs), v["batch_wait_ms"] / 1000.0)
         # warm-up at the camera's real size: each new frame size before its first frame (on
@@ -150,9 +150,10 @@ class DptCore:
         self._worker.start()
         for cam in (*self._inputs.values(), *self._refs.values()):
             cam.subscribe()
-        timeout = v["sync.timeout_ms"] / 1000.0
-        self._timers = [self.create_timer(min(0.05, timeout / 4), self._on_sync_timer),
-                        self.create_timer(v["diagnostics_period"], self._on_timer)]
+        self._timers = []  # one at a time: a failed activation destroys those made
+        for period, callback in ((sync_timer_period(v["sync.timeout_ms"]), self._on_sync_timer),
+                                 (v["diagnostics_period"], self._on_timer)):
+            self._timers.append(self.create_timer(period, callback))
         self._active = True
         self.get_logger().info(self._summary())
 
@@ -272,12 +273,8 @@ class DptCore:
                 "placed in TF; fix the camera driver's frame_id"
             )
         try:
-            if cam.compressed:
-                frame = messages.frame_from_compressed_msg(msg, self._decode)
-            else:  # YUV / Bayer stay sensor bytes here: converted on the model's device
-                frame = messages.frame_from_image_msg(msg, self._decode)
-            height, width = frame.size
-            frame.intrinsics = cam.camera_model(info, width, height)
+            frame = messages.decode_frame(
+                msg, self._decode, lambda width, height: cam.camera_model(info, width, height))
         except BadInput as exc:
             self._reject(exc.kind, str(exc), camera=cam.name)
             return None
@@ -285,22 +282,17 @@ class DptCore:
             self._reject("internal", f"{type(exc).__name__}: {exc}", error=True,
                          camera=cam.name)
             return None
-        frame.camera, frame.stamp = cam.name, stamp_ns(msg.header) / 1e9
+        frame.camera = cam.name
         if refs:
             try:
                 frame.reference = self._refs[cam.name].reference(
                     refs, msg.header.frame_id, self._decode.max_pixels)
             except BadInput as exc:  # the frame goes on without its reference
                 self._reject(exc.kind, str(exc), camera=cam.name, what="ignored a reference")
-        intr = frame.intrinsics
-        if not intr.supported:
-            self._reject(
-                "distortion",
-                f"{cam.info_topic}: distortion_model '{intr.distortion_model}' with D = "
-                f"{list(intr.d)} cannot be inverted (supported: plumb_bob, "
-                "rational_polynomial, equidistant); depth is published, ~/points is not",
-                error=True, camera=cam.name,
-            )
+        lens = messages.unsupported_lens(frame.intrinsics, cam.info_topic)
+        if lens:  # counted (errors.distortion) and logged, but the frame goes on
+            self._reject("distortion", f"{lens}; depth is published, ~/points is not",
+                         error=True, camera=cam.name, what="no ~/points")
         return frame
 
     def _process(self, items: dict[str, tuple[Any, CameraInfo | None, float, dict | None]]
@@ -403,6 +395,18 @@ class DptCore:
         )
 
 
+def sync_timer_period(timeout_ms: float) -> float:
+    """Seconds between checks for images whose camera_info / references are overdue: a
+    quarter of `sync.timeout_ms`, at most 50 ms, and at least 5 ms (a tiny timeout must not
+    make the executor spin on the timer)."""
+    return max(0.005, min(0.05, timeout_ms / 4000.0))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An exception as one log line: its message with whitespace collapsed, or its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def depth_metric_text(p: Pipeline) -> str:
     """`depth_metric` in /diagnostics: true (every frame in metres), aligned / prompt (only
     frames with a valid alignment / a prompt: see alignment.valid per camera), false."""
@@ -430,8 +434,7 @@ def run(make: type[DptCore], args: list[str] | None) -> int:
         rclpy.init(args=args)
         node = make()
     except Exception as exc:  # one clear line, not a traceback, for any start-up failure
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {failure_reason(exc)}")
         rclpy.try_shutdown()
         return 1
     executor = SingleThreadedExecutor()
@@ -453,7 +456,8 @@ def main(args: list[str] | None = None) -> int:
     return run(DptNode, args)
 
 
-__all__ = ["NODE_NAME", "DptCore", "DptNode", "StartupError", "main", "run"]
+__all__ = ["NODE_NAME", "DptCore", "DptNode", "StartupError", "failure_reason", "main",
+           "run", "sync_timer_period"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,13 +8,16 @@ reliable reader of a best-effort camera does not match at all. Unlike image_pipe
 re-checks the publishers every second while in `auto`, because a node started before its
 camera would otherwise stay best-effort forever.
 
+`MatchedSubscription` is such a subscription (the image input, the alignment references).
+
 Output: reliable, volatile, keep-last 1 — what rviz2 and default rclpy/rclcpp subscribers
 ask for; depth 1 keeps only the newest (possibly multi-MB) message per topic in the writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rclpy.qos import (
     DurabilityPolicy,
@@ -22,6 +25,10 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+    from rclpy.subscription import Subscription
 
 RELIABLE = "reliable"
 BEST_EFFORT = "best_effort"
@@ -82,3 +89,42 @@ def latched_qos() -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
+
+
+class MatchedSubscription:
+    """A subscription whose reliability follows its publishers (`qos.reliability`, history
+    depth `qos.depth`): `update()` (at subscribe, then on the node's diagnostics timer)
+    re-subscribes when the reliability it should use differs from the one it has, and says so
+    in the log when it changes. A best-effort reader of a reliable camera would lose its
+    ~1 MB frames (docs/ros_node.md, Troubleshooting)."""
+
+    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
+                 values: Mapping[str, Any]) -> None:
+        self.node, self.msg_type, self.topic, self.callback = node, msg_type, topic, callback
+        self.values = values
+        self.reliability: str | None = None  # None while not subscribed
+        self.sub: Subscription | None = None
+
+    def update(self) -> None:
+        publishers = self.node.get_publishers_info_by_topic(self.topic)
+        want = choose_reliability(
+            self.values["qos.reliability"],
+            [reliability_name(p.qos_profile.reliability) for p in publishers],
+            self.reliability,
+        )
+        if want == self.reliability and self.sub is not None:
+            return
+        if self.sub is not None:
+            self.node.destroy_subscription(self.sub)
+        self.sub = self.node.create_subscription(
+            self.msg_type, self.topic, self.callback, input_qos(want, self.values["qos.depth"])
+        )
+        if self.reliability is not None:
+            self.node.get_logger().info(f"input QoS of {self.topic} is now {want}")
+        self.reliability = want
+
+    def destroy(self) -> None:
+        if self.sub is not None:
+            self.node.destroy_subscription(self.sub)
+        self.sub = None
+        self.reliability = None

@@ -19,16 +19,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dpt_ros import messages
 from dpt_ros.core.alignment import AlignmentState, Extrinsic, FrameReference
 from dpt_ros.core.camera_info import stamp_ns
-from dpt_ros.core.errors import BadInput
 from dpt_ros.core.outputs import camera_topic
 from dpt_ros.core.sync import ReferenceSync
-from dpt_ros.ros.qos import choose_reliability, input_qos, reliability_name
+from dpt_ros.ros.qos import MatchedSubscription
 
 DEPTH_INPUT = "depth_reference"  # remap these; <camera>/depth_reference with `cameras`
 POINTS_INPUT = "points_reference"
@@ -36,36 +34,6 @@ KINDS = {"depth": (DEPTH_INPUT, Image), "points": (POINTS_INPUT, PointCloud2)}
 
 # camera, msg, info, received, {kind: reference msg}
 Deliver = Callable[[str, Any, "CameraInfo | None", float, dict], None]
-
-
-class _Matched:
-    """A subscription whose reliability follows its publishers (`qos.reliability`, as the
-    image input's): a best-effort reader of a reliable depth camera would lose its ~1 MB
-    frames (docs/ros_node.md, Troubleshooting)."""
-
-    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable,
-                 values: Mapping[str, Any]) -> None:
-        self.node, self.msg_type, self.topic, self.callback = node, msg_type, topic, callback
-        self.values = values
-        self.reliability: str | None = None
-        self.sub: Subscription | None = None
-
-    def update(self) -> None:
-        pubs = self.node.get_publishers_info_by_topic(self.topic)
-        want = choose_reliability(self.values["qos.reliability"],
-                                  [reliability_name(p.qos_profile.reliability) for p in pubs],
-                                  self.reliability)
-        if want == self.reliability and self.sub is not None:
-            return
-        self.destroy()
-        self.sub = self.node.create_subscription(self.msg_type, self.topic, self.callback,
-                                                 input_qos(want, self.values["qos.depth"]))
-        self.reliability = want
-
-    def destroy(self) -> None:
-        if self.sub is not None:
-            self.node.destroy_subscription(self.sub)
-        self.sub = None
 
 
 class ReferenceInput:
@@ -83,12 +51,13 @@ class ReferenceInput:
         self.extrinsic = None if ext.is_identity else ext
         self.received: Counter[str] = Counter()
         self.paired: Counter[str] = Counter()  # images released with a reference of a kind
-        self._subs: dict[str, _Matched] = {}
+        self._subs: dict[str, MatchedSubscription] = {}
 
     def subscribe(self) -> None:
         self._subs = {
-            kind: _Matched(self.node, msg_type, self.topics[kind],
-                           lambda msg, kind=kind: self._on_reference(kind, msg), self.values)
+            kind: MatchedSubscription(
+                self.node, msg_type, self.topics[kind],
+                lambda msg, kind=kind: self._on_reference(kind, msg), self.values)
             for kind, (_, msg_type) in KINDS.items()
         }
         self.update_qos()
@@ -129,13 +98,8 @@ class ReferenceInput:
                   ) -> FrameReference | None:
         """The paired messages as the frame's `FrameReference`; raises BadInput('reference')
         (the frame is then processed without one)."""
-        depth = refs.get("depth")
-        if depth is not None and depth.header.frame_id and image_frame and (
-                depth.header.frame_id != image_frame):
-            raise BadInput("reference", f"{self.topics['depth']} has frame_id "
-                           f"'{depth.header.frame_id}', the image '{image_frame}': a depth "
-                           "reference must be registered to the camera (same optical frame)")
-        return messages.frame_reference(depth, refs.get("points"), self.extrinsic, max_pixels)
+        return messages.frame_reference(refs.get("depth"), refs.get("points"), self.extrinsic,
+                                        max_pixels, image_frame, self.topics["depth"])
 
     def diagnostics(self) -> dict[str, str]:
         return {

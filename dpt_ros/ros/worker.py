@@ -106,7 +106,6 @@ class Worker(Generic[T]):
         self._first_done = threading.Event()
         self._first_error: BaseException | None = None
         self._busy_since: float | None = None  # heartbeat: when the current item was taken
-        self.handled = 0  # items handled so far (progress)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -136,7 +135,6 @@ class Worker(Generic[T]):
                 self._report(exc)
             finally:
                 self._busy_since = None
-                self.handled += 1
 
     def _report(self, exc: Exception) -> None:
         try:

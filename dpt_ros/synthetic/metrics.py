@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dpt_ros.core.geometry import project, ray_directions
+
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """AbsRel, RMSE (m) and δ<1.25 over pixels where both are finite and positive."""
@@ -110,12 +112,13 @@ def flicker(prev_depth: np.ndarray, depth: np.ndarray, prev_truth: np.ndarray,
     g0, d0 = prev_truth[v, u].astype(np.float64), prev_depth[v, u].astype(np.float64)
     ok = np.isfinite(g0) & (g0 > 0) & np.isfinite(d0) & (d0 > 0)
     v, u, g0, d0 = v[ok], u[ok], g0[ok], d0[ok]
-    cam = np.stack([(u - k.cx) / k.fx * g0, (v - k.cy) / k.fy * g0, g0], 1)
+    rx, ry = np.broadcast_arrays(*ray_directions(k))  # the camera's own rays, lens included
+    cam = np.stack([rx[v, u] * g0, ry[v, u] * g0, g0], 1)
     moved = (prev_pose.to_world(cam) - pose.position) @ pose.rotation  # current camera frame
     z = moved[:, 2]
     front = z > 1e-3
-    u1 = np.where(front, k.fx * moved[:, 0] / np.where(front, z, 1) + k.cx, -1.0)
-    v1 = np.where(front, k.fy * moved[:, 1] / np.where(front, z, 1) + k.cy, -1.0)
+    uv = project(np.where(front[:, None], moved, np.nan), k)
+    u1, v1 = np.nan_to_num(uv[:, 0], nan=-1.0), np.nan_to_num(uv[:, 1], nan=-1.0)
     inside = front & (u1 >= 0) & (u1 <= truth.shape[1] - 1) & (v1 >= 0) & (v1 <= truth.shape[0] - 1)
     g1, spread = _bilinear(truth.astype(np.float64), u1[inside], v1[inside])
     d1, _ = _bilinear(depth.astype(np.float64), u1[inside], v1[inside])

@@ -66,7 +66,6 @@ class Aligner:
         self.min_inliers = min_inliers
         self.max_residual = max_residual
         self.filter = TemporalFilter(smoothing_s, max_age_s, gate)
-        self.last_fit: Fit | None = None
 
     @property
     def enabled(self) -> bool:
@@ -91,14 +90,10 @@ class Aligner:
         """Fit this frame's prediction (H, W) to its paired reference and filter."""
         if not self.enabled:
             raise RuntimeError("alignment.mode is off: nothing to update")
-        self.last_fit = self.fit(prediction, samples)
-        return self.filter.update(self.last_fit, stamp_s)
+        return self.filter.update(self.fit(prediction, samples), stamp_s)
 
     def state(self, stamp_s: float) -> AlignmentState:
         return self.filter.state(stamp_s)
-
-    def reset(self) -> None:
-        self.filter.reset()
 
     def apply(self, prediction: torch.Tensor, stamp_s: float) -> torch.Tensor | None:
         """Metric depth for a frame at `stamp_s`, any resolution. Without a valid alignment
