@@ -96,11 +96,15 @@ class Listener:
         from geometry_msgs.msg import PoseStamped
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
         from sensor_msgs.msg import Image, PointCloud2
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
+        # the demo stops itself on SIGINT / SIGTERM (children first, then this listener):
+        # rclpy's own handlers would shut this context down under it, mid-stop
+        rclpy.init(context=self.context, domain_id=domain,
+                   signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("dpt_demo", context=self.context)
         self.lock = threading.Lock()
         self.frames: dict[tuple[int, int], dict[str, object]] = defaultdict(dict)

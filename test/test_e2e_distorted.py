@@ -34,15 +34,18 @@ pytestmark = pytest.mark.ros
 
 SEED = 1_000_007  # a held-out world
 W, H, RATE = 320, 240, 2.0
-INDICES = {8, 9, 10, 11}  # frames 4-6 s into the path: every process is up by then
+# frames 4-8 s into the path (every process is up by then); a busy node drops frames (newest
+# first), so each run keeps the ones it got and the runs are scored on those they share
+INDICES = set(range(8, 16))
+MIN_SHARED = 4
 TOPICS = {"/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo, "/cam/depth_gt": Image,
           "/dpt_node/depth": Image, "/dpt_node/points": PointCloud2}
 
 
 def run_chain(domain: int, lens: list[str], node_params: tuple[str, ...] = ()
               ) -> dict[int, dict]:
-    """The frames INDICES of the camera's path (by index, from the published pose), so both
-    runs score the very same views."""
+    """The frames of INDICES this run published (by index, from the published pose: the
+    runs score the very same views), once the camera is past them."""
     collector = Collector(domain, TOPICS)
     camera = ["-m", "dpt_ros.ros.synthetic_camera", "--ros-args", "-r", "__ns:=/cam",
               "-p", f"seed:={SEED}", "-p", f"rate:={RATE}", "-p", f"width:={W}",
@@ -60,19 +63,23 @@ def run_chain(domain: int, lens: list[str], node_params: tuple[str, ...] = ()
     try:
         with processes([node, camera], ros_env(domain)) as procs:
             deadline = time.monotonic() + 150
-            while not INDICES <= by_index.keys():
+            newest = -1
+            while not (INDICES <= by_index.keys()
+                       or (newest > max(INDICES) and len(by_index) >= MIN_SHARED)):
                 assert time.monotonic() < deadline, f"frames {sorted(by_index)} only"
                 assert all(p.poll() is None for p in procs), "a process exited"
                 for f in collector.complete(set(TOPICS)):
                     _, pos = pose_matrix(f["/cam/pose"])
                     dist = np.linalg.norm(path - pos, axis=1)
                     k = int(np.argmin(dist))
-                    if dist[k] < 1e-4 and k in INDICES:  # exactly that frame's pose
-                        by_index.setdefault(k, f)
+                    if dist[k] < 1e-4:  # exactly that frame's pose
+                        newest = max(newest, k)
+                        if k in INDICES:
+                            by_index.setdefault(k, f)
                 time.sleep(0.2)
     finally:
         collector.close()
-    return {k: by_index[k] for k in INDICES}
+    return by_index
 
 
 def points_error(world, f: dict, xyz: np.ndarray) -> np.ndarray:
@@ -123,7 +130,8 @@ def runs() -> dict[str, dict[int, dict]]:
 def test_distorted_camera_points_are_as_good_as_the_pinhole_camera(runs) -> None:
     info = next(iter(runs["plumb_bob"].values()))["/cam/camera_info"]
     assert info.distortion_model == "plumb_bob" and any(info.d)
-    same = INDICES
+    same = set.intersection(*(set(frames) for frames in runs.values()))
+    assert len(same) >= MIN_SHARED, {name: sorted(frames) for name, frames in runs.items()}
     pinhole = surface_error(runs["pinhole"], same)
     lens = surface_error(runs["plumb_bob"], same)
     raw_fed = surface_error(runs["raw to the model"], same)
