@@ -20,7 +20,6 @@ from _node_util import (
     SHARED_PARAMS,
     Peer,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     diagnostics_values,
     domain_id,
@@ -113,7 +112,7 @@ class Camera:
 
 
 @pytest.fixture(scope="module")
-def node(checkpoints, tmp_path_factory):  # noqa: F811
+def node(checkpoints, tmp_path_factory):
     peer = Peer(domain_id(__name__))
     cam = Camera(peer)
     params = {**SHARED_PARAMS, "depth_model": checkpoints["metric"], "warmup": False}
@@ -266,7 +265,7 @@ def test_unknown_distortion_model_gives_depth_but_no_points(node) -> None:
     assert "cannot be inverted" in proc.log()
 
 
-def test_first_frame_of_a_fresh_node_uses_the_real_intrinsics(checkpoints, tmp_path):  # noqa: F811
+def test_first_frame_of_a_fresh_node_uses_the_real_intrinsics(checkpoints, tmp_path):
     """The camera runs before the node starts; the node's first output already comes from
     the camera's own camera_info, never from camera.hfov."""
     peer = Peer(domain_id(__name__ + "fresh"))

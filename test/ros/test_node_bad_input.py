@@ -18,13 +18,11 @@ from _node_util import (
     Peer,
     camera_info_msg,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     diagnostics_values,
     domain_id,
     image_array,
     image_msg,
     send_until,
-    shared_node,  # noqa: F401 (fixture)
     stamp_of,
     start_nodes,
 )
@@ -89,14 +87,14 @@ class Side:
 
 
 @pytest.fixture(scope="module")
-def raw(shared_node):  # noqa: F811
+def raw(shared_node):
     side = Side(*shared_node)
     yield side
     side.close()
 
 
 @pytest.fixture(scope="module")
-def compressed(checkpoints, tmp_path_factory):  # noqa: F811
+def compressed(checkpoints, tmp_path_factory):
     peer = Peer(domain_id(__name__))
     params = {**SHARED_PARAMS, "depth_model": checkpoints["metric"],
               "input_transport": "compressed", "warmup": False}

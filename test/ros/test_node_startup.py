@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from _node_util import CONFIG, checkpoints, domain_id, node_command, ros_env  # noqa: F401
+from _node_util import CONFIG, domain_id, node_command, ros_env
 
 pytestmark = pytest.mark.ros
 pytest.importorskip("rclpy")
@@ -33,7 +33,7 @@ IN_PROCESS_CASES = {
 }
 
 
-def _fill(params: dict, checkpoints: dict) -> dict:  # noqa: F811
+def _fill(params: dict, checkpoints: dict) -> dict:
     return {k: v.format(**checkpoints) if isinstance(v, str) else v for k, v in params.items()}
 
 
@@ -44,7 +44,7 @@ def check_output(name: str, code: int, out: str, fragment: str) -> None:
     assert len(fatal) == 1 and fragment in fatal[0], (name, out)
 
 
-def test_start_up_failures_in_a_subprocess(checkpoints):  # noqa: F811
+def test_start_up_failures_in_a_subprocess(checkpoints):
     env = ros_env(domain_id(__name__))
     procs = {
         name: subprocess.Popen(node_command(_fill(params, checkpoints)), env=env, text=True,
@@ -61,7 +61,7 @@ def test_start_up_failures_in_a_subprocess(checkpoints):  # noqa: F811
 
 
 @pytest.mark.parametrize("name", list(IN_PROCESS_CASES))
-def test_start_up_failures_in_process(name, checkpoints, capfd, monkeypatch):  # noqa: F811
+def test_start_up_failures_in_process(name, checkpoints, capfd, monkeypatch):
     from dpt_ros.ros.node import main
 
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id(__name__)))

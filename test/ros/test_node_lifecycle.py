@@ -19,7 +19,6 @@ from _node_util import (
     Peer,
     camera_info_msg,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     domain_id,
     image_msg,
     node_command,
@@ -88,7 +87,7 @@ def start(params: dict, peer: Peer, log) -> NodeProcess:
     return NodeProcess(cmd, ros_env(peer.domain), log)
 
 
-def test_transitions_through_the_lifecycle_services(checkpoints, tmp_path):  # noqa: F811
+def test_transitions_through_the_lifecycle_services(checkpoints, tmp_path):
     peer = Peer(domain_id(__name__))
     proc = start({"depth_model": checkpoints["metric"]}, peer, tmp_path / "node.log")
     try:
@@ -145,7 +144,7 @@ def test_a_bad_model_fails_configure_with_the_reason(tmp_path):
         peer.close()
 
 
-def test_cleanup_releases_the_models(checkpoints, monkeypatch):  # noqa: F811
+def test_cleanup_releases_the_models(checkpoints, monkeypatch):
     """In process: after cleanup no reference to the model (or the pipeline) survives."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -171,7 +170,7 @@ def test_cleanup_releases_the_models(checkpoints, monkeypatch):  # noqa: F811
 
 @pytest.mark.parametrize("where", ["warmup", "timers"])
 def test_a_failing_activate_fails_the_transition_and_stays_inactive(
-        checkpoints, monkeypatch, capfd, where):  # noqa: F811
+        checkpoints, monkeypatch, capfd, where):
     """In process, through the lifecycle state machine the services drive: activate fails
     (the warm-up, or later, once the subscriptions exist) with the reason in the log, what had
     started is stopped again, and the node stays inactive, not shut down, for another try."""

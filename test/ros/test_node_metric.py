@@ -14,12 +14,10 @@ from _node_util import (
     RELATIVE_SIZE,
     backproject,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     diagnostics_values,
     image_array,
     image_msg,
-    relative_node,  # noqa: F401 (fixture)
     send_until,
 )
 
@@ -34,7 +32,7 @@ HFOV = 90.0  # the relative node's camera.hfov
 
 
 @pytest.fixture(scope="module")
-def io(relative_node):  # noqa: F811
+def io(relative_node):
     peer = relative_node[0]
     io = {
         "peer": peer,
@@ -64,7 +62,7 @@ def relative_only(io, sec: int) -> None:
         assert io[name].wait_for(lambda m: m.header.stamp.sec == sec, 0.0) is None, name
 
 
-def test_relative_model_never_publishes_metres(io, checkpoints):  # noqa: F811
+def test_relative_model_never_publishes_metres(io, checkpoints):
     peer = io["peer"]
     assert peer.node.count_publishers("/dpt_node/depth/relative") == 1
     for sec in (10, 11, 12):

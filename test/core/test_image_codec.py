@@ -1,6 +1,6 @@
 """Raw and compressed image decoding against PIL's own raw decoders and hand-built buffers:
 host encodings, 16-bit grey scaled by the camera's bit depth, YUV / Bayer parsing (the
-conversion itself is tested in test_core_color_convert.py), size limits and decoder failures
+conversion itself is tested in core/test_color_convert.py), size limits and decoder failures
 (decompression bombs) as BadInput."""
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from _node_util import (
     Peer,
     camera_info_msg,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     diagnostics_values,
     domain_id,
@@ -88,7 +87,7 @@ def test_latest_slots_batch_the_newest_of_each_camera():
 
 # ----------------------------------------------------------------- the node
 @pytest.fixture(scope="module")
-def multicam(checkpoints, tmp_path_factory):  # noqa: F811
+def multicam(checkpoints, tmp_path_factory):
     """(peer, process, io) of a two-camera node with the metric depth and segmentation
     checkpoints; front's inputs are remapped, rear's keep their default names."""
     pytest.importorskip("rclpy")
@@ -147,7 +146,7 @@ def send_pair(io, sent, timeout: float = 30.0) -> dict[str, dict]:
 
 
 @pytest.mark.ros
-def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, checkpoints):  # noqa: F811
+def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, checkpoints):
     from dpt_ros.core.geometry import Intrinsics
     from dpt_ros.core.pipeline import Frame, Pipeline
 

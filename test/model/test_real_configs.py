@@ -318,7 +318,7 @@ def test_shipped_configs_name_checkpoints_of_the_kind_they_promise():
 
     from dpt_ros.core.params_file import load_params_file
 
-    config = Path(__file__).resolve().parents[1] / "config"
+    config = Path(__file__).resolve().parents[2] / "config"
     default = load_params_file(config / "dpt.yaml")["depth_model"]
     assert default in CONFIGS and CONFIGS[default]["depth_estimation_type"] == "metric"
     for name in ("aligned_rgbd.yaml", "aligned_lidar.yaml"):

@@ -127,7 +127,7 @@ def test_demo_reports_a_dead_node_and_cleans_up(tmp_path) -> None:
 
 def test_launch_file_matches_demo() -> None:
     """demo.launch.py starts what the demo starts (the real launch service runs it in
-    test_launch.py): the camera in the demo's namespace, dpt_node on the demo's topics with
+    ros/test_launch.py): the camera in the demo's namespace, dpt_node on the demo's topics with
     the shipped weights, through the one launch rule."""
     from dpt_ros import demo
     from dpt_ros.core import launch_args as la

@@ -26,7 +26,6 @@ from _node_util import (
     Peer,
     camera_info_msg,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     diagnostics_values,
     domain_id,
@@ -35,7 +34,6 @@ from _node_util import (
     node_command,
     ros_env,
     send_until,
-    shared_node,  # noqa: F401 (fixture)
     unpack_rgb,
     wait_ready,
 )
@@ -65,7 +63,7 @@ def sensor_msg(rows: np.ndarray, encoding: str, sec: int, pad: int = 6) -> Image
 
 
 @pytest.fixture(scope="module")
-def io(shared_node):  # noqa: F811
+def io(shared_node):
     peer = shared_node[0]
     out = {"points": peer.collect(PointCloud2, "/dpt_node/points"),
            "depth": peer.collect(Image, "/dpt_node/depth")}
@@ -156,7 +154,7 @@ def png_of(rgb: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def two_compressed(checkpoints, tmp_path_factory):  # noqa: F811
+def two_compressed(checkpoints, tmp_path_factory):
     params = {"device": "cpu", "diagnostics_period": 0.2, "cameras": ["front", "rear"],
               "input_transport": "compressed", "batch_wait_ms": 100.0, "warmup": False,
               "depth_model": checkpoints["metric"]}

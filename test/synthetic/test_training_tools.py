@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from train_data import SyntheticBatches
 from train_losses import gradient_matching, lovasz_softmax
 

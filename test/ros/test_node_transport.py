@@ -16,11 +16,9 @@ from _node_util import (
     SHARED_PARAMS,
     Peer,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     diagnostics_values,
     domain_id,
     image_msg,
-    relative_node,  # noqa: F401 (fixture)
     send_until,
     start_nodes,
 )
@@ -85,7 +83,7 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setups(relative_node, checkpoints, tmp_path_factory):  # noqa: F811
+def setups(relative_node, checkpoints, tmp_path_factory):
     env = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
     peer = Peer(domain_id(__name__), env=env)
     params = {**SHARED_PARAMS, "depth_model": checkpoints["relative"], "warmup": False}

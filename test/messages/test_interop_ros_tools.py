@@ -31,7 +31,7 @@ from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings
 from dpt_ros.demo import WEIGHTS
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-READERS = Path(__file__).with_name("_ros1_readers.py")
+READERS = Path(__file__).resolve().parents[1] / "_ros1_readers.py"
 INSTALL = "apt-get install python3-cv-bridge python3-sensor-msgs python3-roslib"
 H, W = 36, 52
 INTR = Intrinsics(fx=48.0, fy=50.0, cx=25.5, cy=17.25, width=W, height=H)

@@ -46,7 +46,7 @@ from dpt_ros.core.pipeline import OUTPUTS, Frame, Pipeline
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE_OUTPUTS = {  # topic under the prefix -> (FrameResult field, encoding)
     "depth": ("depth", "32FC1"),
     "depth/colorized": ("depth_colorized", "bgr8"),

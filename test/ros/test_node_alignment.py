@@ -16,7 +16,6 @@ from _node_util import (
     IMAGE_TOPIC,
     Peer,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     domain_id,
     image_array,
@@ -74,7 +73,7 @@ def test_bare_off_in_yaml_means_off():
 
 # ----------------------------------------------------------------- the node
 @pytest.fixture(scope="module")
-def node(checkpoints, tmp_path_factory):  # noqa: F811
+def node(checkpoints, tmp_path_factory):
     params = {"device": "cpu", "diagnostics_period": 0.2, "depth_model": checkpoints["relative"],
               "camera.hfov": HFOV, "alignment.mode": "scale_shift",
               "alignment.max_age_s": MAX_AGE, "alignment.wait_ms": 300.0,

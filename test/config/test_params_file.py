@@ -16,7 +16,7 @@ from dpt_ros.core.params_file import (
 )
 from dpt_ros.core.pipeline import PipelineSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_repo_config_maps_onto_pipeline_arguments():

@@ -23,7 +23,7 @@ from dpt_ros.core.pipeline import Pipeline
 from dpt_ros.offline import bag as bag_tool
 from dpt_ros.offline import bag_io
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYNTH = ROOT / "dpt_ros" / "weights" / "synthetic-depth"
 
 

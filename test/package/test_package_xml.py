@@ -11,7 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*(ROOT / "dpt_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")])
 # Python modules whose rosdep key is not the module name.
 PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "PIL": "python3-pil"}

@@ -14,7 +14,6 @@ from _node_util import (
     backproject,
     camera_info_msg,
     camera_rgb,
-    checkpoints,  # noqa: F401 (fixture)
     cloud_array,
     diagnostics_values,
     encode_as,
@@ -22,7 +21,6 @@ from _node_util import (
     image_msg,
     labels_json,
     send_until,
-    shared_node,  # noqa: F401 (fixture)
     unpack_rgb,
 )
 
@@ -47,7 +45,7 @@ IMAGE_OUTPUTS = {  # topic -> (encoding, bytes per pixel)
 
 
 @pytest.fixture(scope="module")
-def peer(shared_node):  # noqa: F811
+def peer(shared_node):
     return shared_node[0]
 
 
@@ -188,7 +186,7 @@ def test_model_resolution_scales_camera_info(io, peer):
     check_geometry(out)
 
 
-def test_depth_and_classes_match_the_transformers_oracle(io, checkpoints):  # noqa: F811
+def test_depth_and_classes_match_the_transformers_oracle(io, checkpoints):
     torch = pytest.importorskip("torch")
     from transformers import (
         DepthAnythingForDepthEstimation,
