@@ -102,7 +102,7 @@ class TimedPipeline:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    from dpt_ros.core.pipeline import Pipeline
+    from dpt_ros.core.pipeline.pipeline import Pipeline
     from dpt_ros.offline.bag import BagOptions, run_bag
 
     root = Path(tempfile.mkdtemp(prefix="bench_bag_"))

@@ -51,11 +51,11 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dpt_ros.core.colormap import colorize, lut, robust_range
-from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.pointcloud import pack_cloud
-from dpt_ros.core.segmentation import colorize_labels, overlay, palette
-from dpt_ros.core.upload import HOST_RGB, Uploader
+from dpt_ros.core.camera.geometry import Intrinsics, backproject
+from dpt_ros.core.codecs.upload import HOST_RGB, Uploader
+from dpt_ros.core.pointcloud.pack import pack_cloud
+from dpt_ros.core.render.colormap import colorize, lut, robust_range
+from dpt_ros.core.render.segmentation import colorize_labels, overlay, palette
 from dpt_ros.messages import (
     frame_from_image_msg,
     image_msg,

@@ -53,7 +53,7 @@ except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
 
 
 def clouds() -> dict[str, object]:
-    from dpt_ros.core.pointcloud import pack_cloud
+    from dpt_ros.core.pointcloud.pack import pack_cloud
 
     gen = torch.Generator().manual_seed(0)
     xyz = torch.rand((720, 1280, 3), generator=gen) * 5

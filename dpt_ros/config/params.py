@@ -1,8 +1,9 @@
 """dpt_node's parameters: one table of names, defaults, ranges and descriptions, and the
 checks a set-parameters request must pass.
 
-Plain Python (no rclpy), so the one table drives the node's declarations, the offline tools'
-checks, the launch-file tests and the docs, and the checks are unit-tested without ROS.
+Plain Python (no rclpy, no torch, no model), so the one table drives the node's
+declarations, the offline tools' checks, the launch-file tests and the docs, and the checks
+are unit-tested without ROS; launch files and CLIs read it without loading torch.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES
-from dpt_ros.core.alignment import Extrinsic
-from dpt_ros.core.frame import OUTPUTS, PipelineSettings
-from dpt_ros.core.image_codec import DEFAULT_MAX_PIXELS, DecodeOptions
-from dpt_ros.core.model_task import COMPILE_MODES
-from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_params
-from dpt_ros.core.sync import SYNC_MODES
+from dpt_ros.config.params_file import pipeline_kwargs_from_params, settings_from_params
+from dpt_ros.config.settings import DecodeOptions, PipelineSettings, parse_extrinsic
+from dpt_ros.config.vocabulary import (
+    ALIGNMENT_MODES,
+    COLORMAPS,
+    COMPILE_MODES,
+    DEFAULT_MAX_PIXELS,
+    OUTPUTS,
+    SYNC_MODES,
+)
 
-COLORMAPS = ("turbo", "inferno", "viridis")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 CAMERA_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")  # relative name
 
@@ -290,7 +293,7 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
     if rmax and not rmin < rmax:
         return f"pointcloud.max_range ({rmax}) must exceed pointcloud.min_range ({rmin})"
     try:
-        Extrinsic.from_list(merged["alignment.extrinsic"])
+        parse_extrinsic(merged["alignment.extrinsic"])
     except ValueError as err:
         return f"alignment.extrinsic: {err}"
     if merged["alignment.mode"] != "off" and not merged["depth_model"]:

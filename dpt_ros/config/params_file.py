@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dpt_ros.core.frame import PipelineSettings
+from dpt_ros.config.settings import PipelineSettings
 
 # parameter name -> Pipeline keyword (string-valued start-up parameters)
 PIPELINE_STRINGS = {

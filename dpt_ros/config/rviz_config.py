@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from dpt_ros.core.launch_args import NODE_NAME, absolute_namespace, resolve_topic
+from dpt_ros.config.launch_args import NODE_NAME, absolute_namespace, resolve_topic
 
 TEMPLATE_INPUT = "/camera/image_raw"  # the input display's topic in rviz/dpt.rviz
 

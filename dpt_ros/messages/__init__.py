@@ -37,13 +37,11 @@ from sensor_msgs.msg import (
 )
 from std_msgs.msg import Header
 
-from dpt_ros.core import camera_info
 from dpt_ros.core.alignment import Extrinsic, FrameReference
-from dpt_ros.core.distortion import COEFFICIENTS, MODELS
-from dpt_ros.core.errors import BadInput
-from dpt_ros.core.frame import Frame
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import (
+from dpt_ros.core.camera import camera_info
+from dpt_ros.core.camera.distortion import COEFFICIENTS, MODELS
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.codecs.image_codec import (
     DEFAULT_DECODE,
     DecodeOptions,
     RawImage,
@@ -51,8 +49,10 @@ from dpt_ros.core.image_codec import (
     decode_image,
     parse_image,
 )
-from dpt_ros.core.pointcloud import POINTFIELD_FLOAT32, PackedCloud
-from dpt_ros.core.reference_codec import parse_depth_reference, parse_points_reference
+from dpt_ros.core.codecs.reference_codec import parse_depth_reference, parse_points_reference
+from dpt_ros.core.errors import BadInput
+from dpt_ros.core.pipeline.frame import Frame
+from dpt_ros.core.pointcloud.pack import POINTFIELD_FLOAT32, PackedCloud
 
 # encoding → (dtype, channels) accepted by image_msg
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -203,7 +203,7 @@ def republished_camera_info(
     """The input's CameraInfo for an output image with `header`: the input's own fields
     (distortion model, D, K, R, P, binning, ROI) when the output has the input image's size
     `source` (width, height), else the same camera rescaled to `size`
-    (core.camera_info.scaled_fields)."""
+    (core.camera.camera_info.scaled_fields)."""
     msg = CameraInfo(header=header_copy(header))
     if tuple(size) == tuple(source):
         for name in ("height", "width", "distortion_model", "binning_x", "binning_y"):
@@ -257,7 +257,7 @@ def frame_reference(depth: Image | None, points: PointCloud2 | None,
                     extrinsic: Extrinsic | None, max_pixels: int, image_frame: str = "",
                     depth_topic: str = "the depth reference") -> FrameReference | None:
     """The metric reference of a frame from its paired `depth_reference` Image and/or
-    `points_reference` PointCloud2 (`core.reference_codec`); raises BadInput('reference'),
+    `points_reference` PointCloud2 (`core.codecs.reference_codec`); raises BadInput('reference'),
     also for a depth reference whose frame_id is not the image's `image_frame` (a depth
     reference must be registered to the camera; an empty frame_id on either is not checked).
     `depth_topic` names the depth reference in that message."""

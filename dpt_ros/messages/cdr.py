@@ -27,8 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dpt_ros.core.pointcloud import PackedCloud
-from dpt_ros.core.transfer import host_frame
+from dpt_ros.core.codecs.transfer import host_frame
+from dpt_ros.core.pointcloud.pack import PackedCloud
 from dpt_ros.messages import image_layout
 
 _NATIVE_BIG = sys.byteorder == "big"
@@ -141,7 +141,7 @@ def image_cdr(array: np.ndarray, encoding: str, header, big: bool = _NATIVE_BIG,
     `big` picks the CDR byte order of the header fields (native by default, as rmw does);
     the payload's own byte order is the array's and goes into `is_bigendian`. `in_place`:
     lay the message out around the payload when it sits in a framed host buffer
-    (`core.transfer`), returning a uint8 view of it; else (and by default) new bytes.
+    (`core.codecs.transfer`), returning a uint8 view of it; else (and by default) new bytes.
     """
     height, width, bigendian, step = image_layout(array, encoding)
     data = _payload(array)

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.config.vocabulary import ALIGNMENT_MODES
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 from dpt_ros.offline.interrupt import StopFlag
 
@@ -24,8 +25,6 @@ def _positive_int(text: str) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES  # torch: not at import time
-
     g = p.add_argument_group("model (override the parameter file)")
     g.add_argument("--params", help="dpt_node parameter YAML (/**/dpt_node: ros__parameters:)")
     g.add_argument("--depth-model", help="depth checkpoint: existing directory or Hub id")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
+from dpt_ros.core.codecs.image_codec import decode_compressed
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions, decode_compressed
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})

@@ -1,6 +1,6 @@
 """The node's output topics and the messages for one FrameResult, as the node builds them.
 
-Topic names, encodings and which outputs exist come from dpt_ros.core.outputs (the node's
+Topic names, encodings and which outputs exist come from dpt_ros.core.pipeline.outputs (the node's
 own rules); messages from dpt_ros.messages. Names are relative to a prefix, so a bag
 written with `--prefix /dpt` has the topics a node named `/dpt` would publish.
 """
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dpt_ros.core.outputs import (
+from dpt_ros.core.pipeline.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     LABELS_TOPIC,
@@ -19,7 +19,7 @@ from dpt_ros.core.outputs import (
     current_outputs,
     image_encoding,
 )
-from dpt_ros.core.pipeline import FrameResult, Pipeline
+from dpt_ros.core.pipeline.pipeline import FrameResult, Pipeline
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"

@@ -34,8 +34,16 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
+from dpt_ros.config.params import (
+    BY_NAME,
+    check_update,
+    decode_options,
+    forced_outputs,
+    pipeline_kwargs,
+    pipeline_settings,
+)
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.outputs import (
+from dpt_ros.core.pipeline.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -46,15 +54,7 @@ from dpt_ros.core.outputs import (
     image_encoding,
     wanted_outputs,
 )
-from dpt_ros.core.params import (
-    BY_NAME,
-    check_update,
-    decode_options,
-    forced_outputs,
-    pipeline_kwargs,
-    pipeline_settings,
-)
-from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.core.pipeline.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.ros.camera_input import CameraInput
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain

@@ -24,7 +24,7 @@ from dpt_ros.core.alignment import (
     samples_from_depth_image,
     samples_from_points,
 )
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.model import load_model, load_processor
 from dpt_ros.model.processing import resize_maps
 from dpt_ros.synthetic.camera_path import path_pose

@@ -1,4 +1,4 @@
-"""dpt_ros.core.params_file: the node's YAML read without ROS and mapped onto Pipeline
+"""dpt_ros.config.params_file: the node's YAML read without ROS and mapped onto Pipeline
 arguments; checked against the YAML parsed independently and against the node's own table."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dpt_ros.core.params_file import (
+from dpt_ros.config.params_file import (
     load_params_file,
     pipeline_kwargs_from_params,
     settings_from_params,
 )
-from dpt_ros.core.pipeline import PipelineSettings
+from dpt_ros.config.settings import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_metric_example_config():
 
 
 def test_compile_parameter_reaches_the_pipeline_and_is_checked():
-    from dpt_ros.core.pipeline import COMPILE_MODES
+    from dpt_ros.config.vocabulary import COMPILE_MODES
     from dpt_ros.offline.config import load_config
     from dpt_ros.offline.exitcodes import CliError
 
@@ -68,7 +68,7 @@ def test_compile_parameter_reaches_the_pipeline_and_is_checked():
 
 def test_every_setting_has_a_node_parameter():
     """No PipelineSettings field is unreachable from the node's parameter table."""
-    from dpt_ros.core.params import SPECS
+    from dpt_ros.config.params import SPECS
 
     names = {spec.name.replace(".", "_") for spec in SPECS}
     missing = [f.name for f in fields(PipelineSettings) if f.name not in names]
@@ -133,8 +133,8 @@ def test_unusable_files(tmp_path, text):
 
 def test_cli_alignment_modes_are_the_parameter_choices():
     """`--alignment-mode` offers exactly what the alignment.mode parameter accepts."""
+    from dpt_ros.config.params import BY_NAME
     from dpt_ros.core.alignment import MODES
-    from dpt_ros.core.params import BY_NAME
     from dpt_ros.offline.cli import build_parser
 
     parser = build_parser()

@@ -21,7 +21,7 @@ from dpt_ros.core.alignment import (
     samples_from_depth_image,
     samples_from_points,
 )
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 
 S_TRUE, T_TRUE = 0.37, 0.08  # 1 / z = S r + T
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from dpt_ros.core.camera_info import camera_model, scaled_fields, uses_projection_matrix
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.camera_info import camera_model, scaled_fields, uses_projection_matrix
+from dpt_ros.core.camera.geometry import Intrinsics
 
 K = [600.0, 0.0, 318.0, 0.0, 605.0, 243.0, 0.0, 0.0, 1.0]
 P = [540.0, 0.0, 322.0, 0.0, 0.0, 548.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]

@@ -1,4 +1,4 @@
-"""YUV 4:2:2 and Bayer → RGB (dpt_ros.core.color_convert) against references written here:
+"""YUV 4:2:2 and Bayer → RGB (dpt_ros.core.codecs.color_convert) against references written here:
 
 - YUV: the BT.601 limited-range equations derived from Kr = 0.299, Kb = 0.114 (ITU-R BT.601),
   evaluated per pixel in float64 with U and V picked from the pixel's macropixel by index.
@@ -23,7 +23,7 @@ import pytest
 import torch
 from _color_reference import bayer_reference, packed, yuv_reference
 
-from dpt_ros.core.color_convert import BAYER, DEVICE_ENCODINGS, YUV422, to_rgb
+from dpt_ros.core.codecs.color_convert import BAYER, DEVICE_ENCODINGS, YUV422, to_rgb
 
 RNG = np.random.default_rng(7)
 SYSTEM_PYTHON = "/usr/bin/python3"

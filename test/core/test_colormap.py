@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core.colormap import COLORMAPS, colorize, robust_range
+from dpt_ros.core.render.colormap import COLORMAPS, colorize, robust_range
 
 # Entries of the published 256-entry tables (RGB in [0, 1]): Google's turbo LUT and
 # matplotlib's _cm_listed.py. Indices other than 0 and 255 lie between control points.

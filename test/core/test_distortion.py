@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core import distortion
-from dpt_ros.core.geometry import Intrinsics, backproject, project
+from dpt_ros.core.camera import distortion
+from dpt_ros.core.camera.geometry import Intrinsics, backproject, project
 
 PLUMB_BOB = (-0.28, 0.09, 0.0012, -0.0009, -0.012)  # a typical wide-angle robot camera
 RATIONAL = (2.1, 0.9, 0.0008, -0.0005, 0.05, 2.45, 1.6, 0.2)  # k1..k3 / k4..k6 balance

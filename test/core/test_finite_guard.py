@@ -1,4 +1,4 @@
-"""Half precision never hands out a non-finite model output (dpt_ros/core/finite_guard.py).
+"""Half precision never hands out a non-finite model output (dpt_ros/core/pipeline/finite_guard.py).
 
 A test double wraps the real model and makes its output overflow (inf, NaN) whenever it runs
 in half precision, as fp16 activations do; in float32 it is the real model. Truth for the
@@ -14,9 +14,9 @@ import pytest
 import torch
 from _checkpoints import make_checkpoints
 
-from dpt_ros.core.finite_guard import NonFiniteOutput, main_output
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.finite_guard import NonFiniteOutput, main_output
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings
 
 H, W = 40, 56
 WANT = {"depth", "relative", "depth_colorized", "points", "segmentation"}

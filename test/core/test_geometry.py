@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from dpt_ros.core.camera.geometry import Intrinsics, backproject, validate_intrinsics
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics, backproject, validate_intrinsics
 
 INTR = Intrinsics(fx=500.0, fy=520.0, cx=319.5, cy=241.25, width=640, height=480)
 

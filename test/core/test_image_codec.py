@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpt_ros.core.errors import KINDS, BadInput
-from dpt_ros.core.image_codec import (
-    DEFAULT_MAX_PIXELS,
+from dpt_ros.config.settings import DecodeOptions
+from dpt_ros.config.vocabulary import DEFAULT_MAX_PIXELS
+from dpt_ros.core.codecs.image_codec import (
     SUPPORTED_ENCODINGS,
-    DecodeOptions,
     RawImage,
     decode_compressed,
     decode_image,
     parse_image,
     scale_to_8bit,
 )
+from dpt_ros.core.errors import KINDS, BadInput
 
 H, W = 5, 7
 RNG = np.random.default_rng(0)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from _checkpoints import make_checkpoints
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import (
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import (
     OUTPUTS,
     Frame,
     Pipeline,

@@ -14,9 +14,9 @@ from _checkpoints import make_checkpoints
 
 from dpt_ros.core.alignment import Extrinsic, FrameReference
 from dpt_ros.core.alignment.prompt import fill_holes
-from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.outputs import current_outputs, frame_depth_source
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings
+from dpt_ros.core.camera.geometry import Intrinsics, backproject
+from dpt_ros.core.pipeline.outputs import current_outputs, frame_depth_source
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings
 
 H, W = 48, 64
 PINHOLE = Intrinsics(50.0, 52.0, 31.0, 24.5, W, H)
@@ -208,7 +208,7 @@ def test_prompt_depth_anything_gets_the_reference_as_its_prompt(prompt_ckpt, rgb
 
 
 def test_a_recomputed_half_precision_pass_feeds_the_aligner_once(ckpt, rgb):
-    """bf16 output that overflows is computed again in float32 (core.finite_guard): the
+    """bf16 output that overflows is computed again in float32 (core.pipeline.finite_guard): the
     aligner must see that frame once, with the float32 prediction."""
     from test_finite_guard import inject
 

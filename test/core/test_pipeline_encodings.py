@@ -10,11 +10,11 @@ import torch
 from _checkpoints import make_checkpoints
 from _color_reference import bayer_reference, packed, yuv_reference
 
-from dpt_ros.core.color_convert import BAYER, to_rgb
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import RawImage, parse_image
-from dpt_ros.core.pipeline import OUTPUTS, Frame, Pipeline
-from dpt_ros.core.upload import Uploader
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.codecs.color_convert import BAYER, to_rgb
+from dpt_ros.core.codecs.image_codec import RawImage, parse_image
+from dpt_ros.core.codecs.upload import Uploader
+from dpt_ros.core.pipeline.pipeline import OUTPUTS, Frame, Pipeline
 
 H, W = 40, 56
 INTR = Intrinsics(fx=50.0, fy=52.0, cx=27.5, cy=19.5, width=W, height=H)

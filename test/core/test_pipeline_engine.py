@@ -14,8 +14,8 @@ import pytest
 import torch
 from _checkpoints import make_checkpoints
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineConfigError
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineConfigError
 
 H, W = 48, 64
 WANT = {"relative", "depth_colorized", "segmentation"}
@@ -61,7 +61,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(ckpt, caplog):
 
     pipe = make(ckpt, compile_mode="default", compile_backend=broken_backend)
     assert pipe.compile_status == "default"
-    with caplog.at_level(logging.WARNING, logger="dpt_ros.core.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="dpt_ros.core.pipeline.pipeline"):
         fallback = pipe.process(frames(2), WANT)
     assert "running eager instead" in caplog.text
     assert pipe.compile_status == "default (eager fallback)"

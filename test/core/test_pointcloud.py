@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core import pointcloud
-from dpt_ros.core.pointcloud import (
+from dpt_ros.core.pointcloud import pack as pointcloud
+from dpt_ros.core.pointcloud.pack import (
     POINTFIELD_FLOAT32,
     POINTFIELD_UINT32,
     pack_cloud,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.rectify import rectify_images, unrectify_maps
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.camera.rectify import rectify_images, unrectify_maps
 from dpt_ros.synthetic import Renderer, make_world, path_pose
 
 LENS = ("plumb_bob", (-0.3, 0.1, 0.001, -0.001, -0.015))

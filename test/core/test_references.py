@@ -1,6 +1,6 @@
 """Reference inputs without ROS: pairing images with references by stamp
-(`core.sync.ReferenceSync`), reading depth images and point clouds from message buffers
-(`core.reference_codec`, against arrays laid out by hand), projection of points through a
+(`core.camera.sync.ReferenceSync`), reading depth images and point clouds from message buffers
+(`core.codecs.reference_codec`, against arrays laid out by hand), projection of points through a
 distorted camera model, and the alignment parameters' checks."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core import params
+from dpt_ros.config import params
 from dpt_ros.core.alignment import project_points, samples_from_points
+from dpt_ros.core.camera.geometry import Intrinsics, backproject, project
+from dpt_ros.core.camera.sync import ReferenceSync
+from dpt_ros.core.codecs.reference_codec import parse_depth_reference, parse_points_reference
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics, backproject, project
-from dpt_ros.core.reference_codec import parse_depth_reference, parse_points_reference
-from dpt_ros.core.sync import ReferenceSync
 
 MS = 1_000_000  # ns
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
+from dpt_ros.core.render.segmentation import colorize_labels, label_dtype, overlay, palette
 
 # First classes of the ADE20K palette (RGB) as published with the benchmark:
 # wall, building, sky, floor, tree.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpt_ros.core.sync import CameraSync
+from dpt_ros.core.camera.sync import CameraSync
 
 MS = 1_000_000  # ns
 

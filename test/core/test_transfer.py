@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core.transfer import to_host
+from dpt_ros.core.codecs.transfer import to_host
 
 
 def test_cpu_tensor_becomes_a_contiguous_array_with_its_values() -> None:
@@ -30,7 +30,7 @@ def test_cuda_results_are_exact_and_independent() -> None:
 
 
 def test_cpu_framed_buffer_comes_back_without_a_copy() -> None:
-    from dpt_ros.core.transfer import HEADROOM, TAILROOM, framed_empty, host_frame
+    from dpt_ros.core.codecs.transfer import HEADROOM, TAILROOM, framed_empty, host_frame
 
     buffer = framed_empty(40)
     buffer.view(torch.float32)[:] = torch.arange(10, dtype=torch.float32)
@@ -43,7 +43,7 @@ def test_cpu_framed_buffer_comes_back_without_a_copy() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_results_land_in_pinned_framed_buffers() -> None:
-    from dpt_ros.core.transfer import HEADROOM, host_frame
+    from dpt_ros.core.codecs.transfer import HEADROOM, host_frame
 
     src = torch.rand(720, 1280, 3, device="cuda")
     host = to_host(src)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from _checkpoints import make_checkpoints
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 WANT = {"relative", "depth_colorized"}

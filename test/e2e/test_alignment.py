@@ -38,7 +38,7 @@ from _synthetic_util import (  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from dpt_ros.core.geometry import Intrinsics, project  # noqa: E402
+from dpt_ros.core.camera.geometry import Intrinsics, project  # noqa: E402
 from dpt_ros.synthetic.metrics import depth_metrics  # noqa: E402
 from dpt_ros.synthetic.sensors import DEFAULT_LIDAR_EXTRINSIC  # noqa: E402
 

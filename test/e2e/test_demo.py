@@ -130,7 +130,7 @@ def test_launch_file_matches_demo() -> None:
     ros/test_launch.py): the camera in the demo's namespace, dpt_node on the demo's topics with
     the shipped weights, through the one launch rule."""
     from dpt_ros import demo
-    from dpt_ros.core import launch_args as la
+    from dpt_ros.config import launch_args as la
 
     values = la.defaults(la.DEMO_ARGS, "/share")
     camera = la.demo_camera_spec(values)

@@ -24,11 +24,12 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 
-from dpt_ros import messages, messages_cdr
-from dpt_ros.core import transfer
-from dpt_ros.core.outputs import image_encoding
-from dpt_ros.core.pointcloud import pack_cloud
-from dpt_ros.core.transfer import HEADROOM, framed_empty, host_frame, to_host
+from dpt_ros import messages
+from dpt_ros.core.codecs import transfer
+from dpt_ros.core.codecs.transfer import HEADROOM, framed_empty, host_frame, to_host
+from dpt_ros.core.pipeline.outputs import image_encoding
+from dpt_ros.core.pointcloud.pack import pack_cloud
+from dpt_ros.messages import cdr as messages_cdr
 
 RNG = np.random.default_rng(13)
 FRAME_IDS = ["", "c", "ab", "abc", "camera_optical", "x" * 300, "kamera_ö"]

@@ -25,11 +25,11 @@ from sensor_msgs.msg import (
 )
 from std_msgs.msg import Header
 
-from dpt_ros.core.camera_info import camera_model
+from dpt_ros.config.settings import DEFAULT_DECODE
+from dpt_ros.core.camera.camera_info import camera_model
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import DEFAULT_DECODE
-from dpt_ros.core.pointcloud import pack_cloud
+from dpt_ros.core.pointcloud.pack import pack_cloud
 from dpt_ros.messages import (
     camera_info_msg,
     decode_frame,

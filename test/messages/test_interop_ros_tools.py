@@ -24,11 +24,12 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 
-from dpt_ros import messages, messages_cdr
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.outputs import image_encoding
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings
+from dpt_ros import messages
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.outputs import image_encoding
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings
 from dpt_ros.demo import WEIGHTS
+from dpt_ros.messages import cdr as messages_cdr
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 READERS = Path(__file__).resolve().parents[1] / "_ros1_readers.py"

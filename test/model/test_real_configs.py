@@ -316,7 +316,7 @@ def test_shipped_configs_name_checkpoints_of_the_kind_they_promise():
     a repo is metric is `test_real_size_config`'s check on its real config."""
     from pathlib import Path
 
-    from dpt_ros.core.params_file import load_params_file
+    from dpt_ros.config.params_file import load_params_file
 
     config = Path(__file__).resolve().parents[2] / "config"
     default = load_params_file(config / "dpt.yaml")["depth_model"]

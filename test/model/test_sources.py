@@ -21,8 +21,8 @@ import torch
 from _node_util import ROOT, NodeProcess, domain_id, node_command, ros_env
 from safetensors.torch import load_file, save_file
 
-from dpt_ros.core.params import pipeline_kwargs
-from dpt_ros.core.pipeline import Pipeline, PipelineConfigError
+from dpt_ros.config.params import pipeline_kwargs
+from dpt_ros.core.pipeline.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.model import (
     ModelLoadError,
     load_config,

@@ -21,8 +21,8 @@ from _model_util import (
 
 T = pytest.importorskip("transformers")
 
-from dpt_ros.core.geometry import Intrinsics  # noqa: E402
-from dpt_ros.core.pipeline import Frame, Pipeline  # noqa: E402
+from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline  # noqa: E402
 from dpt_ros.model import (  # noqa: E402
     AutoImageProcessor,
     ConfigError,

@@ -41,8 +41,8 @@ from _offline_util import (
 )
 
 from dpt_ros import messages
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import OUTPUTS, Frame, Pipeline
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import OUTPUTS, Frame, Pipeline
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
 

@@ -30,8 +30,8 @@ pytest.importorskip("rosbags")
 pytest.importorskip("rclpy")
 
 from dpt_ros.core.alignment import Extrinsic
-from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.core.camera.geometry import Intrinsics, backproject
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
 from dpt_ros.offline.writers import depth_to_mm, write_png

@@ -19,7 +19,7 @@ pytest.importorskip("rosbags")
 
 from _offline_util import CHATTER_TOPIC, IMAGE_TOPIC, INFO_TOPIC, read_bag, write_bag
 
-from dpt_ros.core.pipeline import Pipeline
+from dpt_ros.core.pipeline.pipeline import Pipeline
 from dpt_ros.offline import bag as bag_tool
 from dpt_ros.offline import bag_io
 

@@ -26,7 +26,7 @@ from _offline_util import (
 )
 from PIL import Image as PILImage
 
-from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
 

@@ -11,8 +11,8 @@ import pytest
 from _offline_util import checkpoints, frame_rgb
 from PIL import Image
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
 

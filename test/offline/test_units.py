@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.core.pointcloud import pack_cloud
+from dpt_ros.core.pointcloud.pack import pack_cloud
 from dpt_ros.offline.atomic import AtomicDir
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 from dpt_ros.offline.interrupt import StopFlag

@@ -65,7 +65,7 @@ def test_code_and_weights_come_from_the_install_space(tmp_path):
 def test_share_is_where_the_launch_files_look(tmp_path):
     from ament_index_python.packages import get_package_share_directory
 
-    from dpt_ros.core.launch_args import default_params_file, rviz_template
+    from dpt_ros.config.launch_args import default_params_file, rviz_template
 
     share = Path(get_package_share_directory("dpt_ros"))
     assert share == SHARE

@@ -1,6 +1,6 @@
 """The launch files: what each argument turns into, run for real.
 
-Three levels. (1) ROS-free: `dpt_ros.core.launch_args` (the launch files' one rule) for every
+Three levels. (1) ROS-free: `dpt_ros.config.launch_args` (the launch files' one rule) for every
 argument and combination, the shipped parameter files and the namespaced rviz config.
 (2) The command lines it produces, run in real subprocesses over DDS (rclpy, no launch_ros):
 a node in namespace robot1 reads its `/**/dpt_node` file, processes /robot1/camera/... and
@@ -39,10 +39,10 @@ from _node_util import (
     send_until,
 )
 
-from dpt_ros.core import launch_args as la
-from dpt_ros.core.outputs import OUTPUT_TOPICS
-from dpt_ros.core.params_file import load_params_file
-from dpt_ros.core.rviz_config import display_topics, namespaced_config
+from dpt_ros.config import launch_args as la
+from dpt_ros.config.params_file import load_params_file
+from dpt_ros.config.rviz_config import display_topics, namespaced_config
+from dpt_ros.core.pipeline.outputs import OUTPUT_TOPICS
 
 DOCUMENTED = {"params_file", "image", "camera_info", "namespace", "depth_model",
               "segmentation_model", "device", "use_rviz", "use_sim_time", "lifecycle",
@@ -188,7 +188,7 @@ def test_share_holds_what_the_launch_files_read(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_parameter_files_apply_in_any_namespace(path, tmp_path):
-    from dpt_ros.core.params import BY_NAME
+    from dpt_ros.config.params import BY_NAME
     from dpt_ros.offline.config import load_config
 
     doc = yaml.safe_load(path.read_text())

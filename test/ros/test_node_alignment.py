@@ -62,7 +62,7 @@ def test_watch_says_once_when_metric_output_stops_and_once_when_it_resumes():
 def test_bare_off_in_yaml_means_off():
     """ROS reads `alignment.mode: off` (and `-p alignment.mode:=off`) as the boolean false:
     the parameter is declared with dynamic typing and false is taken back as "off"."""
-    from dpt_ros.core.params import BY_NAME, check_update
+    from dpt_ros.config.params import BY_NAME, check_update
     from dpt_ros.ros.parameters import descriptor, plain
 
     assert descriptor(BY_NAME["alignment.mode"]).dynamic_typing

@@ -25,7 +25,7 @@ from _node_util import (
     start_nodes,
 )
 
-from dpt_ros.core import params
+from dpt_ros.config import params
 from dpt_ros.ros.diagnostics import (
     ERROR,
     OK,

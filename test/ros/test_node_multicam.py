@@ -28,8 +28,8 @@ from _node_util import (
     wait_ready,
 )
 
-from dpt_ros.core.outputs import camera_topic
-from dpt_ros.core.params import check_update
+from dpt_ros.config.params import check_update
+from dpt_ros.core.pipeline.outputs import camera_topic
 from dpt_ros.ros.worker import LatestSlots
 
 H, W = 60, 80
@@ -147,8 +147,8 @@ def send_pair(io, sent, timeout: float = 30.0) -> dict[str, dict]:
 
 @pytest.mark.ros
 def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, checkpoints):
-    from dpt_ros.core.geometry import Intrinsics
-    from dpt_ros.core.pipeline import Frame, Pipeline
+    from dpt_ros.core.camera.geometry import Intrinsics
+    from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 
     peer, _, io = multicam
     sent = frames(100)

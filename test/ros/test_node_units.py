@@ -12,10 +12,10 @@ import pytest
 import yaml
 from _node_util import ROOT
 
-from dpt_ros.core import params
-from dpt_ros.core.outputs import available_outputs, fallback_intrinsics, wanted_outputs
-from dpt_ros.core.params_file import load_params_file
-from dpt_ros.core.pipeline import OUTPUTS, PipelineSettings
+from dpt_ros.config import params
+from dpt_ros.config.params_file import load_params_file
+from dpt_ros.core.pipeline.outputs import available_outputs, fallback_intrinsics, wanted_outputs
+from dpt_ros.core.pipeline.pipeline import OUTPUTS, PipelineSettings
 from dpt_ros.ros.diagnostics import Stats, Throttle
 from dpt_ros.ros.qos import BEST_EFFORT, RELIABLE, MatchedSubscription, choose_reliability
 from dpt_ros.ros.worker import LatestSlots, Worker

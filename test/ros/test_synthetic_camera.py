@@ -21,7 +21,7 @@ from _synthetic_util import (  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from dpt_ros.core.geometry import Intrinsics  # noqa: E402
+from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
 from dpt_ros.ros.synthetic_camera import TYPICAL_LENSES  # noqa: E402
 from dpt_ros.synthetic import Renderer, make_world, path_pose  # noqa: E402
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.synthetic.alignment_eval import (
     render_sequence,
     score_alignment,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _lens_textbook import distort
 
-from dpt_ros.core.geometry import Intrinsics, ray_directions
+from dpt_ros.core.camera.geometry import Intrinsics, ray_directions
 from dpt_ros.synthetic import (
     Box,
     Cylinder,

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from dpt_ros.core.camera.geometry import Intrinsics, scale_projection, validate_intrinsics
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.geometry import Intrinsics, scale_projection, validate_intrinsics
 
 
 def _binning(info: Any) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from dpt_ros.core import distortion
+from dpt_ros.core.camera import distortion
 from dpt_ros.core.errors import BadInput
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dpt_ros.core import distortion
-from dpt_ros.core.geometry import Intrinsics, ray_directions
+from dpt_ros.core.camera import distortion
+from dpt_ros.core.camera.geometry import Intrinsics, ray_directions
 
 
 def needs_rectifying(intr: Intrinsics | None) -> bool:

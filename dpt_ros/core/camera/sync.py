@@ -28,8 +28,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from dpt_ros.config.vocabulary import SYNC_MODES
+
 T = TypeVar("T")
-SYNC_MODES = ("exact", "approximate", "latest")
 
 
 @dataclass

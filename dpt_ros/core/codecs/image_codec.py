@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dpt_ros.core import color_convert
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
+from dpt_ros.core.codecs import color_convert
 from dpt_ros.core.errors import BadInput
 
 # encoding → (bytes per pixel, source channel for R, G, B); None marks the grey encodings.
@@ -44,19 +45,6 @@ _LAYOUT: dict[str, tuple[int, tuple[int, int, int] | None]] = {
     "16UC1": (2, None),
 }
 SUPPORTED_ENCODINGS = (*_LAYOUT, *color_convert.DEVICE_ENCODINGS)
-DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: above any robot camera, far below a bomb's gigapixels
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How to read what the cameras send (the node's `input.*` parameters)."""
-
-    bits: int = 16  # significant bits of 16-bit grey samples (10, 12, ... 16)
-    max_pixels: int = DEFAULT_MAX_PIXELS  # larger frames are rejected before decoding
-
-
-DEFAULT_DECODE = DecodeOptions()
-
 
 @dataclass(frozen=True)
 class RawImage:

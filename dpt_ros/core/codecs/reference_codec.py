@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from dpt_ros.core.alignment.reference import DEPTH_ENCODINGS
+from dpt_ros.core.codecs.image_codec import row_view
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.image_codec import row_view
 
 _DEPTH_DTYPES = {"32FC1": np.dtype("<f4"), "16UC1": np.dtype("<u2")}
 # PointField datatypes x/y/z may have (FLOAT32, FLOAT64)

@@ -10,7 +10,7 @@ Framed buffers: a host payload that is about to be published is, on the wire, a 
 + the payload (+ a byte or two). Each pinned buffer (and the CPU point-cloud buffer, see
 `framed_empty`) is allocated with `HEADROOM` bytes before and `TAILROOM` after the payload,
 which no array views, so the serialized message can be laid out around the payload in place
-(`dpt_ros.messages_cdr`) and handed to the middleware without copying the payload again.
+(`dpt_ros.messages.cdr`) and handed to the middleware without copying the payload again.
 `host_frame` tells whether an array is such a payload; anything else is copied as before.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from dpt_ros.core.color_convert import BYTES_PER_PIXEL, to_rgb
+from dpt_ros.core.codecs.color_convert import BYTES_PER_PIXEL, to_rgb
 
 HOST_RGB = "rgb8"  # the encoding name of host-decoded RGB frames
 

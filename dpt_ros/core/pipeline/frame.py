@@ -1,58 +1,21 @@
 """What flows through the pipeline: a `Frame` in (host RGB or sensor bytes, its camera
 model, its alignment reference), a `FrameResult` out (host arrays ready for messages or
-files), the runtime settings between them, and the rule that turns a model output into
-metres. Plain records, shared by the node, the offline tools and the alignment code."""
+files); the runtime settings between them are `config.settings.PipelineSettings`. Plain
+records, shared by the node and the offline tools; they import the alignment records
+(`core.alignment`), never the other way round (the rule that turns a model output into
+metres is `core.alignment.metric`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import RawImage
-from dpt_ros.core.pointcloud import PackedCloud
-from dpt_ros.core.upload import HOST_RGB
-
-if TYPE_CHECKING:
-    from dpt_ros.core.alignment import AlignmentState, FrameReference
-
-OUTPUTS = frozenset(
-    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
-)
-
-
-@dataclass
-class PipelineSettings:
-    """Runtime-changeable post-processing options (the node's dynamic parameters)."""
-
-    depth_scale: float = 0.0  # relative models: metric = 1 / (scale * pred + shift); 0 = unset
-    depth_shift: float = 0.0
-    colormap: str = "turbo"  # turbo | inferno | viridis
-    depth_min: float = 0.0  # fixed colour range in metres (or model units); 0,0 = robust
-    depth_max: float = 0.0
-    percentiles: tuple[float, float] = (2.0, 98.0)
-    output_resolution: str = "input"  # input | model
-    overlay_alpha: float = 0.5
-    pointcloud_stride: int = 1  # 1 = organised H x W cloud; > 1 = subsampled, unorganised
-    pointcloud_min_range: float = 0.0
-    pointcloud_max_range: float = 0.0  # 0 = no limit
-    pointcloud_color: bool = True
-    pointcloud_label: bool = True
-    # raw cameras: the models see the image rectified with its camera_info's P, and their
-    # outputs are sampled back onto the raw grid (core.rectify); the node's
-    # camera.rectify_for_model
-    camera_rectify_for_model: bool = True
-    # metric alignment to a reference (`core.alignment`); the node's alignment.* parameters
-    alignment_mode: str = "off"  # off | scale | scale_shift
-    alignment_smoothing_s: float = 0.3
-    alignment_max_age_s: float = 2.0
-    alignment_min_inliers: int = 50
-    alignment_max_residual: float = 0.25
-    alignment_gate: float = 0.2
-    alignment_extrinsic: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+from dpt_ros.core.alignment import AlignmentState, FrameReference
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.codecs.image_codec import RawImage
+from dpt_ros.core.codecs.upload import HOST_RGB
+from dpt_ros.core.pointcloud.pack import PackedCloud
 
 
 @dataclass
@@ -114,20 +77,4 @@ class FrameResult:
     alignment: AlignmentState | None = None  # this frame's, when alignment is on
     prompted: bool = False  # Prompt Depth Anything: the frame had a prompt (metric depth)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
-                 shift: float) -> torch.Tensor:
-    """Metres from a model output, NaN where invalid (REP 118).
-
-    A metric model's output is metres already. A relative model predicts inverse depth up to
-    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift.
-    """
-    if model_is_metric:
-        depth = pred
-    else:
-        inv = pred * scale + shift
-        depth = torch.where(inv > 0, 1.0 / inv.clamp_min(1e-12), torch.nan)
-    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
-
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dpt_ros.core.finite_guard import FiniteGuard
+from dpt_ros.core.pipeline.finite_guard import FiniteGuard
 from dpt_ros.model import (
     ConfigError,
     ModelLoadError,
@@ -59,7 +59,6 @@ def select_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # CUDA-graph modes run a new graph once to warm it, record it on the next call, replay after
 GRAPH_MODES = ("reduce-overhead", "max-autotune")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 
 # Pipeline output name -> topic (relative to the node: ~/...).
 OUTPUT_TOPICS: dict[str, str] = {
@@ -46,7 +46,7 @@ def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: 
 
 
 def current_outputs(pipeline) -> list[str]:
-    """What `pipeline` (a `core.pipeline.Pipeline`) can produce with its settings now: the
+    """What `pipeline` (a `core.pipeline.pipeline.Pipeline`) can produce with its settings now: the
     available outputs less the metric ones (depth in metres, points) while its depth cannot
     be metric (`depth_may_be_metric`: a relative model with neither `depth.scale` nor
     alignment). The offline tools write exactly these; the node publishes them on request.

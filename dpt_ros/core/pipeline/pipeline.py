@@ -6,7 +6,7 @@ host copy of each requested output.
 
 Metric alignment (`core.alignment`): a frame may carry a metric reference (`Frame.reference`,
 paired by stamp), its camera's name and its stamp; the pipeline keeps one `Aligner` per
-camera and converts each frame to metres by the honesty rule of `core.outputs`
+camera and converts each frame to metres by the honesty rule of `core.pipeline.outputs`
 (`frame_depth_source`): a relative model only with a valid alignment (or `depth.scale`), a
 metric model corrected while aligned, Prompt Depth Anything only with a prompt (the
 reference depth, holes filled: `core.alignment.prompt`).
@@ -22,25 +22,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpt_ros.config.settings import PipelineSettings
+from dpt_ros.config.vocabulary import COMPILE_MODES, OUTPUTS
 from dpt_ros.core.alignment import (
     AlignmentConfig,
     AlignmentState,
     CameraAlignments,
     aligned_depth,
 )
+from dpt_ros.core.alignment.metric import metric_depth
 from dpt_ros.core.alignment.prompt import prompt_depth
-from dpt_ros.core.colormap import colorize, robust_range
-from dpt_ros.core.finite_guard import HALF_DTYPES, FiniteGuard
-from dpt_ros.core.frame import (
-    OUTPUTS,
-    Frame,
-    FrameResult,
-    PipelineSettings,
-    metric_depth,
-)
-from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.model_task import (  # noqa: F401 (re-exported)
-    COMPILE_MODES,
+from dpt_ros.core.camera.geometry import Intrinsics, backproject
+from dpt_ros.core.camera.rectify import rectify_images, unrectify_maps
+from dpt_ros.core.codecs.transfer import to_host
+from dpt_ros.core.codecs.upload import Uploader
+from dpt_ros.core.pipeline.finite_guard import HALF_DTYPES, FiniteGuard
+from dpt_ros.core.pipeline.frame import Frame, FrameResult
+from dpt_ros.core.pipeline.model_task import (  # noqa: F401 (re-exported)
     DTYPES,
     GRAPH_MODES,
     ModelTask,
@@ -49,12 +47,10 @@ from dpt_ros.core.model_task import (  # noqa: F401 (re-exported)
     select_device,
     select_dtype,
 )
-from dpt_ros.core.outputs import frame_depth_source
-from dpt_ros.core.pointcloud import pack_cloud
-from dpt_ros.core.rectify import rectify_images, unrectify_maps
-from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
-from dpt_ros.core.transfer import to_host
-from dpt_ros.core.upload import Uploader
+from dpt_ros.core.pipeline.outputs import frame_depth_source
+from dpt_ros.core.pointcloud.pack import pack_cloud
+from dpt_ros.core.render.colormap import colorize, robust_range
+from dpt_ros.core.render.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.model import ModelSource
 from dpt_ros.model.processing import DPTImageProcessor, resize_maps
 
@@ -162,7 +158,7 @@ class Pipeline:
     @property
     def nonfinite_frames(self) -> int:
         """Frames whose half-precision model output was not finite and that were therefore
-        recomputed in float32 (`core.finite_guard`); the node's diagnostics show it."""
+        recomputed in float32 (`core.pipeline.finite_guard`); the node's diagnostics show it."""
         return self._guard.nonfinite_frames
 
     @property

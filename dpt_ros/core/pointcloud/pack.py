@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dpt_ros.core.transfer import framed_empty, to_host
+from dpt_ros.core.codecs.transfer import framed_empty, to_host
 
 
 @dataclass

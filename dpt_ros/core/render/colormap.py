@@ -12,7 +12,7 @@ from functools import cache
 
 import torch
 
-COLORMAPS = ("turbo", "inferno", "viridis")
+from dpt_ros.config.vocabulary import COLORMAPS
 
 # Control points: the published 256-entry tables (turbo: Google's LUT; inferno, viridis:
 # matplotlib's `_cm_listed.py`) at entries 0, 8, ..., 248, 255, in RGB [0, 1].

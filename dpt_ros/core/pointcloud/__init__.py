@@ -1,0 +1,1 @@
+"""Point clouds: PointCloud2 byte packing on the device (pack)."""
