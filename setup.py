@@ -43,8 +43,9 @@ setup(
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
         # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
+        # import-linter: the layer / cycle contracts in .importlinter (`make lint`)
         "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13",
-                 "colcon-common-extensions>=0.3"],
+                 "colcon-common-extensions>=0.3", "import-linter>=2.17"],
     },
     zip_safe=False,
     maintainer="dpt_ros maintainers",

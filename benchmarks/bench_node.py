@@ -217,7 +217,7 @@ def _row(stage: str, median: float, best: float, base: float) -> None:
 
 
 def fill_methods(repeat: int) -> None:
-    """How to set a uint8[] field: the measurements behind dpt_ros/messages.py."""
+    """How to set a uint8[] field: the measurements behind dpt_ros/messages/__init__.py."""
     print("\nuint8[] field fill (ms, median):")
     for nbytes in (640 * 480 * 3, 640 * 480 * 20):
         payload = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)

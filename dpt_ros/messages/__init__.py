@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import array as pyarray
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -37,22 +37,32 @@ from sensor_msgs.msg import (
 )
 from std_msgs.msg import Header
 
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.alignment import Extrinsic, FrameReference
 from dpt_ros.core.camera import camera_info
 from dpt_ros.core.camera.distortion import COEFFICIENTS, MODELS
 from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.codecs.image_codec import (
-    DEFAULT_DECODE,
-    DecodeOptions,
     RawImage,
     decode_compressed,
     decode_image,
     parse_image,
+    row_view,
 )
 from dpt_ros.core.codecs.reference_codec import parse_depth_reference, parse_points_reference
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.pipeline.frame import Frame
-from dpt_ros.core.pointcloud.pack import POINTFIELD_FLOAT32, PackedCloud
+from dpt_ros.core.pointcloud.pack import (
+    POINTFIELD_FLOAT32,
+    POINTFIELD_FLOAT64,
+    POINTFIELD_INT8,
+    POINTFIELD_INT16,
+    POINTFIELD_INT32,
+    POINTFIELD_UINT8,
+    POINTFIELD_UINT16,
+    POINTFIELD_UINT32,
+    PackedCloud,
+)
 
 # encoding → (dtype, channels) accepted by image_msg
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -63,6 +73,17 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "bgr8": (np.dtype(np.uint8), 3),
     "rgb8": (np.dtype(np.uint8), 3),
 }
+
+
+# one-channel Image encodings -> sample type (image_array)
+_SAMPLE_DTYPES = {"mono8": np.dtype(np.uint8), "8UC1": np.dtype(np.uint8),
+                  "mono16": np.dtype(np.uint16), "16UC1": np.dtype(np.uint16),
+                  "32FC1": np.dtype(np.float32)}
+# PointField datatype -> numpy type (cloud_fields)
+_FIELD_TYPES = {POINTFIELD_INT8: np.int8, POINTFIELD_UINT8: np.uint8,
+                POINTFIELD_INT16: np.int16, POINTFIELD_UINT16: np.uint16,
+                POINTFIELD_INT32: np.int32, POINTFIELD_UINT32: np.uint32,
+                POINTFIELD_FLOAT32: np.float32, POINTFIELD_FLOAT64: np.float64}
 
 
 def _fill_uint8(msg: object, field: str, buffer: np.ndarray) -> None:
@@ -131,6 +152,47 @@ def decode_frame(msg: Image | CompressedImage, options: DecodeOptions,
     return frame
 
 
+def image_array(msg: Image) -> np.ndarray:
+    """A one-channel Image's samples as published: (H, W) uint8 (mono8, 8UC1), uint16
+    (mono16, 16UC1) or float32 (32FC1: depth in metres), native byte order, row padding cut
+    off; may be a view of `msg.data`. Class ids and depth read back this way (colour images:
+    `rgb_from_image_msg`). Raises BadInput."""
+    dtype = _SAMPLE_DTYPES.get(msg.encoding)
+    if dtype is None:
+        raise BadInput("encoding", f"{msg.encoding!r} is not a one-channel encoding "
+                                   f"({', '.join(_SAMPLE_DTYPES)})")
+    if msg.is_bigendian:
+        dtype = dtype.newbyteorder(">")
+    width, height = int(msg.width), int(msg.height)
+    rows = row_view(msg.data, width * dtype.itemsize, height, int(msg.step),
+                    f"{msg.encoding} {width}x{height}")
+    samples = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    return samples.astype(dtype.newbyteorder("="), copy=False)
+
+
+def cloud_fields(msg: PointCloud2, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named fields of every point of a PointCloud2, (width * height,) each in row-major
+    order, native byte order, invalid (NaN) points kept so that the columns stay aligned with
+    each other and with an organised cloud's pixels; a field the cloud lacks is left out.
+    Raises BadInput."""
+    layout = {f.name: f for f in msg.fields}
+    width, height, step = int(msg.width), int(msg.height), int(msg.point_step)
+    rows = row_view(msg.data, width * step, height, int(msg.row_step),
+                    f"PointCloud2 {width}x{height}")
+    points = np.ascontiguousarray(rows).reshape(width * height, step)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        field = layout.get(name)
+        if field is None:
+            continue
+        dtype = np.dtype(_FIELD_TYPES[field.datatype])
+        if msg.is_bigendian:
+            dtype = dtype.newbyteorder(">")
+        column = np.ascontiguousarray(points[:, field.offset:field.offset + dtype.itemsize])
+        out[name] = column.view(dtype)[:, 0].astype(dtype.newbyteorder("="), copy=False)
+    return out
+
+
 def unsupported_lens(intr: Intrinsics, info_topic: str) -> str | None:
     """Why a frame with this camera model gets no point cloud (a lens model we cannot invert:
     depth is still computed), or None when its lens is supported."""
@@ -144,7 +206,7 @@ def image_layout(array: np.ndarray, encoding: str) -> tuple[int, int, int, int]:
     """(height, width, is_bigendian, step) of the Image for a (H, W) or (H, W, 3) array:
     step = width * bytes per pixel (no padding); the array's byte order is kept and reported
     in `is_bigendian` (native unless the dtype says otherwise). Raises ValueError for an
-    array that does not fit `encoding`. Shared by both publish paths (`messages_cdr`)."""
+    array that does not fit `encoding`. Shared by both publish paths (`messages.cdr`)."""
     if encoding not in IMAGE_ENCODINGS:
         known = ", ".join(IMAGE_ENCODINGS)
         raise ValueError(f"unsupported encoding {encoding!r}; expected one of {known}")

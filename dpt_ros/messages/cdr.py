@@ -16,7 +16,7 @@ sequences are uint32 count + elements. Padding bytes are zero here (rmw leaves t
 uninitialised; readers never look at them).
 
 The message-object path (`dpt_ros.messages`) stays for tests, the bag tool and as the
-fallback; `test/test_messages_cdr.py` proves both paths give the same message.
+fallback; `test/messages/test_cdr.py` proves both paths give the same message.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`dpt-ros bag`: run the node's pipeline over a recorded bag and write a new bag.
 
 Input messages are deserialised with `rclpy.serialization.deserialize_message`, so
-dpt_ros/messages.py gets exactly the message objects the node gets from a subscription, and
-outputs are built by dpt_ros/messages.py and serialised with `serialize_message`, so the output
+dpt_ros.messages gets exactly the message objects the node gets from a subscription, and
+outputs are built by dpt_ros.messages and serialised with `serialize_message`, so the output
 bag holds the bytes the node would publish. rosbags only reads and writes raw CDR.
 
 Alignment (`--depth-reference-topic`, `--points-reference-topic`): each image is paired, in

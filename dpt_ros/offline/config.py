@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from dpt_ros.config.params import BY_NAME, DEFAULTS, check_update, decode_options, from_yaml
 from dpt_ros.config.params_file import load_params_file, pipeline_kwargs_from_params
 from dpt_ros.config.settings import DecodeOptions
@@ -51,8 +53,6 @@ def build_pipeline(config: OfflineConfig) -> Pipeline:
     """The Pipeline the node would build from these parameters."""
     threads = config.values.get("num_threads", 0)
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     try:
         return Pipeline(**pipeline_kwargs_from_params(config.values))

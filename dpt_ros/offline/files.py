@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.codecs.image_codec import decode_compressed
@@ -94,7 +95,7 @@ def read_image(path: Path, options: DecodeOptions = DEFAULT_DECODE) -> np.ndarra
 
 def video_frame_count(path: Path) -> int | None:
     """Frames in a video from its metadata (an estimate from duration x fps), or None."""
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # optional (the `offline` extra): only videos need it
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
@@ -108,7 +109,7 @@ def video_frame_count(path: Path) -> int | None:
 
 def read_video(path: Path) -> Iterator[np.ndarray]:
     """RGB uint8 frames of a video (imageio + its bundled ffmpeg); UnreadableInput on failure."""
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # optional (the `offline` extra): only videos need it
 
     try:
         for frame in iio.imiter(path, plugin="FFMPEG"):
@@ -142,8 +143,6 @@ def read_depth_reference(path: Path) -> tuple[np.ndarray, str]:
                 raise UnreadableInput(f"{path}: a depth reference .npy is a 2-D float array "
                                       f"of metres, got {depth.dtype} {depth.shape}")
             return depth.astype(np.float32), "32FC1"
-        from PIL import Image
-
         with Image.open(path) as im:
             depth = np.asarray(im)
         if depth.ndim != 2 or depth.dtype not in (np.uint16, np.int32) or (

@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from std_msgs.msg import String
+
+from dpt_ros import messages
 from dpt_ros.core.pipeline.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
@@ -107,8 +110,6 @@ def result_messages(
     input image's camera_info `info` (of an image of `source` = width, height), or one of the
     parameter intrinsics when `info` is None.
     """
-    from dpt_ros import messages
-
     out: list[tuple[OutputTopic, Any]] = []
     sent_depth_image = False
     info_topic = None
@@ -135,6 +136,4 @@ def result_messages(
 
 def labels_message(labels: dict[int, str]) -> Any:
     """The latched ~/segmentation/labels message: JSON {"id": "name"} as the node sends it."""
-    from std_msgs.msg import String
-
     return String(data=json.dumps({str(k): v for k, v in sorted(labels.items())}))

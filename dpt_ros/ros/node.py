@@ -24,6 +24,7 @@ import time
 from typing import Any, NamedTuple
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -104,8 +105,6 @@ class DptCore:
         v = checked(dict(self._values))
         names = v["cameras"] or [""]
         if v["num_threads"]:
-            import torch
-
             torch.set_num_threads(v["num_threads"])
         self.pipeline = Pipeline(**pipeline_kwargs(v))
         self._forced = forced_outputs(v)
@@ -182,8 +181,6 @@ class DptCore:
         self._outputs, self._inputs, self._refs, self.pipeline = {}, {}, {}, None
         gc.collect()
         if device.type == "cuda":
-            import torch
-
             torch.cuda.empty_cache()
 
     def close(self) -> None:

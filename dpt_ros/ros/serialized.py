@@ -44,7 +44,8 @@ class _SerializedMessage(ctypes.Structure):
 def _load_rcl():
     """rcl_publish_serialized_message from the librcl rclpy has loaded, or None."""
     try:
-        import rclpy.impl.implementation_singleton  # noqa: F401  (loads librcl)
+        import rclpy.impl.implementation_singleton  # noqa: F401  (loads librcl; optional: a
+        # build without it publishes bytes through rclpy, hence here, inside the try)
 
         lib = ctypes.CDLL("librcl.so")
         fn = lib.rcl_publish_serialized_message

@@ -26,6 +26,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 # name -> number of coefficients ROS publishes for it
 COEFFICIENTS: dict[str, int] = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
@@ -56,8 +57,6 @@ def _xp(a: Any) -> Any:
     """The array module of `a`: numpy, or torch for tensors."""
     if isinstance(a, np.ndarray) or np.isscalar(a):
         return np
-    import torch
-
     return torch
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.codecs import color_convert
@@ -200,8 +201,6 @@ def decode_compressed(
     type (Pillow's DecompressionBombError, a DecompressionBombWarning raised as an error,
     struct/zlib errors of a corrupt file, ...), is `BadInput` of this frame.
     """
-    from PIL import Image
-
     if "compresseddepth" in format.lower():
         raise BadInput("compressed", f"format {format!r} is a depth image, not a colour image")
     what = format or "compressed"
