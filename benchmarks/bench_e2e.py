@@ -34,7 +34,7 @@ from test_model_real_configs import CONFIGS  # noqa: E402
 from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
 from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings  # noqa: E402
 from dpt_ros.model import DepthAnythingForDepthEstimation, DPTConfig, DPTForDepthEstimation  # noqa: E402
-from dpt_ros.model.loading import save_model  # noqa: E402
+from dpt_ros.model.checkpoint import save_model  # noqa: E402
 
 PROCESSORS = {
     "dpt": {"do_resize": True, "size": {"height": 384, "width": 384}, "keep_aspect_ratio": False,

@@ -62,7 +62,7 @@ from dpt_ros.messages import (
     pointcloud_msg,
     rgb_from_image_msg,
 )
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 
 SIZES = ((480, 640), (720, 1280))
 STAGES = ("conversion in", "pre-processing", "depth upsample", "depth colour map",

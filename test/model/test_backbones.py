@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 transformers = pytest.importorskip("transformers")
 
-from dpt_ros.model.bit import BitBackbone, BitConfig  # noqa: E402
-from dpt_ros.model.dinov2 import Dinov2Backbone, Dinov2Config  # noqa: E402
+from dpt_ros.model.backbones.bit import BitBackbone, BitConfig  # noqa: E402
+from dpt_ros.model.backbones.dinov2 import Dinov2Backbone, Dinov2Config  # noqa: E402
 
 TOL = 1e-4  # max|Δ| <= TOL * max|ref|, fp32
 

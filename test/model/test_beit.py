@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 T = pytest.importorskip("transformers")
 
 from dpt_ros.model import ConfigError, DPTConfig, DPTForDepthEstimation, load_model  # noqa: E402
-from dpt_ros.model.beit import BeitBackbone, BeitConfig  # noqa: E402
-from dpt_ros.model.loading import align_checkpoint_keys  # noqa: E402
+from dpt_ros.model.backbones.beit import BeitBackbone, BeitConfig  # noqa: E402
+from dpt_ros.model.checkpoint import align_checkpoint_keys  # noqa: E402
 
 
 def _dpt_beit(**backbone) -> T.DPTConfig:

@@ -12,8 +12,8 @@ T = pytest.importorskip("transformers", reason="transformers (the test oracle) i
 from _model_util import tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
 
 from dpt_ros.model import ConfigError, DPTConfig, ZoeDepthConfig  # noqa: E402
-from dpt_ros.model.config import _DEPTH_ANYTHING_KEYS, _DPT_KEYS, ACTIVATION_NAMES  # noqa: E402
-from dpt_ros.model.vit import ACTIVATIONS  # noqa: E402
+from dpt_ros.model.dpt.configuration import _DEPTH_ANYTHING_KEYS, _DPT_KEYS  # noqa: E402
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES, ACTIVATIONS  # noqa: E402
 
 
 def _json_like(v):

@@ -306,7 +306,7 @@ def test_missing_processor_config(checkpoint):
 def test_entries_for_unpersisted_buffers_are_not_unexpected():
     """transformers ignores checkpoint entries for buffers a model does not persist (old
     checkpoints saved them); so do we, while a truly unknown key still fails."""
-    from dpt_ros.model.loading import _check_keys, _complete
+    from dpt_ros.model.checkpoint import check_keys, complete_state
 
     class Toy(torch.nn.Module):
         def __init__(self) -> None:
@@ -316,10 +316,10 @@ def test_entries_for_unpersisted_buffers_are_not_unexpected():
 
     toy = Toy()
     state = {**toy.state_dict(), "position_ids": torch.arange(4)}
-    _check_keys(toy, state, "toy.safetensors")
-    assert set(_complete(toy, state)) == {"linear.weight", "linear.bias"}
+    check_keys(toy, state, "toy.safetensors")
+    assert set(complete_state(toy, state)) == {"linear.weight", "linear.bias"}
     with pytest.raises(ModelLoadError, match=r"toy\.safetensors .*unexpected keys: other"):
-        _check_keys(toy, {**state, "other": torch.zeros(1)}, "toy.safetensors")
+        check_keys(toy, {**state, "other": torch.zeros(1)}, "toy.safetensors")
 
 
 def test_loaded_weights_do_not_depend_on_the_file(checkpoint, reference):

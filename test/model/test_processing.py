@@ -16,8 +16,8 @@ from transformers.models.dpt.image_processing_pil_dpt import (
     get_resize_output_image_size,
 )
 
-from dpt_ros.model import processing
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model import pillow_resize
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 
 # The preprocessor_config.json files of the checkpoints in use (meta keys included).
 CONFIGS = {
@@ -118,7 +118,7 @@ def test_random_resizes_match_pil_exactly() -> None:
         in_h, in_w, out_h, out_w = (int(v) for v in rng.integers(3, 120, 4))
         config = {"size": {"height": out_h, "width": out_w}, "resample": (0, 2, 3)[trial % 3]}
         image = rng.integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
-        if not PILLOW_13 and processing.vertical_pass_first(in_h, in_w, out_h, out_w):
+        if not PILLOW_13 and pillow_resize.vertical_pass_first(in_h, in_w, out_h, out_w):
             continue
         ours = DPTImageProcessor.from_dict(config).preprocess(image)
         assert torch.equal(ours, reference(config, [image])), (trial, in_h, in_w, config)
@@ -148,7 +148,7 @@ def test_float64_path_matches_float32_path(monkeypatch: pytest.MonkeyPatch) -> N
     images = [natural_image(480, 640, seed=1), natural_image(*PORTRAIT, seed=2)]
     configs = [*CONFIGS.values(), *EXTRA_CONFIGS.values()]
     fast = [[DPTImageProcessor.from_dict(c).preprocess(i) for i in images] for c in configs]
-    monkeypatch.setattr(processing, "_float32_is_exact", lambda device: False)
+    monkeypatch.setattr(pillow_resize, "_float32_is_exact", lambda device: False)
     for config, expected in zip(configs, fast):
         proc = DPTImageProcessor.from_dict(config)
         for image, out in zip(images, expected):

@@ -14,9 +14,11 @@ T = pytest.importorskip("transformers")
 from _model_util import assert_close, image, randomize, tiny_dinov2  # noqa: E402
 
 from dpt_ros.model import PromptDepthAnythingForDepthEstimation, load_model  # noqa: E402
-from dpt_ros.model.config import DPTConfig  # noqa: E402
-from dpt_ros.model.loading import load_processor  # noqa: E402
-from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor  # noqa: E402
+from dpt_ros.model.auto import load_processor  # noqa: E402
+from dpt_ros.model.depth_anything.image_processing_prompt import (  # noqa: E402
+    PromptDepthAnythingImageProcessor,
+)
+from dpt_ros.model.dpt.configuration import DPTConfig  # noqa: E402
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 

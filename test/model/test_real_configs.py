@@ -285,15 +285,15 @@ def test_midas31_and_zoedepth_checkpoint_layout_loads(repo):
     save-time renaming, shapes), on the meta device, pass our strict loader's checks."""
     from transformers.core_model_loading import revert_weight_conversion
 
-    from dpt_ros.model import loading
-    from dpt_ros.model.config import config_from_dict
+    from dpt_ros.model.auto import build_model, config_from_dict
+    from dpt_ros.model.checkpoint import align_checkpoint_keys, check_keys
 
     config = MIDAS31_CONFIGS[repo]
     ref = build_reference(config, device="meta")
     hub = dict(revert_weight_conversion(ref, ref.state_dict()))
-    ours = loading._build(config_from_dict(json.loads(json.dumps(config))))
+    ours = build_model(config_from_dict(json.loads(json.dumps(config))))
     assert type(ours).__name__ == config["architectures"][0]
-    loading._check_keys(ours, loading._align_keys(ours, hub), repo)
+    check_keys(ours, align_checkpoint_keys(ours, hub), repo)
     assert sum(p.numel() for p in ours.parameters()) == sum(t.numel() for t in hub.values())
     assert ours.config.is_metric is ("zoedepth" in repo)
 

@@ -25,12 +25,13 @@ from dpt_ros.config.params import pipeline_kwargs
 from dpt_ros.core.pipeline.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.model import (
     ModelLoadError,
+    checkpoint,
     load_config,
     load_model,
-    loading,
     locate_source,
     resolve_source,
 )
+from dpt_ros.model import hub as model_hub
 from dpt_ros.offline.cli import main as cli_main
 
 SYNTH = ROOT / "dpt_ros" / "weights" / "synthetic-depth"
@@ -46,7 +47,7 @@ def no_hub(monkeypatch):
     def refuse(*args, **kwargs):
         pytest.fail(f"looked up on the Hub: {args}")
 
-    monkeypatch.setattr(loading, "_download", refuse)
+    monkeypatch.setattr(model_hub, "_download", refuse)
 
 
 @pytest.fixture
@@ -82,12 +83,12 @@ def hub(tmp_path, monkeypatch):
 @pytest.mark.parametrize("text", [".", "..", "./m", "../m", "~/m", "~", "/abs/m", "a/b/c",
                                   "models/dpt/large"])
 def test_paths_are_paths(text):
-    assert loading.looks_like_path(text)
+    assert model_hub.looks_like_path(text)
 
 
 @pytest.mark.parametrize("text", ["Intel/dpt-large", "org/name.v2", "models/dpt-large"])
 def test_hub_ids_are_not_paths(text):
-    assert not loading.looks_like_path(text)
+    assert not model_hub.looks_like_path(text)
 
 
 @pytest.mark.parametrize("text", ["./models/dpt", "../dpt", "~/no-such-model-dir",
@@ -133,7 +134,7 @@ def test_a_missing_id_shaped_name_is_looked_up_on_the_hub(tmp_path, monkeypatch)
         asked.append((repo_id, revision))
         raise ModelLoadError(f"Hub repo {repo_id!r} is not in the local Hugging Face cache")
 
-    monkeypatch.setattr(loading, "_download", fake)
+    monkeypatch.setattr(model_hub, "_download", fake)
     with pytest.raises(ModelLoadError, match=r"no local directory 'models/dpt-large' \(from "):
         load_model("models/dpt-large", revision="v2")
     assert asked == [("models/dpt-large", "v2")]
@@ -227,7 +228,7 @@ def bin_checkpoint(tmp_path) -> Path:
 
 
 def test_pytorch_bin_loads_with_a_safe_torch(bin_checkpoint):
-    assert loading.torch_loads_pickles_safely()  # the torch this suite runs on
+    assert checkpoint.torch_loads_pickles_safely()  # the torch this suite runs on
     ours = load_model(bin_checkpoint).state_dict()
     want = load_file(SYNTH / "model.safetensors")
     for key, value in want.items():
@@ -238,7 +239,7 @@ def test_pytorch_bin_loads_with_a_safe_torch(bin_checkpoint):
                                                ("2.6.0", True), ("2.13.0+cpu", True),
                                                ("10.0", True), ("garbage", False)])
 def test_which_torch_reads_pickles_safely(version, safe):
-    assert loading.torch_loads_pickles_safely(version) is safe
+    assert checkpoint.torch_loads_pickles_safely(version) is safe
 
 
 def test_pytorch_bin_is_refused_on_an_old_torch(bin_checkpoint, monkeypatch):

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 T = pytest.importorskip("transformers")
 
 from dpt_ros.model import ConfigError, DPTConfig, load_model  # noqa: E402
-from dpt_ros.model.swinv2 import Swinv2Backbone, Swinv2Config  # noqa: E402
+from dpt_ros.model.backbones.swinv2 import Swinv2Backbone, Swinv2Config  # noqa: E402
 
 
 def _dpt_swinv2(**backbone) -> T.DPTConfig:

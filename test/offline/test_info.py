@@ -26,17 +26,17 @@ def _reference(name: str) -> tuple[dict, dict, int]:
 @pytest.fixture
 def no_weights(monkeypatch):
     """Any attempt to build a model or read weights fails the test."""
-    import safetensors.torch
     import torch
 
-    import dpt_ros.model.loading as loading
+    import dpt_ros.model.auto as auto
+    import dpt_ros.model.checkpoint as checkpoint
 
     def boom(*args, **kwargs):
         raise AssertionError("info must not load weights or build the model")
 
-    monkeypatch.setattr(loading, "load_model", boom)
-    monkeypatch.setattr(loading, "_read_weights", boom)
-    monkeypatch.setattr(safetensors.torch, "load_file", boom)
+    monkeypatch.setattr(auto, "load_model", boom)
+    monkeypatch.setattr(checkpoint, "read_weights", boom)
+    monkeypatch.setattr(checkpoint, "load_file", boom)
     monkeypatch.setattr(torch, "load", boom)
 
 

@@ -19,7 +19,7 @@ from dpt_ros.model import (
     load_processor,
     locate_source,
 )
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,8 @@ from dpt_ros.core.pointcloud.pack import pack_cloud
 from dpt_ros.core.render.colormap import colorize, robust_range
 from dpt_ros.core.render.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.model import ModelSource
-from dpt_ros.model.processing import DPTImageProcessor, resize_maps
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
+from dpt_ros.model.image_processing_utils import resize_maps
 
 _WARMED_SIZES = 32  # (batch, height, width) sizes remembered by warm_new_sizes
 

@@ -16,20 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import (
-    ACTIVATIONS,
-    activation,
+from dpt_ros.model.backbones.base import (
+    BackboneSpec,
     align_outputs,
-    check_bool,
-    check_choice,
-    check_int,
-    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
-    drop_path,
-    fail,
 )
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES, activation
+from dpt_ros.model.layers.drop_path import drop_path
+from dpt_ros.model.validation import BACKBONE
 
 MODEL_TYPE = "bit"
 LAYER_TYPES = ("preactivation", "bottleneck")
@@ -65,31 +61,32 @@ class BitConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_channels", "embedding_size", "num_groups", "output_stride"):
-            check_int(name, getattr(self, name))
-        check_int("width_factor", self.width_factor)
+            BACKBONE.integer(name, getattr(self, name))
+        BACKBONE.integer("width_factor", self.width_factor)
         for name in ("hidden_sizes", "depths"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not value:
-                fail(name, value, "must be a non-empty list of integers")
+                BACKBONE.fail(name, value, "a non-empty list of integers")
             for v in value:
-                check_int(name, v)
+                BACKBONE.integer(name, v)
             setattr(self, name, list(value))
         if len(self.hidden_sizes) != len(self.depths):
-            fail("hidden_sizes", self.hidden_sizes, "needs one entry per entry of depths")
-        check_choice("layer_type", self.layer_type, LAYER_TYPES)
-        check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
+            BACKBONE.fail("hidden_sizes", self.hidden_sizes, "one entry per entry of depths")
+        BACKBONE.choice("layer_type", self.layer_type, LAYER_TYPES)
+        BACKBONE.choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
         if isinstance(self.global_padding, str):
             self.global_padding = self.global_padding.upper()
-        check_choice("global_padding", self.global_padding, (None, "SAME", "VALID"))
-        check_probability("drop_path_rate", self.drop_path_rate)
-        check_bool("embedding_dynamic_padding", self.embedding_dynamic_padding)
+        BACKBONE.choice("global_padding", self.global_padding, (None, "SAME", "VALID"))
+        BACKBONE.probability("drop_path_rate", self.drop_path_rate)
+        BACKBONE.flag("embedding_dynamic_padding", self.embedding_dynamic_padding)
         normed = {self.embedding_size}
         for width in self.widths:
             normed |= {width, make_div(width * 0.25)}
         if self.layer_type == "preactivation":
             normed.add(self.hidden_sizes[-1])
         if any(c % self.num_groups for c in normed):
-            fail("num_groups", self.num_groups, f"must divide every normed width {sorted(normed)}")
+            BACKBONE.fail("num_groups", self.num_groups,
+                          f"a divisor of every normed width {sorted(normed)}")
         expected = ["stem"] + [f"stage{i}" for i in range(1, len(self.depths) + 1)]
         self.stage_names = check_stage_names(self.stage_names, expected)
         self.out_features, self.out_indices = align_outputs(
@@ -316,6 +313,9 @@ class BitBackbone(nn.Module):
     """Feature maps of the selected stages ("stem" = after the stem pool, "stageN" = after
     stage N, before any final norm)."""
 
+    # The stem (7x7/2 conv, 3x3/2 pool) maps 4x4 input pixels to one cell of its map.
+    patch_size = 4
+
     def __init__(self, config: BitConfig) -> None:
         super().__init__()
         self.config = config
@@ -324,12 +324,37 @@ class BitBackbone(nn.Module):
         n = len(config.stage_names)
         self._wanted = sorted(i % n for i in config.out_indices)
         self.channels = [widths[i] for i in self._wanted]
+        self.hidden_size = widths[-1]
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        return self.features(pixel_values)[0]
+
+    def features(
+        self, pixel_values: torch.Tensor, hidden_states: bool = False, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None, None]:
+        """(feature maps, the stem's and every stage's maps if asked, None: a ResNet has no
+        attention). Stages after the last requested one cannot change the maps, so they run
+        only when all hidden states are wanted."""
         x = self.bit.embedder(pixel_values)
         states = [x]
-        # Stages after the last requested one cannot change any output: skip them.
-        for stage in self.bit.encoder.stages[: self._wanted[-1]]:
+        depth = None if hidden_states else self._wanted[-1]
+        for stage in self.bit.encoder.stages[:depth]:
             x = stage(x)
             states.append(x)
-        return [states[i] for i in self._wanted]
+        return [states[i] for i in self._wanted], tuple(states) if hidden_states else None, None
+
+
+def config_from_backbone_dict(d: dict[str, Any]) -> BitConfig:
+    """A DPT-Hybrid `backbone_config` as our BitConfig. transformers' BiT builds one stage per
+    `depths` entry and ignores surplus `hidden_sizes` (DPT-Hybrid stores 4 widths for 3
+    stages) unless a pre-activation model norms its output with the last one; drop the
+    surplus so our BitConfig sees one width per stage."""
+    depths, widths = d.get("depths", [3, 4, 6, 3]), d.get("hidden_sizes")
+    surplus = isinstance(depths, list) and isinstance(widths, list) and len(widths) > len(depths)
+    if surplus and d.get("layer_type", "preactivation") != "preactivation":
+        d = {**d, "hidden_sizes": widths[: len(depths)]}
+    return BitConfig.from_dict(d)
+
+
+SPEC = BackboneSpec(MODEL_TYPE, BitBackbone, BitConfig, output="maps", standalone=False,
+                    parse=config_from_backbone_dict)

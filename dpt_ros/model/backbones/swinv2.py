@@ -25,30 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import (
-    ACTIVATIONS,
-    Dense,
-    activation,
+from dpt_ros.model.backbones.base import (
+    BackboneSpec,
     align_outputs,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_pair,
-    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
-    drop_path,
-    drop_path_rates,
-    dropout,
-    fail,
 )
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES, activation
+from dpt_ros.model.layers.dense import Dense
+from dpt_ros.model.layers.drop_path import drop_path, drop_path_rates, dropout
+from dpt_ros.model.validation import BACKBONE
 
 MODEL_TYPE = "swinv2"
 # transformers' shifted-window mask value; its attention adds the mask twice (see _attention).
 _MASK = -100.0
-
 
 
 @dataclass
@@ -80,35 +71,37 @@ class Swinv2Config:
 
     def __post_init__(self) -> None:
         for name in ("num_channels", "embed_dim", "window_size", "encoder_stride"):
-            check_int(name, getattr(self, name))
-        check_pair("image_size", self.image_size)
-        check_pair("patch_size", self.patch_size)
+            BACKBONE.integer(name, getattr(self, name))
+        BACKBONE.pair("image_size", self.image_size)
+        BACKBONE.pair("patch_size", self.patch_size)
         for name in ("depths", "num_heads", "pretrained_window_sizes"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not value:
-                fail(name, value, "must be a non-empty list of integers")
+                BACKBONE.fail(name, value, "a non-empty list of integers")
             for v in value:
-                check_int(name, v, minimum=0 if name == "pretrained_window_sizes" else 1)
+                BACKBONE.integer(name, v, minimum=0 if name == "pretrained_window_sizes" else 1)
             setattr(self, name, list(value))
         n = len(self.depths)
         for name in ("num_heads", "pretrained_window_sizes"):
             if len(getattr(self, name)) != n:
-                fail(name, getattr(self, name), f"must have one entry per stage ({n})")
+                BACKBONE.fail(name, getattr(self, name), f"one entry per stage ({n})")
         for i, heads in enumerate(self.num_heads):
             if (self.embed_dim * 2**i) % heads:
-                fail("num_heads", self.num_heads, f"stage {i} width {self.embed_dim * 2**i} "
-                     f"is not divisible by {heads} heads")
-        check_float("mlp_ratio", self.mlp_ratio, strict=True)
-        check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
+                BACKBONE.fail("num_heads", self.num_heads,
+                              f"divisors of each stage's width (stage {i}: "
+                              f"{self.embed_dim * 2**i}, not divisible by {heads})")
+        BACKBONE.number("mlp_ratio", self.mlp_ratio, exclusive=True)
+        BACKBONE.choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_probability(name, getattr(self, name))
-        check_float("initializer_range", self.initializer_range)
-        check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
-        check_bool("qkv_bias", self.qkv_bias)
-        check_bool("use_absolute_embeddings", self.use_absolute_embeddings)
+            BACKBONE.probability(name, getattr(self, name))
+        BACKBONE.number("initializer_range", self.initializer_range)
+        BACKBONE.number("layer_norm_eps", self.layer_norm_eps, exclusive=True)
+        BACKBONE.flag("qkv_bias", self.qkv_bias)
+        BACKBONE.flag("use_absolute_embeddings", self.use_absolute_embeddings)
         if self.use_absolute_embeddings:
             # The reference adds (1, N+1, C) embeddings to N tokens: it cannot run either.
-            fail("use_absolute_embeddings", True, "absolute embeddings are not supported")
+            BACKBONE.fail("use_absolute_embeddings", True,
+                          "false (absolute embeddings are not supported)")
         expected = ["stem"] + [f"stage{i}" for i in range(1, n + 1)]
         self.stage_names = check_stage_names(self.stage_names, expected)
         self.out_features, self.out_indices = align_outputs(
@@ -181,7 +174,7 @@ def _shift_mask(height: int, width: int, window: int, shift: int, device: str) -
 class PatchEmbeddings(nn.Module):
     def __init__(self, cfg: Swinv2Config) -> None:
         super().__init__()
-        self.patch = check_pair("patch_size", cfg.patch_size)
+        self.patch = BACKBONE.pair("patch_size", cfg.patch_size)
         self.num_channels = cfg.num_channels
         self.projection = nn.Conv2d(cfg.num_channels, cfg.embed_dim, self.patch,
                                     stride=self.patch)
@@ -333,8 +326,8 @@ class Stage(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: Swinv2Config) -> None:
         super().__init__()
-        ih, iw = check_pair("image_size", cfg.image_size)
-        ph, pw = check_pair("patch_size", cfg.patch_size)
+        ih, iw = BACKBONE.pair("image_size", cfg.image_size)
+        ph, pw = BACKBONE.pair("patch_size", cfg.patch_size)
         total = sum(cfg.depths)
         rates = drop_path_rates(cfg.drop_path_rate, total)
         starts = [sum(cfg.depths[:i]) for i in range(len(cfg.depths))]
@@ -352,7 +345,7 @@ class Swinv2Backbone(nn.Module):
         self.config = config
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
-        self.patch_size = check_pair("patch_size", config.patch_size)[0]
+        self.patch_size = BACKBONE.pair("patch_size", config.patch_size)[0]
         self.hidden_size = config.hidden_size
         channels = config.stage_channels()
         n = len(config.stage_names)
@@ -388,3 +381,6 @@ class Swinv2Backbone(nn.Module):
         maps = [states[i].view(b, *sizes[i], -1).permute(0, 3, 1, 2) for i in self._wanted]
         return (maps, tuple(states) if hidden_states else None,
                 tuple(probs) if attentions else None)
+
+
+SPEC = BackboneSpec(MODEL_TYPE, Swinv2Backbone, Swinv2Config, output="maps")

@@ -11,17 +11,31 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from dpt_ros.model.backbones import (
+    backbone_spec,
+    backbone_type,
+    parse_backbone_config,
+    registered,
+)
+from dpt_ros.model.backbones.base import BackboneSpec
+from dpt_ros.model.checkpoint import read_config
+from dpt_ros.model.configuration_utils import (
+    check_architectures,
+    check_reassemble_factors,
+    check_token_states,
+    reject_named_backbone,
+)
+from dpt_ros.model.errors import ConfigError
+from dpt_ros.model.hub import resolve_source
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES
+from dpt_ros.model.validation import CONFIG
 
 MODEL_TYPES = ("dpt", "depth_anything", "prompt_depth_anything")
 READOUT_TYPES = ("ignore", "add", "project")
 DEPTH_ESTIMATION_TYPES = ("relative", "metric")
-ACTIVATION_NAMES = (
-    "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", "swish", "tanh",
-    "sigmoid",
-)
 # architectures[0] -> task; the class loaded for a checkpoint follows architectures[0].
 ARCHITECTURE_TASKS = {
     "DPTForDepthEstimation": "depth",
@@ -84,160 +98,15 @@ _DEPTH_ANYTHING_KEYS = (
 )
 
 
-# backbone_config.model_type -> (module, config class): our own config of each backbone.
-_BACKBONE_CONFIGS = {
-    "bit": ("dpt_ros.model.bit", "BitConfig"),
-    "dinov2": ("dpt_ros.model.dinov2", "Dinov2Config"),
-    "beit": ("dpt_ros.model.beit", "BeitConfig"),
-    "swinv2": ("dpt_ros.model.swinv2", "Swinv2Config"),
-}
-# Backbones DPTForDepthEstimation builds as `backbone.*` (the rest are DPT's own ViT / BiT).
-TOKEN_BACKBONES = ("dinov2", "beit")  # tokens with [CLS] -> DPT's reassemble stage
-MAP_BACKBONES = ("swinv2",)  # hierarchical maps -> straight into the neck's convs
-
-
-class ConfigError(ValueError):
-    """An invalid or unsupported config value; the message names the field."""
-
-
-def _fail(name: str, value: Any, accepted: str) -> None:
-    raise ConfigError(f"config field {name}={value!r} is invalid; accepted: {accepted}")
-
-
-def _check_int(name: str, value: Any, minimum: int | None = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, "an integer")
-    if minimum is not None and value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
-
-
-def _check_number(name: str, value: Any, minimum: float = 0.0, below: float | None = None,
-                  exclusive: bool = False) -> None:
-    """A number in [minimum, below), or (minimum, below) when `exclusive`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, "a number")
-    if value < minimum or (exclusive and value == minimum) or (below is not None
-                                                                and value >= below):
-        _fail(name, value, f"a number in {'(' if exclusive else '['}{minimum}, "
-                           f"{below if below is not None else 'inf'})")
-
-
-def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
-    if not isinstance(value, bool) and not (allow_none and value is None):
-        _fail(name, value, "true or false" + (" or null" if allow_none else ""))
-
-
-def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
-    if value not in choices:
-        _fail(name, value, ", ".join(repr(c) for c in choices))
-
-
-def _int_list(name: str, value: Any, minimum: int | None = 1) -> list[int]:
-    if not isinstance(value, (list, tuple)):
-        _fail(name, value, "a list of integers")
-    for v in value:
-        _check_int(name, v, minimum)
-    return list(value)
-
-
-def _check_reassemble_factors(factors: Any, n: int) -> list[float]:
-    """reassemble_factors as a list: one factor per neck stage (`n`), each an integer >= 1
-    (upsampling) or the reciprocal of one (downsampling), as the reassemble layers need."""
-    if not isinstance(factors, (list, tuple)):
-        _fail("reassemble_factors", factors, "a list of numbers")
-    factors = list(factors)
-    if n == 0 or len(factors) != n:
-        _fail("reassemble_factors", factors, f"one factor per neck_hidden_sizes entry ({n})")
-    for f in factors:
-        _check_number("reassemble_factors", f)
-        whole = f >= 1 and float(f).is_integer()
-        inverse = 0 < f < 1 and (1 / f).is_integer()
-        if not (whole or inverse):
-            _fail("reassemble_factors", factors,
-                  "integers >= 1 or reciprocals of integers (0.5, 0.25, ...)")
-    return factors
-
-
-def _check_architectures(value: Any, accepted: tuple[str, ...]) -> list[str] | None:
-    """architectures (None, or a non-empty list whose first class is one of `accepted`)."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not value:
-        _fail("architectures", value, "a non-empty list of class names")
-    value = list(value)
-    _check_choice("architectures[0]", value[0], accepted)
-    return value
-
-
-def _check_token_states(backbone_config: Any) -> None:
-    """A token backbone (DINOv2 / BEiT) must hand DPT's reassemble stage its tokens."""
-    if backbone_config.reshape_hidden_states:
-        _fail("backbone_config.reshape_hidden_states", True, "false (the neck wants tokens)")
-
-
-def _reject_named_backbone(d: dict[str, Any]) -> None:
-    """transformers' `backbone` / `use_timm_backbone` (weights from timm or another repo)."""
-    if d.get("backbone") is not None or d.get("use_timm_backbone"):
-        _fail("backbone", d.get("backbone"),
-              "null (named/timm backbones are unsupported; use backbone_config)")
-
-
 def _square_int(name: str, value: Any) -> int:
     """image_size / patch_size may be stored as an int or an (h, w) pair; the reference's
     position-embedding grid is square, so only equal pairs are meaningful."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2 or value[0] != value[1]:
-            _fail(name, value, "an integer or a pair of equal integers")
+            CONFIG.fail(name, value, "an integer or a pair of equal integers")
         value = value[0]
-    _check_int(name, value)
+    CONFIG.integer(name, value)
     return value
-
-
-def parse_backbone_config(value: Any, model_type: str) -> Any:
-    """A backbone_config dict (or object) as our BitConfig / Dinov2Config."""
-    if value is None or hasattr(value, "to_dict"):
-        return value
-    if not isinstance(value, dict):
-        _fail("backbone_config", value, "a JSON object or null")
-    kind = value.get("model_type", model_type)
-    if kind not in _BACKBONE_CONFIGS:
-        _fail("backbone_config.model_type", kind, ", ".join(repr(k) for k in _BACKBONE_CONFIGS))
-    module, name = _BACKBONE_CONFIGS[kind]
-    cls = getattr(importlib.import_module(module), name)
-    value = {**value, "model_type": kind}
-    if kind == "bit":
-        value = _bit_stage_widths(value)
-    try:
-        return cls.from_dict(value)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"config field backbone_config ({kind}): {e}") from e
-
-
-def _bit_stage_widths(d: dict[str, Any]) -> dict[str, Any]:
-    """transformers' BiT builds one stage per `depths` entry and ignores surplus
-    `hidden_sizes` (DPT-Hybrid stores 4 widths for 3 stages) unless a pre-activation model
-    norms its output with the last one; drop the surplus so our BitConfig sees one width per
-    stage."""
-    depths, widths = d.get("depths", [3, 4, 6, 3]), d.get("hidden_sizes")
-    surplus = isinstance(depths, list) and isinstance(widths, list) and len(widths) > len(depths)
-    if surplus and d.get("layer_type", "preactivation") != "preactivation":
-        return {**d, "hidden_sizes": widths[: len(depths)]}
-    return d
-
-
-def backbone_type(backbone_config: Any) -> str | None:
-    """'bit', 'dinov2', 'beit', 'swinv2' or None, from the backbone config object."""
-    if backbone_config is None:
-        return None
-    name = type(backbone_config).__name__
-    kind = next((k for k, (_, cls) in _BACKBONE_CONFIGS.items() if cls == name), None)
-    if kind is None:
-        _fail("backbone_config", backbone_config,
-              "a JSON object, null, or one of "
-              + ", ".join(cls for _, cls in _BACKBONE_CONFIGS.values()))
-    return kind
 
 
 @dataclass
@@ -290,8 +159,11 @@ class DPTConfig:
     label2id: dict[str, int] | None = None
     architectures: list[str] | None = None
 
+    # the config.json model_types this class reads
+    model_types: ClassVar[tuple[str, ...]] = MODEL_TYPES
+
     def __post_init__(self) -> None:
-        _check_choice("model_type", self.model_type, MODEL_TYPES)
+        CONFIG.choice("model_type", self.model_type, MODEL_TYPES)
         for name, value in _TYPE_DEFAULTS[self.model_type].items():
             if getattr(self, name) is None:
                 setattr(self, name, copy.deepcopy(value))
@@ -306,48 +178,50 @@ class DPTConfig:
 
     def _check_common(self) -> None:
         for name in ("fusion_hidden_size", "head_hidden_size", "reassemble_hidden_size"):
-            _check_int(name, getattr(self, name))
-        self.neck_hidden_sizes = _int_list("neck_hidden_sizes", self.neck_hidden_sizes)
+            CONFIG.integer(name, getattr(self, name))
+        self.neck_hidden_sizes = CONFIG.integers("neck_hidden_sizes", self.neck_hidden_sizes)
         n = len(self.neck_hidden_sizes)
-        self.reassemble_factors = _check_reassemble_factors(self.reassemble_factors, n)
-        _check_int("head_in_index", self.head_in_index, minimum=None)
+        self.reassemble_factors = check_reassemble_factors(self.reassemble_factors, n)
+        CONFIG.integer("head_in_index", self.head_in_index, minimum=None)
         if not -n <= self.head_in_index < n:
-            _fail("head_in_index", self.head_in_index, f"an index into {n} neck stages")
-        _check_number("initializer_range", self.initializer_range)
+            CONFIG.fail("head_in_index", self.head_in_index, f"an index into {n} neck stages")
+        CONFIG.number("initializer_range", self.initializer_range)
         if self.depth_estimation_type is not None:
-            _check_choice("depth_estimation_type", self.depth_estimation_type,
+            CONFIG.choice("depth_estimation_type", self.depth_estimation_type,
                           DEPTH_ESTIMATION_TYPES)
         if self.max_depth is not None:
-            _check_number("max_depth", self.max_depth)
-        self.architectures = _check_architectures(self.architectures,
+            CONFIG.number("max_depth", self.max_depth)
+        self.architectures = check_architectures(self.architectures,
                                                   _ARCHITECTURES_BY_TYPE[self.model_type])
 
     def _check_dpt(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "num_channels"):
-            _check_int(name, getattr(self, name))
+            CONFIG.integer(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
-            _fail("num_attention_heads", self.num_attention_heads, "a divisor of hidden_size")
-        _check_choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
-        _check_choice("pooler_act", self.pooler_act, ACTIVATION_NAMES)
-        _check_choice("readout_type", self.readout_type, READOUT_TYPES)
-        _check_number("layer_norm_eps", self.layer_norm_eps)
+            CONFIG.fail("num_attention_heads", self.num_attention_heads, "a divisor of hidden_size")
+        CONFIG.choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
+        CONFIG.choice("pooler_act", self.pooler_act, ACTIVATION_NAMES)
+        CONFIG.choice("readout_type", self.readout_type, READOUT_TYPES)
+        CONFIG.number("layer_norm_eps", self.layer_norm_eps)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob",
                      "semantic_classifier_dropout"):
-            _check_number(name, getattr(self, name), below=1.0)
-        _check_number("auxiliary_loss_weight", self.auxiliary_loss_weight)
-        _check_int("semantic_loss_ignore_index", self.semantic_loss_ignore_index, minimum=None)
+            CONFIG.number(name, getattr(self, name), below=1.0)
+        CONFIG.number("auxiliary_loss_weight", self.auxiliary_loss_weight)
+        CONFIG.integer("semantic_loss_ignore_index", self.semantic_loss_ignore_index, minimum=None)
         for name in ("is_hybrid", "qkv_bias", "use_batch_norm_in_fusion_residual",
                      "add_projection", "use_auxiliary_head"):
-            _check_bool(name, getattr(self, name))
-        _check_bool("use_bias_in_fusion_residual", self.use_bias_in_fusion_residual, True)
+            CONFIG.flag(name, getattr(self, name))
+        CONFIG.flag("use_bias_in_fusion_residual", self.use_bias_in_fusion_residual,
+                    allow_none=True)
         if self.add_projection and self.fusion_hidden_size != 256:
-            _fail("fusion_hidden_size", self.fusion_hidden_size,
-                  "256 when add_projection is true (the projection is 256 -> 256)")
+            CONFIG.fail("fusion_hidden_size", self.fusion_hidden_size,
+                        "256 when add_projection is true (the projection is 256 -> 256)")
         if self.image_size % self.patch_size:
-            _fail("image_size", self.image_size, f"a multiple of patch_size={self.patch_size}")
+            CONFIG.fail("image_size", self.image_size,
+                        f"a multiple of patch_size={self.patch_size}")
         if self.is_hybrid and self.readout_type != "project":
-            _fail("readout_type", self.readout_type, "'project' when is_hybrid is true")
+            CONFIG.fail("readout_type", self.readout_type, "'project' when is_hybrid is true")
         self.backbone_config = parse_backbone_config(
             _DEFAULT_BIT if self.is_hybrid and self.backbone_config is None
             else self.backbone_config, "bit")
@@ -355,92 +229,96 @@ class DPTConfig:
         n = len(self.neck_hidden_sizes)
         if self.is_hybrid:
             if kind != "bit":
-                _fail("backbone_config.model_type", kind, "'bit' when is_hybrid is true")
+                CONFIG.fail("backbone_config.model_type", kind, "'bit' when is_hybrid is true")
             if len(self.backbone_config.out_features) != 3:
-                _fail("backbone_config.out_features", self.backbone_config.out_features,
-                      "three BiT stages for DPT-Hybrid")
-            shape = _int_list("backbone_featmap_shape", self.backbone_featmap_shape)
+                CONFIG.fail("backbone_config.out_features", self.backbone_config.out_features,
+                            "three BiT stages for DPT-Hybrid")
+            shape = CONFIG.integers("backbone_featmap_shape", self.backbone_featmap_shape)
             if len(shape) != 4:
-                _fail("backbone_featmap_shape", shape, "[batch, channels, height, width]")
+                CONFIG.fail("backbone_featmap_shape", shape, "[batch, channels, height, width]")
             self.backbone_featmap_shape = shape
             # the reference always passes stages 0 and 1 (the BiT maps) through untouched
             if list(self.neck_ignore_stages) != [0, 1]:
-                _fail("neck_ignore_stages", self.neck_ignore_stages, "[0, 1] for DPT-Hybrid")
+                CONFIG.fail("neck_ignore_stages", self.neck_ignore_stages, "[0, 1] for DPT-Hybrid")
             self.neck_ignore_stages = [0, 1]
             if n != 4:
-                _fail("neck_hidden_sizes", self.neck_hidden_sizes, "4 stages for DPT-Hybrid")
+                CONFIG.fail("neck_hidden_sizes", self.neck_hidden_sizes, "4 stages for DPT-Hybrid")
         else:
-            if kind == "bit":
-                _fail("backbone_config.model_type", kind,
-                      "'dinov2', 'beit' or 'swinv2' when is_hybrid is false")
+            if kind is not None and not backbone_spec(kind).standalone:
+                standalone = [repr(s.model_type) for s in registered() if s.standalone]
+                CONFIG.fail("backbone_config.model_type", kind,
+                            ", ".join(standalone) + " when is_hybrid is false")
             self.backbone_featmap_shape = None
             self.neck_ignore_stages = []
-        if kind is not None and kind != "bit":
+        if self.backbone_spec.standalone:
             self._check_backbone("DPTForDepthEstimation")
         else:
             self._check_out_indices(n)
         if self.pooler_output_size is not None:
-            _check_int("pooler_output_size", self.pooler_output_size, minimum=0)
+            CONFIG.integer("pooler_output_size", self.pooler_output_size, minimum=0)
         self.pooler_output_size = self.pooler_output_size or self.hidden_size
 
     def _check_out_indices(self, n: int) -> None:
         """The reference keeps the encoder layers whose index is listed, in layer order."""
-        indices = _int_list("backbone_out_indices", self.backbone_out_indices, 0)
+        indices = CONFIG.integers("backbone_out_indices", self.backbone_out_indices, 0)
         self.backbone_out_indices = indices
         wanted = self.vit_out_indices
         if any(i >= self.num_hidden_layers for i in indices) or len(wanted) + (
             2 if self.is_hybrid else 0
         ) != n:
-            _fail("backbone_out_indices", indices,
-                  f"{n} distinct layer indices below num_hidden_layers={self.num_hidden_layers}"
-                  + " (the first two stand for the BiT stages)" * self.is_hybrid)
+            CONFIG.fail("backbone_out_indices", indices,
+                        f"{n} distinct layer indices below "
+                        f"num_hidden_layers={self.num_hidden_layers}"
+                        + " (the first two stand for the BiT stages)" * self.is_hybrid)
 
     def _check_backbone(self, architecture: str) -> None:
         """A DINOv2 / BEiT / Swinv2 backbone_config: only the depth model builds one (as in
         transformers), one selected stage per neck entry, in the form the neck reads."""
         bb, kind = self.backbone_config, self.backbone_type
         if self.architecture != architecture:
-            _fail("architectures", self.architectures,
-                  f"[{architecture!r}] with a {kind} backbone_config")
-        if kind in TOKEN_BACKBONES:
-            _check_token_states(bb)
+            CONFIG.fail("architectures", self.architectures,
+                        f"[{architecture!r}] with a {kind} backbone_config")
+        spec = backbone_spec(kind)
+        if spec.output == "tokens":
+            check_token_states(bb)
         n = len(self.neck_hidden_sizes)
         if len(bb.out_features) != n:
-            _fail("backbone_config.out_features", bb.out_features,
-                  f"{n} stages, one per neck_hidden_sizes entry")
-        if kind in MAP_BACKBONES:
+            CONFIG.fail("backbone_config.out_features", bb.out_features,
+                        f"{n} stages, one per neck_hidden_sizes entry")
+        if spec.output == "maps":
             channels = bb.stage_channels()
             widths = [channels[bb.stage_names.index(f)] for f in bb.out_features]
             if widths != self.neck_hidden_sizes:
-                _fail("neck_hidden_sizes", self.neck_hidden_sizes,
-                      f"the widths of the selected Swinv2 stages, {widths}")
+                CONFIG.fail("neck_hidden_sizes", self.neck_hidden_sizes,
+                            f"the widths of the selected {kind} stages, {widths}")
 
     def _check_depth_anything(self) -> None:
         self.backbone_config = parse_backbone_config(
             _DEFAULT_DINOV2 if self.backbone_config is None else self.backbone_config, "dinov2")
         if backbone_type(self.backbone_config) != "dinov2":
-            _fail("backbone_config.model_type", backbone_type(self.backbone_config),
-                  f"'dinov2' for {self.model_type}")
+            CONFIG.fail("backbone_config.model_type", backbone_type(self.backbone_config),
+                        f"'dinov2' for {self.model_type}")
         self._check_backbone(_ARCHITECTURES_BY_TYPE[self.model_type][0])
         bb = self.backbone_config
         if self.reassemble_hidden_size != bb.hidden_size:
-            _fail("reassemble_hidden_size", self.reassemble_hidden_size,
-                  f"backbone_config.hidden_size={bb.hidden_size}")
+            CONFIG.fail("reassemble_hidden_size", self.reassemble_hidden_size,
+                        f"backbone_config.hidden_size={bb.hidden_size}")
         patch = bb.patch_size if isinstance(bb.patch_size, int) else tuple(bb.patch_size)
         if patch not in (self.patch_size, (self.patch_size, self.patch_size)):
-            _fail("patch_size", self.patch_size, f"backbone_config.patch_size={bb.patch_size}")
+            CONFIG.fail("patch_size", self.patch_size,
+                        f"backbone_config.patch_size={bb.patch_size}")
         if self.max_depth is None:
-            _fail("max_depth", None, "a number (the head multiplies by it)")
+            CONFIG.fail("max_depth", None, "a number (the head multiplies by it)")
 
     def _check_labels(self) -> None:
         if not isinstance(self.id2label, dict) or not self.id2label:
-            _fail("id2label", self.id2label, "a non-empty {index: name} object")
+            CONFIG.fail("id2label", self.id2label, "a non-empty {index: name} object")
         try:
             self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         except (TypeError, ValueError):
-            _fail("id2label", self.id2label, "integer keys")
+            CONFIG.fail("id2label", self.id2label, "integer keys")
         if sorted(self.id2label) != list(range(len(self.id2label))):
-            _fail("id2label", self.id2label, "keys 0..num_labels-1")
+            CONFIG.fail("id2label", self.id2label, "keys 0..num_labels-1")
         if self.label2id is None:
             self.label2id = {v: k for k, v in self.id2label.items()}
 
@@ -473,7 +351,15 @@ class DPTConfig:
 
     @property
     def backbone_type(self) -> str | None:
+        """The backbone_config's model_type ('bit', 'dinov2', ...); None for the plain ViT."""
         return backbone_type(self.backbone_config)
+
+    @property
+    def backbone_spec(self) -> BackboneSpec:
+        """The backbone whose features feed the neck: the backbone_config's when it is a
+        `backbone.*` of its own, else DPT's ViT (plain, or with BiT as its stem)."""
+        spec = backbone_spec(self.backbone_type or "vit")
+        return spec if spec.standalone else backbone_spec("vit")
 
     @property
     def labels(self) -> dict[int, str]:
@@ -493,14 +379,20 @@ class DPTConfig:
     # --- (de)serialisation ----------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, source: str) -> DPTConfig:
+    def from_pretrained(cls, source: str, revision: str | None = None) -> DPTConfig:
         """The config.json of a model directory or Hub repo id (transformers' spelling)."""
-        from dpt_ros.model.loading import load_config
+        return read_config(resolve_source(source, weights=False, revision=revision),
+                           cls._from_checkpoint_dict(str(source)))
 
-        config = load_config(source)
-        if not isinstance(config, cls):
-            raise ConfigError(f"{source} holds a {config.model_type} config, not a {cls.__name__}")
-        return config
+    @classmethod
+    def _from_checkpoint_dict(cls, source: str) -> Any:
+        def parse(d: Any) -> DPTConfig:
+            if isinstance(d, dict) and d.get("model_type") not in cls.model_types:
+                raise ConfigError(f"{source} holds a {d.get('model_type')} config, not a "
+                                  f"{cls.__name__}")
+            return cls.from_dict(d)
+
+        return parse
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPTConfig:
@@ -508,12 +400,12 @@ class DPTConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
         if "model_type" not in d:
-            _fail("model_type", None, ", ".join(repr(t) for t in MODEL_TYPES))
-        _reject_named_backbone(d)
+            CONFIG.fail("model_type", None, ", ".join(repr(t) for t in MODEL_TYPES))
+        reject_named_backbone(d)
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: copy.deepcopy(v) for k, v in d.items() if k in names}
         if "id2label" not in d and d.get("num_labels") is not None:
-            _check_int("num_labels", d["num_labels"])
+            CONFIG.integer("num_labels", d["num_labels"])
             kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(d["num_labels"])}
         try:
             return cls(**kwargs)
@@ -537,15 +429,3 @@ class DPTConfig:
         out["label2id"] = dict(self.label2id)
         return out
 
-
-def config_from_dict(d: dict[str, Any]) -> Any:
-    """The config of a Hugging Face config.json dict: our DPTConfig for model_type dpt /
-    depth_anything, ZoeDepthConfig for zoedepth."""
-    if isinstance(d, dict) and d.get("model_type") == "zoedepth":
-        from dpt_ros.model.zoedepth_config import ZoeDepthConfig
-
-        return ZoeDepthConfig.from_dict(d)
-    if isinstance(d, dict) and d.get("model_type") not in MODEL_TYPES:
-        _fail("model_type", d.get("model_type"),
-              ", ".join(repr(t) for t in (*MODEL_TYPES, "zoedepth")))
-    return DPTConfig.from_dict(d)

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.dpt import build_backbone
+from dpt_ros.model.backbones import build_backbone
+from dpt_ros.model.dpt.neck import Neck, fusion_bias
 from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
-from dpt_ros.model.neck import Neck, fusion_bias
 from dpt_ros.model.outputs import DepthEstimatorOutput
-from dpt_ros.model.zoedepth_config import ZoeDepthConfig
-from dpt_ros.model.zoedepth_heads import MetricHead, RoutedMetricHeads
+from dpt_ros.model.zoedepth.configuration import ZoeDepthConfig
+from dpt_ros.model.zoedepth.heads import MetricHead, RoutedMetricHeads
 
 
 class RelativeHead(nn.Module):
@@ -46,10 +46,12 @@ class RelativeHead(nn.Module):
 class ZoeDepthForDepthEstimation(PretrainedModel, nn.Module):
     """predicted_depth (B, H, W) in metres; domain_logits (B, 2) with the NYU/KITTI router."""
 
+    config_class = ZoeDepthConfig
+
     def __init__(self, config: ZoeDepthConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = build_backbone(config)
+        self.backbone = build_backbone(config.backbone_config)
         self.patch_size = self.backbone.patch_size
         self.neck = Neck(config, self.backbone.hidden_size, config.readout_type, [],
                          config.use_batch_norm_in_fusion_residual, fusion_bias(config),

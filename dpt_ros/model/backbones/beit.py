@@ -21,29 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import (
-    ACTIVATIONS,
-    Dense,
-    activation,
+from dpt_ros.model.backbones.base import (
+    BackboneSpec,
     align_outputs,
-    attend,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_pair,
-    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
-    drop_path,
-    drop_path_rates,
-    dropout,
-    fail,
 )
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES, activation
+from dpt_ros.model.layers.attention import attend
+from dpt_ros.model.layers.dense import Dense
+from dpt_ros.model.layers.drop_path import drop_path, drop_path_rates, dropout
+from dpt_ros.model.layers.position_embeddings import resample_position_embeddings
+from dpt_ros.model.validation import BACKBONE
 
 MODEL_TYPE = "beit"
-
 
 
 @dataclass
@@ -83,28 +75,31 @@ class BeitConfig:
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "num_channels"):
-            check_int(name, getattr(self, name))
+            BACKBONE.integer(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
-            fail("num_attention_heads", self.num_attention_heads, "must divide hidden_size")
-        check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
+            BACKBONE.fail("num_attention_heads", self.num_attention_heads,
+                          "a divisor of hidden_size")
+        BACKBONE.choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_probability(name, getattr(self, name))
-        check_float("initializer_range", self.initializer_range)
-        check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
-        check_float("layer_scale_init_value", self.layer_scale_init_value)
-        check_pair("image_size", self.image_size)
-        patch = check_pair("patch_size", self.patch_size)
+            BACKBONE.probability(name, getattr(self, name))
+        BACKBONE.number("initializer_range", self.initializer_range)
+        BACKBONE.number("layer_norm_eps", self.layer_norm_eps, exclusive=True)
+        BACKBONE.number("layer_scale_init_value", self.layer_scale_init_value)
+        BACKBONE.pair("image_size", self.image_size)
+        patch = BACKBONE.pair("patch_size", self.patch_size)
         if patch[0] != patch[1]:
-            fail("patch_size", self.patch_size, "must be square (the reference uses one int)")
+            BACKBONE.fail("patch_size", self.patch_size,
+                          "a square patch (the reference uses one int)")
         for name in ("use_mask_token", "use_absolute_position_embeddings",
                      "use_relative_position_bias", "use_shared_relative_position_bias",
                      "use_mean_pooling", "add_fpn", "reshape_hidden_states"):
-            check_bool(name, getattr(self, name))
+            BACKBONE.flag(name, getattr(self, name))
         if self.add_fpn:
-            fail("add_fpn", True, "the FPN of BEiT segmentation is not supported for DPT")
+            BACKBONE.fail("add_fpn", True,
+                          "false (the FPN of BEiT segmentation is not supported for DPT)")
         if not self.use_mean_pooling:
-            fail("use_mean_pooling", False,
-                 "true (DPT reads hidden states; the final layernorm is not supported)")
+            BACKBONE.fail("use_mean_pooling", False,
+                          "true (DPT reads hidden states; the final layernorm is not supported)")
         legacy = self.extra.pop("segmentation_indices", None)
         if self.out_indices is None and self.out_features is None and legacy is not None:
             self.out_indices = list(legacy)
@@ -115,12 +110,12 @@ class BeitConfig:
 
     @property
     def patch(self) -> int:
-        return check_pair("patch_size", self.patch_size)[0]
+        return BACKBONE.pair("patch_size", self.patch_size)[0]
 
     @property
     def grid(self) -> tuple[int, int]:
         """The patch grid of `image_size`: what the bias table was trained for."""
-        h, w = check_pair("image_size", self.image_size)
+        h, w = BACKBONE.pair("image_size", self.image_size)
         return h // self.patch, w // self.patch
 
     @classmethod
@@ -210,14 +205,10 @@ class Embeddings(nn.Module):
 
     def _positions(self, n_patches: int, height: int, width: int) -> torch.Tensor:
         pos = self.position_embeddings
-        n_pos = pos.shape[1] - 1
-        if n_patches == n_pos and height == width:
+        if n_patches == pos.shape[1] - 1 and height == width:
             return pos
-        side, dim = int(n_pos**0.5), pos.shape[-1]
-        grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
-        size = (height // self.patch, width // self.patch)
-        grid = F.interpolate(grid, size=size, mode="bicubic", align_corners=False)
-        return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
+        grid = (height // self.patch, width // self.patch)
+        return resample_position_embeddings(pos, grid, "bicubic")
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
@@ -351,3 +342,6 @@ class BeitBackbone(nn.Module):
             maps.append(h)
         return (maps, tuple(states) if hidden_states else None,
                 tuple(probs) if attentions else None)
+
+
+SPEC = BackboneSpec(MODEL_TYPE, BeitBackbone, BeitConfig, output="tokens")

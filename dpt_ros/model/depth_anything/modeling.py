@@ -9,20 +9,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dpt_ros.model.config import DPTConfig
-from dpt_ros.model.heads import DepthAnythingHead
+from dpt_ros.model.backbones import build_backbone
+from dpt_ros.model.dpt.configuration import DPTConfig
+from dpt_ros.model.dpt.heads import DepthAnythingHead
+from dpt_ros.model.dpt.neck import depth_anything_neck
 from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
-from dpt_ros.model.neck import depth_anything_neck
 from dpt_ros.model.outputs import DepthEstimatorOutput
 
 
 class DepthAnythingForDepthEstimation(PretrainedModel, nn.Module):
+    config_class = DPTConfig
+
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
-        from dpt_ros.model.dinov2 import Dinov2Backbone
-
         self.config = config
-        self.backbone = Dinov2Backbone(config.backbone_config)
+        self.backbone = build_backbone(config.backbone_config)  # DINOv2 (the config checks)
         self.neck = depth_anything_neck(config)
         self.head = DepthAnythingHead(config)
 

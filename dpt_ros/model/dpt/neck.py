@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.config import MAP_BACKBONES, DPTConfig
-from dpt_ros.model.vit import make_activation
+from dpt_ros.model.dpt.configuration import DPTConfig
+from dpt_ros.model.layers.activations import activation
 
 
 class ReassembleLayer(nn.Module):
@@ -56,7 +56,7 @@ class ReassembleStage(nn.Module):
         if readout_type == "project":
             self.readout_projects = nn.ModuleList(
                 nn.Sequential(nn.Identity()) if i in self.skip else nn.Sequential(
-                    nn.Linear(2 * in_channels, in_channels), make_activation(config.hidden_act)
+                    nn.Linear(2 * in_channels, in_channels), activation(config.hidden_act)
                 )
                 for i in range(len(sizes))
             )
@@ -239,7 +239,7 @@ def dpt_neck(config: DPTConfig, in_channels: int) -> Neck:
         config.use_batch_norm_in_fusion_residual,
         fusion_bias(config),
         sized=False,
-        reassemble=config.backbone_type not in MAP_BACKBONES,
+        reassemble=config.backbone_spec.output == "tokens",
     )
 
 

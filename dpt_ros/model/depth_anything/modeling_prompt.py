@@ -14,9 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dpt_ros.model.config import DPTConfig
-from dpt_ros.model.heads import DepthAnythingHead
-from dpt_ros.model.neck import depth_anything_neck
+from dpt_ros.model.backbones import build_backbone
+from dpt_ros.model.dpt.configuration import DPTConfig
+from dpt_ros.model.dpt.heads import DepthAnythingHead
+from dpt_ros.model.dpt.neck import depth_anything_neck
 from dpt_ros.model.outputs import DepthEstimatorOutput
 
 
@@ -33,10 +34,8 @@ class PromptDepthAnythingHead(DepthAnythingHead):
 class PromptDepthAnythingForDepthEstimation(nn.Module):
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
-        from dpt_ros.model.dinov2 import Dinov2Backbone
-
         self.config = config
-        self.backbone = Dinov2Backbone(config.backbone_config)
+        self.backbone = build_backbone(config.backbone_config)  # DINOv2 (the config checks)
         self.neck = depth_anything_neck(config, prompt=True)
         self.head = PromptDepthAnythingHead(config)
 

@@ -11,21 +11,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from dpt_ros.model.config import (
-    ACTIVATION_NAMES,
-    ConfigError,
-    _check_architectures,
-    _check_int,
-    _check_number,
-    _check_reassemble_factors,
-    _check_token_states,
-    _fail,
-    _reject_named_backbone,
-    backbone_type,
-    parse_backbone_config,
+from dpt_ros.model.backbones import backbone_type, parse_backbone_config
+from dpt_ros.model.configuration_utils import (
+    check_architectures,
+    check_reassemble_factors,
+    check_token_states,
+    reject_named_backbone,
 )
+from dpt_ros.model.errors import ConfigError
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES
+from dpt_ros.model.validation import CONFIG
 
 MODEL_TYPE = "zoedepth"
 ARCHITECTURE = "ZoeDepthForDepthEstimation"
@@ -81,81 +78,85 @@ class ZoeDepthConfig:
     architectures: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # the config.json model_types this class reads
+    model_types: ClassVar[tuple[str, ...]] = (MODEL_TYPE,)
+
     def __post_init__(self) -> None:
         if self.model_type != MODEL_TYPE:
-            _fail("model_type", self.model_type, repr(MODEL_TYPE))
+            CONFIG.fail("model_type", self.model_type, repr(MODEL_TYPE))
         self.backbone_config = parse_backbone_config(
             copy.deepcopy(_DEFAULT_BEIT) if self.backbone_config is None
             else self.backbone_config, "beit")
         bb = self.backbone_config
         if backbone_type(bb) != "beit":
-            _fail("backbone_config.model_type", backbone_type(bb), "'beit'")
-        _check_token_states(bb)
+            CONFIG.fail("backbone_config.model_type", backbone_type(bb), "'beit'")
+        check_token_states(bb)
         if self.hidden_act not in ACTIVATION_NAMES:
-            _fail("hidden_act", self.hidden_act, ", ".join(ACTIVATION_NAMES))
+            CONFIG.fail("hidden_act", self.hidden_act, ", ".join(ACTIVATION_NAMES))
         if self.readout_type != "project":
             # the reference's 'ignore' / 'add' paths cannot run (shape errors)
-            _fail("readout_type", self.readout_type, "'project'")
+            CONFIG.fail("readout_type", self.readout_type, "'project'")
         self._check_neck()
         self._check_bins()
-        self.architectures = _check_architectures(self.architectures, (ARCHITECTURE,))
+        self.architectures = check_architectures(self.architectures, (ARCHITECTURE,))
 
     def _check_neck(self) -> None:
         sizes = self.neck_hidden_sizes
         if not isinstance(sizes, (list, tuple)) or len(sizes) != 4:
-            _fail("neck_hidden_sizes", sizes, "4 widths (the metric head reads 4 fused maps)")
+            CONFIG.fail("neck_hidden_sizes", sizes, "4 widths (the metric head reads 4 fused maps)")
         for s in sizes:
-            _check_int("neck_hidden_sizes", s)
+            CONFIG.integer("neck_hidden_sizes", s)
         self.neck_hidden_sizes = list(sizes)
         if len(self.backbone_config.out_features) != 4:
-            _fail("backbone_config.out_features", self.backbone_config.out_features,
-                  "4 stages, one per neck_hidden_sizes entry")
-        self.reassemble_factors = _check_reassemble_factors(self.reassemble_factors, 4)
+            CONFIG.fail("backbone_config.out_features", self.backbone_config.out_features,
+                        "4 stages, one per neck_hidden_sizes entry")
+        self.reassemble_factors = check_reassemble_factors(self.reassemble_factors, 4)
         for name in ("fusion_hidden_size", "num_relative_features", "bottleneck_features",
                      "bin_embedding_dim"):
-            _check_int(name, getattr(self, name))
+            CONFIG.integer(name, getattr(self, name))
         if self.bottleneck_features != self.fusion_hidden_size:
-            _fail("bottleneck_features", self.bottleneck_features,
-                  f"fusion_hidden_size={self.fusion_hidden_size} (it reads the deepest map)")
+            CONFIG.fail("bottleneck_features", self.bottleneck_features,
+                        f"fusion_hidden_size={self.fusion_hidden_size} (it reads the deepest map)")
         if self.add_projection and self.fusion_hidden_size != 256:
-            _fail("fusion_hidden_size", self.fusion_hidden_size,
-                  "256 when add_projection is true")
+            CONFIG.fail("fusion_hidden_size", self.fusion_hidden_size,
+                        "256 when add_projection is true")
         if isinstance(self.head_in_index, bool) or not isinstance(self.head_in_index, int) \
                 or not -4 <= self.head_in_index < 4:
-            _fail("head_in_index", self.head_in_index, "an index into 4 fused maps")
+            CONFIG.fail("head_in_index", self.head_in_index, "an index into 4 fused maps")
         for name in ("use_batch_norm_in_fusion_residual", "add_projection"):
             if not isinstance(getattr(self, name), bool):
-                _fail(name, getattr(self, name), "true or false")
+                CONFIG.fail(name, getattr(self, name), "true or false")
         if self.use_bias_in_fusion_residual not in (None, True, False):
-            _fail("use_bias_in_fusion_residual", self.use_bias_in_fusion_residual,
-                  "true, false or null")
-        _check_number("batch_norm_eps", self.batch_norm_eps, exclusive=True)
+            CONFIG.fail("use_bias_in_fusion_residual", self.use_bias_in_fusion_residual,
+                        "true, false or null")
+        CONFIG.number("batch_norm_eps", self.batch_norm_eps, exclusive=True)
 
     def _check_bins(self) -> None:
         if self.bin_centers_type not in ("normed", "softplus"):
-            _fail("bin_centers_type", self.bin_centers_type, "'normed' or 'softplus'")
+            CONFIG.fail("bin_centers_type", self.bin_centers_type, "'normed' or 'softplus'")
         if self.attractor_kind not in ("mean", "sum"):
-            _fail("attractor_kind", self.attractor_kind, "'mean' or 'sum'")
+            CONFIG.fail("attractor_kind", self.attractor_kind, "'mean' or 'sum'")
         n_att = self.num_attractors
         if not isinstance(n_att, (list, tuple)) or len(n_att) != 4:
-            _fail("num_attractors", n_att, "4 counts, one per fused map")
+            CONFIG.fail("num_attractors", n_att, "4 counts, one per fused map")
         for n in n_att:
-            _check_int("num_attractors", n)
+            CONFIG.integer("num_attractors", n)
         self.num_attractors = list(n_att)
         for name in ("min_temp", "max_temp", "attractor_alpha", "attractor_gamma"):
-            _check_number(name, getattr(self, name))
+            CONFIG.number(name, getattr(self, name))
         bins = copy.deepcopy(_DEFAULT_BINS) if not self.bin_configurations \
             else self.bin_configurations
         if not isinstance(bins, (list, tuple)):
-            _fail("bin_configurations", bins, "a list of {n_bins, min_depth, max_depth, name}")
+            CONFIG.fail("bin_configurations", bins,
+                        "a list of {n_bins, min_depth, max_depth, name}")
         for b in bins:
             if not isinstance(b, dict):
-                _fail("bin_configurations", bins, "objects with n_bins, min_depth, max_depth")
-            _check_int("bin_configurations.n_bins", b.get("n_bins"))
-            _check_number("bin_configurations.min_depth", b.get("min_depth"))
-            _check_number("bin_configurations.max_depth", b.get("max_depth"), exclusive=True)
+                CONFIG.fail("bin_configurations", bins, "objects with n_bins, min_depth, max_depth")
+            CONFIG.integer("bin_configurations.n_bins", b.get("n_bins"))
+            CONFIG.number("bin_configurations.min_depth", b.get("min_depth"))
+            CONFIG.number("bin_configurations.max_depth", b.get("max_depth"), exclusive=True)
             if b["min_depth"] >= b["max_depth"]:
-                _fail("bin_configurations", b, "min_depth < max_depth")
+                CONFIG.fail("bin_configurations", b, "min_depth < max_depth")
         self.bin_configurations = [dict(b) for b in bins]
         if len(bins) > 1:
             self._check_router()
@@ -164,20 +165,21 @@ class ZoeDepthConfig:
         names = [b.get("name") for b in self.bin_configurations]
         if len(names) != ROUTER_DOMAINS or len(set(names)) != len(names) or not all(
                 isinstance(n, str) and n for n in names):
-            _fail("bin_configurations", names,
-                  f"{ROUTER_DOMAINS} configurations with distinct names (the router has "
-                  f"{ROUTER_DOMAINS} outputs)")
+            CONFIG.fail("bin_configurations", names,
+                        f"{ROUTER_DOMAINS} configurations with distinct names (the router has "
+                        f"{ROUTER_DOMAINS} outputs)")
         if self.patch_transformer_hidden_size != ROUTER_WIDTH:
-            _fail("patch_transformer_hidden_size", self.patch_transformer_hidden_size,
-                  f"{ROUTER_WIDTH} (the router's classifier is built for it)")
-        _check_int("num_patch_transformer_layers", self.num_patch_transformer_layers,
-                   ROUTER_LAYERS)
-        _check_int("patch_transformer_intermediate_size",
-                   self.patch_transformer_intermediate_size)
+            CONFIG.fail("patch_transformer_hidden_size", self.patch_transformer_hidden_size,
+                        f"{ROUTER_WIDTH} (the router's classifier is built for it)")
+        CONFIG.integer("num_patch_transformer_layers", self.num_patch_transformer_layers,
+                       ROUTER_LAYERS)
+        CONFIG.integer("patch_transformer_intermediate_size",
+                       self.patch_transformer_intermediate_size)
         heads = self.patch_transformer_num_attention_heads
-        _check_int("patch_transformer_num_attention_heads", heads)
+        CONFIG.integer("patch_transformer_num_attention_heads", heads)
         if ROUTER_WIDTH % heads:
-            _fail("patch_transformer_num_attention_heads", heads, f"a divisor of {ROUTER_WIDTH}")
+            CONFIG.fail("patch_transformer_num_attention_heads", heads,
+                        f"a divisor of {ROUTER_WIDTH}")
 
     # --- what the rest of the package asks every config -------------------------------
 
@@ -239,7 +241,7 @@ class ZoeDepthConfig:
     def from_dict(cls, d: dict[str, Any]) -> ZoeDepthConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
-        _reject_named_backbone(d)
+        reject_named_backbone(d)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: copy.deepcopy(v) for k, v in d.items() if k in names}
         extra = {k: copy.deepcopy(v) for k, v in d.items() if k not in names}

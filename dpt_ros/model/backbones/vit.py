@@ -1,56 +1,60 @@
-"""The DPT ViT encoder: plain and hybrid (BiT) embeddings and pre-norm blocks.
+"""The DPT ViT encoder: plain and hybrid (BiT) embeddings, pre-norm blocks, and
+`ViTBackbone`, the encoder as a `Backbone` (DPTModel is this plus a pooler).
 
 Attribute names reproduce transformers' DPT keys (`embeddings.patch_embeddings.projection`,
 `encoder.layer.N.attention.attention.query`, ...) so Hub checkpoints load unchanged; the
-computation is timm-style and uses scaled_dot_product_attention.
+computation is timm-style and uses scaled_dot_product_attention. Unlike the other backbones
+the ViT has no backbone_config: it reads the DPT config's own fields (`ViTConfig` lists them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import Dense, attend
-from dpt_ros.model.config import ConfigError, DPTConfig
+from dpt_ros.model.backbones.base import BackboneSpec, Features
+from dpt_ros.model.backbones.bit import BitBackbone
+from dpt_ros.model.errors import ConfigError
+from dpt_ros.model.layers.activations import activation
+from dpt_ros.model.layers.attention import attend
+from dpt_ros.model.layers.dense import Dense
+from dpt_ros.model.layers.position_embeddings import resample_position_embeddings
 
 
-class QuickGELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+class ViTConfig(Protocol):
+    """The fields of a DPTConfig the ViT reads (the ViT has no config of its own)."""
 
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    hidden_dropout_prob: float
+    attention_probs_dropout_prob: float
+    layer_norm_eps: float
+    image_size: int
+    patch_size: int
+    num_channels: int
+    is_hybrid: bool
+    qkv_bias: bool
+    backbone_config: Any
+    backbone_featmap_shape: list[int] | None
+    neck_hidden_sizes: list[int]
 
-# transformers' ACT2FN names (config.ACTIVATION_NAMES lists the same keys).
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU,
-    "gelu_new": lambda: nn.GELU(approximate="tanh"),
-    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
-    "quick_gelu": QuickGELU,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
-
-
-def make_activation(name: str) -> nn.Module:
-    return ACTIVATIONS[name]()
+    @property
+    def vit_out_indices(self) -> list[int]: ...
 
 
 def resize_pos_embed(posemb: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
     """Bilinearly resample the square position grid to (grid_h, grid_w), keeping the [CLS]
-    entry, exactly as transformers' DPT `_resize_pos_embed` (align_corners=False)."""
-    tok, grid = posemb[:, :1], posemb[0, 1:]
-    old = int(grid.shape[0] ** 0.5)
+    entry, exactly as transformers' DPT `_resize_pos_embed` (align_corners=False; the
+    trained grid is returned as is)."""
+    old = int((posemb.shape[1] - 1) ** 0.5)
     if (grid_h, grid_w) == (old, old):
         return posemb
-    grid = grid.reshape(1, old, old, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bilinear")
-    grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
-    return torch.cat([tok, grid], dim=1)
+    return resample_position_embeddings(posemb, (grid_h, grid_w), "bilinear")
 
 
 def _check_channels(pixel_values: torch.Tensor, expected: int) -> None:
@@ -61,7 +65,7 @@ def _check_channels(pixel_values: torch.Tensor, expected: int) -> None:
 
 
 class PatchEmbeddings(nn.Module):
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         p = config.patch_size
         self.projection = nn.Conv2d(config.num_channels, config.hidden_size, p, stride=p)
@@ -70,7 +74,7 @@ class PatchEmbeddings(nn.Module):
 class ViTEmbeddings(nn.Module):
     """[CLS] + patch tokens + position embeddings resampled to the input's patch grid."""
 
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         grid = config.image_size // config.patch_size
         self.patch_size = config.patch_size
@@ -95,10 +99,8 @@ class HybridEmbeddings(nn.Module):
     Unlike the reference (384x384 only) the position grid is resampled for any input size.
     """
 
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        from dpt_ros.model.bit import BitBackbone
-
         self.backbone = BitBackbone(config.backbone_config)
         if len(self.backbone.channels) != 3:
             raise ConfigError(
@@ -124,7 +126,7 @@ class HybridEmbeddings(nn.Module):
 
 
 class _QKV(nn.Module):
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         c, bias = config.hidden_size, config.qkv_bias
         self.query = nn.Linear(c, c, bias=bias)
@@ -133,7 +135,7 @@ class _QKV(nn.Module):
 
 
 class _Attention(nn.Module):
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.attention = _QKV(config)
         self.output = Dense(config.hidden_size, config.hidden_size)
@@ -142,7 +144,7 @@ class _Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm ViT block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.attn_drop = config.attention_probs_dropout_prob
@@ -151,7 +153,7 @@ class Block(nn.Module):
         self.output = Dense(config.intermediate_size, config.hidden_size)
         self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.act = make_activation(config.hidden_act)
+        self.act = activation(config.hidden_act)
         self.drop = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
@@ -174,7 +176,7 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, config: DPTConfig) -> None:
+    def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
 
@@ -190,3 +192,47 @@ class Encoder(nn.Module):
             if p is not None:
                 probs.append(p)
         return states, probs
+
+
+class ViTBackbone(nn.Module):
+    """The (hybrid) ViT encoder as a Backbone: the hidden states the DPT neck reads ([CLS] +
+    patch tokens; for the hybrid, the two BiT maps first). `dpt.*` in the checkpoints."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = HybridEmbeddings(config) if config.is_hybrid else ViTEmbeddings(config)
+        self.encoder = Encoder(config)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.patch_size = config.patch_size
+        self.hidden_size = config.hidden_size
+        n_vit = len(config.vit_out_indices)
+        bit = list(self.embeddings.backbone.channels[:2]) if config.is_hybrid else []
+        self.channels = bit + [config.hidden_size] * n_vit
+
+    def encode(
+        self, pixel_values: torch.Tensor, depth: int | None = None, attentions: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """(hidden states [embeddings, block 1..depth], BiT maps or [], attention probs or [])."""
+        x, maps = self.embeddings(pixel_values)
+        states, probs = self.encoder(x, depth, attentions)
+        return states, maps, probs
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        return self.features(pixel_values)[0]
+
+    def features(
+        self, pixel_values: torch.Tensor, hidden_states: bool = False, attentions: bool = False
+    ) -> Features:
+        """(the states the neck reads, all hidden states if asked, attention probs if
+        asked). Blocks after the last one the neck reads cannot change the prediction, so
+        they run only when their states or attentions are asked for."""
+        wanted = self.config.vit_out_indices
+        full = hidden_states or attentions
+        states, maps, probs = self.encode(pixel_values, None if full else wanted[-1] + 1,
+                                          attentions)
+        return (maps + [states[i + 1] for i in wanted], tuple(states) if hidden_states else None,
+                tuple(probs) if attentions else None)
+
+
+SPEC = BackboneSpec("vit", ViTBackbone, None, output="tokens", standalone=False)

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dpt_ros.model.processing import DPTImageProcessor, _bad, _is_number
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
+from dpt_ros.model.validation import PREPROCESSOR, is_number
 
 PROCESSOR_TYPE = "PromptDepthAnythingImageProcessor"
 
@@ -32,8 +33,8 @@ class PromptDepthAnythingImageProcessor(DPTImageProcessor):
     def __post_init__(self) -> None:
         super().__post_init__()
         scale = self.prompt_scale_to_meter
-        if not _is_number(scale) or not math.isfinite(scale) or scale <= 0:
-            raise _bad("prompt_scale_to_meter", scale, "a positive number")
+        if not is_number(scale) or not math.isfinite(scale) or scale <= 0:
+            raise PREPROCESSOR.error("prompt_scale_to_meter", scale, "a positive number")
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "prompt_scale_to_meter": float(self.prompt_scale_to_meter)}

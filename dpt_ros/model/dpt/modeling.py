@@ -16,33 +16,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import check_pair
-from dpt_ros.model.config import ConfigError, DPTConfig
-from dpt_ros.model.heads import AuxiliaryHead, DepthHead, SemanticHead
+from dpt_ros.model.backbones import build_backbone
+from dpt_ros.model.backbones.vit import ViTBackbone
+from dpt_ros.model.dpt.configuration import DPTConfig
+from dpt_ros.model.dpt.heads import AuxiliaryHead, DepthHead, SemanticHead
+from dpt_ros.model.dpt.neck import dpt_neck
+from dpt_ros.model.errors import ConfigError
 from dpt_ros.model.hf_api import PretrainedModel, finish, flag, reject_labels
-from dpt_ros.model.neck import dpt_neck
+from dpt_ros.model.layers.activations import activation
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
-from dpt_ros.model.vit import Encoder, HybridEmbeddings, ViTEmbeddings, make_activation
+from dpt_ros.model.validation import CONFIG
+
+# The classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another
+# (transformers' base-model-prefix rule); from_pretrained across them loads what they share.
+DPT_ARCHITECTURES = ("DPTModel", "DPTForDepthEstimation", "DPTForSemanticSegmentation")
 
 
-def build_backbone(config: DPTConfig) -> nn.Module:
-    """The `backbone.*` module of a DINOv2 / BEiT / Swinv2 backbone_config. Each has
-    `features(pixel_values, hidden_states, attentions) -> (maps, states, probs)`,
-    `patch_size` and `hidden_size`."""
-    kind, cfg = config.backbone_type, config.backbone_config
-    if kind == "dinov2":
-        from dpt_ros.model.dinov2 import Dinov2Backbone
+class _DPTPretrained(PretrainedModel):
+    """What the three DPT classes share as checkpoints: DPTConfig, the `dpt.` prefix."""
 
-        return Dinov2Backbone(cfg)
-    if kind == "beit":
-        from dpt_ros.model.beit import BeitBackbone
+    config_class = DPTConfig
+    base_model_prefix = "dpt"
 
-        return BeitBackbone(cfg)
-    if kind == "swinv2":
-        from dpt_ros.model.swinv2 import Swinv2Backbone
-
-        return Swinv2Backbone(cfg)
-    raise ConfigError(f"config field backbone_config.model_type={kind!r} has no backbone here")
+    @classmethod
+    def shares_weights_with(cls, config: DPTConfig) -> bool:
+        return (config.architecture in DPT_ARCHITECTURES
+                and config.backbone_spec.model_type == "vit")
 
 
 def _tuple(items: list[torch.Tensor] | tuple[torch.Tensor, ...], wanted: bool
@@ -54,47 +53,24 @@ class Pooler(nn.Module):
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
-        self.activation = make_activation(config.pooler_act)
+        self.activation = activation(config.pooler_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(x[:, 0]))
 
 
-class DPTModel(PretrainedModel, nn.Module):
+class DPTModel(_DPTPretrained, ViTBackbone):
     """The (hybrid) ViT encoder alone: final layer-normed tokens, pooled [CLS], all hidden
-    states and, for the hybrid, the two BiT maps the neck consumes."""
+    states and, for the hybrid, the two BiT maps the neck consumes. As a Backbone (what the
+    DPT task models hold as `dpt.*`) its `features` are what the neck reads."""
 
     def __init__(self, config: DPTConfig, add_pooling_layer: bool = True) -> None:
-        super().__init__()
-        if config.backbone_type not in (None, "bit"):
+        if config.backbone_spec.model_type != "vit":
             raise ConfigError(f"config field backbone_config: DPTModel is the ViT encoder; a "
                               f"{config.backbone_type} backbone is only built by "
                               "DPTForDepthEstimation (as in transformers)")
-        self.config = config
-        self.embeddings = HybridEmbeddings(config) if config.is_hybrid else ViTEmbeddings(config)
-        self.encoder = Encoder(config)
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        super().__init__(config)
         self.pooler = Pooler(config) if add_pooling_layer else None
-
-    def encode(
-        self, pixel_values: torch.Tensor, depth: int | None = None, attentions: bool = False
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """(hidden states [embeddings, block 1..depth], BiT maps or [], attention probs or [])."""
-        x, maps = self.embeddings(pixel_values)
-        states, probs = self.encoder(x, depth, attentions)
-        return states, maps, probs
-
-    def neck_inputs(
-        self, pixel_values: torch.Tensor, all_states: bool = False, attentions: bool = False
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """(the states the neck reads, the hidden states computed, attention probs). Blocks
-        after the last one the neck reads cannot change the prediction, so they run only
-        when their states or attentions are asked for."""
-        wanted = self.config.vit_out_indices
-        full = all_states or attentions
-        states, maps, probs = self.encode(pixel_values, None if full else wanted[-1] + 1,
-                                          attentions)
-        return maps + [states[i + 1] for i in wanted], states, probs
 
     def forward(
         self,
@@ -119,7 +95,7 @@ def _patch_grid(pixel_values: torch.Tensor, patch: tuple[int, int]) -> tuple[int
     return pixel_values.shape[2] // patch[0], pixel_values.shape[3] // patch[1]
 
 
-class DPTForDepthEstimation(PretrainedModel, nn.Module):
+class DPTForDepthEstimation(_DPTPretrained, nn.Module):
     """ViT / hybrid / DINOv2 / BEiT / Swinv2 backbone + DPT neck + depth head ->
     predicted_depth (B, H, W).
 
@@ -130,9 +106,9 @@ class DPTForDepthEstimation(PretrainedModel, nn.Module):
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
         self.config = config
-        if config.backbone_type not in (None, "bit"):
-            self.backbone = build_backbone(config)
-            self._patch = check_pair("patch_size", self.backbone.patch_size)
+        if config.backbone_spec.standalone:
+            self.backbone = build_backbone(config.backbone_config)
+            self._patch = CONFIG.pair("patch_size", self.backbone.patch_size)
             in_channels = self.backbone.hidden_size
         else:
             self.dpt = DPTModel(config, add_pooling_layer=False)
@@ -151,26 +127,20 @@ class DPTForDepthEstimation(PretrainedModel, nn.Module):
     ) -> DepthEstimatorOutput | tuple[torch.Tensor, ...]:
         reject_labels(labels)
         want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
-        if hasattr(self, "backbone"):
-            features, states, probs = self.backbone.features(pixel_values, want_states,
-                                                             want_attn)
-        else:
-            features, states, probs = self.dpt.neck_inputs(pixel_values, want_states,
-                                                           want_attn)
+        backbone = self.backbone if hasattr(self, "backbone") else self.dpt
+        features, states, probs = backbone.features(pixel_values, want_states, want_attn)
         fused = self.neck(features, _patch_grid(pixel_values, self._patch))
         return finish(DepthEstimatorOutput(
-            predicted_depth=self.head(fused),
-            hidden_states=_tuple(states, want_states),
-            attentions=_tuple(probs, want_attn),
+            predicted_depth=self.head(fused), hidden_states=states, attentions=probs,
         ), return_dict)
 
 
-class DPTForSemanticSegmentation(PretrainedModel, nn.Module):
+class DPTForSemanticSegmentation(_DPTPretrained, nn.Module):
     """ViT / hybrid + DPT neck + segmentation head (+ auxiliary head) -> logits."""
 
     def __init__(self, config: DPTConfig) -> None:
         super().__init__()
-        if config.backbone_type not in (None, "bit"):
+        if config.backbone_spec.model_type != "vit":
             raise ConfigError(f"config field backbone_config: {config.backbone_type} is only "
                               "supported by DPTForDepthEstimation; accepted: null or a BiT "
                               "(hybrid) config")
@@ -189,7 +159,7 @@ class DPTForSemanticSegmentation(PretrainedModel, nn.Module):
         return_dict: bool | None = None,
     ) -> SemanticSegmenterOutput | tuple[torch.Tensor, ...]:
         want_states, want_attn = flag(output_hidden_states), flag(output_attentions)
-        features, states, probs = self.dpt.neck_inputs(pixel_values, want_states, want_attn)
+        features, states, probs = self.dpt.features(pixel_values, want_states, want_attn)
         p = self.config.patch_size
         fused = self.neck(features, _patch_grid(pixel_values, (p, p)))
         logits = self.head(fused)
@@ -199,8 +169,8 @@ class DPTForSemanticSegmentation(PretrainedModel, nn.Module):
             logits=logits,
             auxiliary_logits=aux,
             loss=loss,
-            hidden_states=_tuple(states, want_states),
-            attentions=_tuple(probs, want_attn),
+            hidden_states=states,
+            attentions=probs,
         ), return_dict)
 
     def _loss(

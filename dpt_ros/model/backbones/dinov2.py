@@ -15,27 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.backbone_common import (
-    ACTIVATIONS,
-    activation,
+from dpt_ros.model.backbones.base import (
+    BackboneSpec,
     align_outputs,
-    attend,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_pair,
-    check_probability,
     check_stage_names,
     config_from_dict,
     config_to_dict,
-    drop_path,
-    dropout,
-    fail,
 )
+from dpt_ros.model.layers.activations import ACTIVATION_NAMES, activation
+from dpt_ros.model.layers.attention import attend
+from dpt_ros.model.layers.drop_path import drop_path, dropout
+from dpt_ros.model.layers.position_embeddings import resample_position_embeddings
+from dpt_ros.model.validation import BACKBONE
 
 MODEL_TYPE = "dinov2"
-
 
 
 @dataclass
@@ -68,21 +61,22 @@ class Dinov2Config:
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_channels"):
-            check_int(name, getattr(self, name))
+            BACKBONE.integer(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
-            fail("num_attention_heads", self.num_attention_heads, "must divide hidden_size")
-        check_float("mlp_ratio", self.mlp_ratio, strict=True)
-        check_choice("hidden_act", self.hidden_act, list(ACTIVATIONS))
+            BACKBONE.fail("num_attention_heads", self.num_attention_heads,
+                          "a divisor of hidden_size")
+        BACKBONE.number("mlp_ratio", self.mlp_ratio, exclusive=True)
+        BACKBONE.choice("hidden_act", self.hidden_act, ACTIVATION_NAMES)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            check_probability(name, getattr(self, name))
-        check_float("initializer_range", self.initializer_range)
-        check_float("layer_norm_eps", self.layer_norm_eps, strict=True)
-        check_float("layerscale_value", self.layerscale_value, minimum=float("-inf"))
-        check_pair("image_size", self.image_size)
-        check_pair("patch_size", self.patch_size)
+            BACKBONE.probability(name, getattr(self, name))
+        BACKBONE.number("initializer_range", self.initializer_range)
+        BACKBONE.number("layer_norm_eps", self.layer_norm_eps, exclusive=True)
+        BACKBONE.number("layerscale_value", self.layerscale_value, minimum=float("-inf"))
+        BACKBONE.pair("image_size", self.image_size)
+        BACKBONE.pair("patch_size", self.patch_size)
         flags = ("qkv_bias", "use_swiglu_ffn", "apply_layernorm", "reshape_hidden_states")
         for name in (*flags, "use_mask_token"):
-            check_bool(name, getattr(self, name))
+            BACKBONE.flag(name, getattr(self, name))
         expected = ["stem"] + [f"stage{i}" for i in range(1, self.num_hidden_layers + 1)]
         self.stage_names = check_stage_names(self.stage_names, expected)
         self.out_features, self.out_indices = align_outputs(
@@ -100,7 +94,7 @@ class Dinov2Config:
 class PatchEmbeddings(nn.Module):
     def __init__(self, cfg: Dinov2Config) -> None:
         super().__init__()
-        patch = check_pair("patch_size", cfg.patch_size)
+        patch = BACKBONE.pair("patch_size", cfg.patch_size)
         self.projection = nn.Conv2d(cfg.num_channels, cfg.hidden_size, patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,8 +107,8 @@ class Embeddings(nn.Module):
     def __init__(self, cfg: Dinov2Config) -> None:
         super().__init__()
         (ih, iw), (ph, pw) = (
-            check_pair("image_size", cfg.image_size),
-            check_pair("patch_size", cfg.patch_size),
+            BACKBONE.pair("image_size", cfg.image_size),
+            BACKBONE.pair("patch_size", cfg.patch_size),
         )
         self.patch = (ph, pw)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.hidden_size))
@@ -131,15 +125,10 @@ class Embeddings(nn.Module):
         """Bicubic resampling of the square trained grid, computed in float32 (half-precision
         bicubic drifts) and cast back, exactly as the reference does."""
         pos = self.position_embeddings
-        n_pos = pos.shape[1] - 1
-        if not torch.jit.is_tracing() and n_patches == n_pos and height == width:
+        if not torch.jit.is_tracing() and n_patches == pos.shape[1] - 1 and height == width:
             return pos
-        dim, side = pos.shape[-1], int(n_pos**0.5)
-        grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
-        size = (height // self.patch[0], width // self.patch[1])
-        grid = F.interpolate(grid.float(), size=size, mode="bicubic", align_corners=False)
-        grid = grid.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, -1, dim)
-        return torch.cat([pos[:, :1], grid], dim=1)
+        grid = (height // self.patch[0], width // self.patch[1])
+        return resample_position_embeddings(pos, grid, "bicubic", float32=True)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
@@ -288,3 +277,6 @@ class Dinov2Backbone(nn.Module):
             maps.append(h)
         return (maps, tuple(states) if hidden_states else None,
                 tuple(probs) if attentions else None)
+
+
+SPEC = BackboneSpec(MODEL_TYPE, Dinov2Backbone, Dinov2Config, output="tokens")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.config import DPTConfig
+from dpt_ros.model.dpt.configuration import DPTConfig
 
 
 class DepthHead(nn.Module):

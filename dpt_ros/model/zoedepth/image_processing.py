@@ -25,20 +25,19 @@ import torch
 import torch.nn.functional as F
 
 from dpt_ros.model.hf_api import ImageProcessorAPI
-from dpt_ros.model.processing import (
+from dpt_ros.model.image_processing_utils import (
     IMAGENET_STANDARD,
-    _as_batch,
-    _bad,
-    _is_number,
-    _size,
-    _target_sizes,
+    as_batch,
     channel_offsets,
     check_flags,
     check_normalisation,
+    parse_size,
+    parse_target_sizes,
     processor_kwargs,
     rescale_levels,
     resize_maps,
 )
+from dpt_ros.model.validation import PREPROCESSOR, is_number
 
 PROCESSOR_TYPE = "ZoeDepthImageProcessor"
 RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}  # the reference maps only these two
@@ -92,12 +91,12 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
 
     def __post_init__(self) -> None:
         check_flags(self, _BOOL_FIELDS)
-        object.__setattr__(self, "size", _size(self.size))
+        object.__setattr__(self, "size", parse_size(self.size))
         m = self.ensure_multiple_of
-        if not _is_number(m) or not math.isfinite(m) or m <= 0:
-            raise _bad("ensure_multiple_of", m, "a positive number")
+        if not is_number(m) or not math.isfinite(m) or m <= 0:
+            raise PREPROCESSOR.error("ensure_multiple_of", m, "a positive number")
         if self.do_resize and self.resample not in RESAMPLE_MODES:
-            raise _bad("resample", self.resample, "PIL 2 bilinear or 3 bicubic")
+            raise PREPROCESSOR.error("resample", self.resample, "PIL 2 bilinear or 3 bicubic")
         check_normalisation(self)
 
     @classmethod
@@ -153,7 +152,7 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
     def preprocess(self, images: Any, device: torch.device | str | None = None) -> torch.Tensor:
         """uint8 RGB (H,W,3) / (B,H,W,3) (numpy, torch, or a list of same-size images) ->
         pixel_values (B,3,h,w) float32 on `device` (default: where a tensor input lives)."""
-        x = _as_batch(images, device)
+        x = as_batch(images, device)
         height, width = x.shape[1:3]
         lut, offsets, norm = self._table(x.device)
         index = x.permute(0, 3, 1, 2).to(torch.int32) + offsets
@@ -212,9 +211,9 @@ class ZoeDepthImageProcessor(ImageProcessorAPI):
         if source_sizes is None and remove:
             raise ValueError("Either `source_sizes` should be passed in, or "
                              "`do_remove_padding` should be set to False")
-        sources = (_target_sizes(source_sizes, n, "predicted depth")
+        sources = (parse_target_sizes(source_sizes, n, "predicted depth")
                    if source_sizes is not None else [None] * n)
-        targets = (_target_sizes(target_sizes, n, "predicted depth")
+        targets = (parse_target_sizes(target_sizes, n, "predicted depth")
                    if target_sizes is not None else [None] * n)
         results = []
         for d, source, target in zip(depth, sources, targets):

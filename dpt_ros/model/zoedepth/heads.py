@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.model.zoedepth_config import ROUTER_LAYERS, ZoeDepthConfig
+from dpt_ros.model.zoedepth.configuration import ROUTER_LAYERS, ZoeDepthConfig
 
 _P_EPS = 1e-4  # probability / temperature floor of the log-binomial head
 
