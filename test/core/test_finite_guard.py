@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 from _checkpoints import make_checkpoints
+from _half_overflow import inject
 
 from dpt_ros.core.camera.geometry import Intrinsics
-from dpt_ros.core.pipeline.finite_guard import NonFiniteOutput, main_output
+from dpt_ros.core.pipeline.finite_guard import NonFiniteOutput
 from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings
 
 H, W = 40, 56
@@ -35,36 +36,9 @@ def frames(n: int) -> list[Frame]:
                   Intrinsics.from_hfov(W, H, 70.0)) for _ in range(n)]
 
 
-class OverflowsInHalf(torch.nn.Module):
-    """The real model; in half precision (or always, with `always`) samples `bad` of its
-    output get +inf in a corner and a NaN, as an fp16 overflow leaves them."""
-
-    def __init__(self, inner: torch.nn.Module, bad: tuple[int, ...], always: bool = False):
-        super().__init__()
-        self.inner, self.config, self.bad, self.always = inner, inner.config, bad, always
-        self.calls: list[torch.dtype] = []
-        self._log = self.calls.append  # shared with the guard's fp32 deep copy
-
-    def forward(self, pixel_values: torch.Tensor):
-        out = self.inner(pixel_values)
-        dtype = next(self.inner.parameters()).dtype
-        self._log(dtype)
-        if self.always or dtype != torch.float32:
-            t = main_output(out)
-            t[list(self.bad), ..., :2, :3] = float("inf")
-            t[list(self.bad), ..., -1, -1] = float("nan")
-        return out
-
-
 def pipeline(ckpt, dtype: str, **kwargs) -> Pipeline:
     return Pipeline(depth_model=str(ckpt["relative"]), segmentation_model=str(ckpt["segmentation"]),
                     device="cpu", dtype=dtype, settings=PipelineSettings(**SETTINGS), **kwargs)
-
-
-def inject(pipe: Pipeline, task: str, **kwargs) -> OverflowsInHalf:
-    t = pipe._depth if task == "depth" else pipe._seg
-    t.model = t.forward = OverflowsInHalf(t.model, **kwargs)
-    return t.model
 
 
 def fp32_over_bf16_weights(ckpt) -> Pipeline:

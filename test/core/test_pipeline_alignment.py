@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _checkpoints import make_checkpoints
+from _half_overflow import inject
 
 from dpt_ros.core.alignment import Extrinsic, FrameReference
 from dpt_ros.core.alignment.prompt import fill_holes
@@ -210,8 +211,6 @@ def test_prompt_depth_anything_gets_the_reference_as_its_prompt(prompt_ckpt, rgb
 def test_a_recomputed_half_precision_pass_feeds_the_aligner_once(ckpt, rgb):
     """bf16 output that overflows is computed again in float32 (core.pipeline.finite_guard): the
     aligner must see that frame once, with the float32 prediction."""
-    from test_finite_guard import inject
-
     p = Pipeline(depth_model=str(ckpt["relative"]), device="cpu", dtype="bfloat16",
                  settings=PipelineSettings(alignment_mode="scale_shift"))
     rel = p.process([Frame(rgb, PINHOLE)], {"relative"})[0].relative

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 T = pytest.importorskip("transformers", reason="transformers (the test oracle) is not installed")
 
-from _model_util import assert_close, image, randomize, tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
+from _model_util import HYBRID, assert_close, image, randomize, tiny_dinov2, tiny_vit  # noqa: E402
 
 from dpt_ros.model import (  # noqa: E402
     DepthAnythingForDepthEstimation,
@@ -20,14 +20,6 @@ from dpt_ros.model import (  # noqa: E402
     load_model,
 )
 
-HYBRID = tiny_vit(
-    is_hybrid=True,
-    backbone_config=tiny_bit(),
-    backbone_featmap_shape=[1, 64, 24, 24],
-    neck_hidden_sizes=[16, 32, 32, 32],
-    reassemble_factors=[1, 1, 1, 0.5],
-    image_size=384,
-)
 DPT_DINOV2 = {  # facebook/dpt-dinov2-*-kitti layout, tiny
     "backbone_config": tiny_dinov2(),
     "backbone_out_indices": None,

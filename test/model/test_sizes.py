@@ -10,8 +10,7 @@ import torch
 
 T = pytest.importorskip("transformers", reason="transformers (the test oracle) is not installed")
 
-from _model_util import assert_close, image, randomize, tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
-from test_model_parity import HYBRID  # noqa: E402
+from _model_util import HYBRID, assert_close, image, randomize, tiny_bit, tiny_dinov2, tiny_vit  # noqa: E402
 
 from dpt_ros.model import load_model  # noqa: E402
 
