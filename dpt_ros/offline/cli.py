@@ -158,8 +158,8 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
 
 def _cmd_predict(args: argparse.Namespace) -> ExitCode:
     from dpt_ros.offline.config import build_pipeline  # torch
-    from dpt_ros.offline.files import collect_sources  # torch (core.codecs)
-    from dpt_ros.offline.predict import IntrinsicsSpec, PredictOptions, run_predict  # torch
+    from dpt_ros.offline.predict.run import IntrinsicsSpec, PredictOptions, run_predict  # torch
+    from dpt_ros.offline.predict.sources import collect_sources  # torch (core.codecs)
 
     intrinsics = IntrinsicsSpec(args.fx, args.fy, args.cx, args.cy, args.hfov)
     collect_sources(args.paths)  # fail on a bad path before the slow model load
