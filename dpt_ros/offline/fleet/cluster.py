@@ -11,6 +11,7 @@ Ray's Unix socket paths break past ~107 bytes.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import sys
@@ -68,16 +69,31 @@ class Cluster:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+def is_loopback_address(address: str) -> bool:
+    """`127.x.x.x:port`, `localhost:port`, `[::1]:port` (or with `ray://`)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) \
         -> Cluster:
     """Join `address` (`auto`, `host:port`, `ray://...`), reuse a Ray this process already
-    runs, or start a local one on 127.0.0.1 with a small object store."""
-    ray = import_ray(local=address is None)
+    runs, or start a local one on 127.0.0.1 with a small object store. A cluster on this
+    machine's loopback (`127.0.0.1:port`, e.g. a simulated multi-node one) is joined in the
+    loopback mode too, so this driver advertises 127.0.0.1 and not the host's address."""
+    local = address is None or is_loopback_address(address)
+    ray = import_ray(local=local)
     if ray.is_initialized():
         return Cluster(ray, started=False)
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
     if address is not None:
-        ray.init(address=address, **quiet)
+        node = {"_node_ip_address": LOOPBACK} if local else {}
+        ray.init(address=address, **node, **quiet)
         return Cluster(ray, started=True)
     temp_dir = tempfile.mkdtemp(dir="/tmp", prefix="rt")
     ray.init(

@@ -1,0 +1,230 @@
+"""`dpt-ros fleet` against `dpt-ros bag` on the same bags, in one run.
+
+Scenarios (each a fresh process, as a user runs them):
+- `bag serial`: `dpt-ros bag` bag after bag (one process per bag, 2 torch threads);
+- `fleet 1 worker`: `dpt-ros fleet --workers 1 --cpus-per-worker 2` (2 threads): the fixed
+  start-up (local Ray + the actor + its model) is reported apart from the processing;
+- `2 plain processes`: this machine's ceiling for two workers: two concurrent sequences of
+  `dpt-ros bag`, each over half of the bags (1 torch thread each);
+- `fleet 2 workers`: `--workers 2` (1 CPU, 1 thread each);
+- `multi-node 1 / 2 workers`: a Ray cluster of two simulated nodes (1 CPU each,
+  `ray.cluster_utils.Cluster` on 127.0.0.1) joined with `--address`, 1 then 2 workers.
+
+"processing frames/s" excludes what happens once per process (Python + torch import, model
+load; for the fleet: Ray and actor start-up): the bag tool's own "processed N images in X s"
+summed per process, the fleet's `processing_s` from its summary JSON. MB/s are input bytes
+read and output bytes written over the processing time. The model is a random-weight metric
+DPT (`bench_bag.make_checkpoint`), the bags are `bench_bag.make_bag`'s (rgb8 + camera_info).
+
+Run: `python benchmarks/bench_fleet.py [--bags 4] [--frames 24] [--size 240x320]
+[--model tiny] [--storage mcap]`; prints a Markdown table (and `--json FILE`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_bag import _size, make_bag, make_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ["--image-topic", "/cam/image_raw", "--camera-info-topic", "/cam/camera_info"]
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dpt_ros.offline.cli", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bag_sequence(bags: list[Path], out: Path, model: list[str]) -> dict:
+    """`dpt-ros bag` over `bags` one after another; wall and the tool's own processing."""
+    t0 = time.perf_counter()
+    processing = 0.0
+    frames = 0
+    for bag in bags:
+        proc = _cli(["bag", bag, out / bag.name, *TOPICS, *model])
+        m = re.search(r"processed (\d+)/\d+ images in ([\d.]+) s", proc.stderr)
+        frames += int(m.group(1))
+        processing += float(m.group(2))
+    return {"wall_s": time.perf_counter() - t0, "processing_s": processing, "frames": frames,
+            "read": sum(_size_of(b) for b in bags), "written": _size_of(out)}
+
+
+def serial(bags: list[Path], out: Path, model: list[str]) -> dict:
+    r = bag_sequence(bags, out, model)
+    r["startup_s"] = None
+    return r
+
+
+def plain_two(bags: list[Path], out: Path, model: list[str]) -> dict:
+    """Two concurrent sequences over halves of the bags; processing = the longer one."""
+    halves = [bags[0::2], bags[1::2]]
+    results: list[dict] = [{}, {}]
+
+    def go(k: int) -> None:
+        (out / str(k)).mkdir(parents=True)
+        results[k] = bag_sequence(halves[k], out / str(k), model)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=go, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"wall_s": time.perf_counter() - t0, "startup_s": None,
+            "processing_s": max(r["processing_s"] for r in results),
+            "frames": sum(r["frames"] for r in results),
+            "read": sum(r["read"] for r in results), "written": _size_of(out)}
+
+
+def fleet(bags_dir: Path, out: Path, model: list[str], extra: list[str]) -> dict:
+    t0 = time.perf_counter()
+    _cli(["fleet", bags_dir, out, *TOPICS, *model, *extra])
+    wall = time.perf_counter() - t0
+    (summary,) = (out / "fleet_runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    return {"wall_s": wall, "startup_s": s["startup_s"], "processing_s": s["processing_s"],
+            "frames": s["frames"], "read": s["mb_read"] * 1e6, "written": s["mb_written"] * 1e6,
+            "utilisation": [w["utilisation"] for w in s["workers"]]}
+
+
+def start_cluster(nodes: int):
+    """A simulated multi-node Ray cluster on 127.0.0.1 (1 CPU per node) in this process."""
+    os.environ.update(LOOPBACK_ENV)
+    temp = tempfile.mkdtemp(dir="/tmp", prefix="rt")
+    os.makedirs(os.path.join(temp, "ray"))
+    os.environ["RAY_TMPDIR"] = temp
+    from dpt_ros.offline.fleet.cluster import LOOPBACK, OBJECT_STORE_BYTES, import_ray
+
+    import_ray(local=True)
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES,
+            "node_ip_address": LOOPBACK}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    return cluster, temp
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bags", type=int, default=4)
+    p.add_argument("--frames", type=int, default=24, help="frames per bag")
+    p.add_argument("--size", type=_size, default=(240, 320), help="HxW of the images")
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="mcap")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--skip-multinode", action="store_true")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench_fleet_"))
+    rows: dict[str, dict] = {}
+    try:
+        ckpt = make_checkpoint(args.model, root / "ckpt")
+        bags_dir = root / "bags"
+        bags_dir.mkdir()
+        bags = []
+        for k in range(args.bags):
+            bags.append(bags_dir / f"bag{k}")
+            make_bag(bags[-1], args.storage, args.frames, *args.size)
+        model = {}
+        for threads in (1, 2):
+            params = root / f"threads{threads}.yaml"
+            params.write_text(f"dpt_node:\n  ros__parameters:\n    num_threads: {threads}\n"
+                              "    device: cpu\n")
+            model[threads] = ["--depth-model", ckpt, "--params", params,
+                              "--batch-size", str(args.batch_size)]
+
+        def fresh(name: str) -> Path:
+            out = root / "out" / name
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(exist_ok=True)
+            return out
+
+        rows["bag serial (2 threads)"] = serial(bags, fresh("serial"), model[2])
+        shutil.rmtree(root / "out")
+        rows["fleet 1 worker (2 threads)"] = fleet(bags_dir, fresh("f1"), model[2],
+                                                   ["--workers", "1", "--cpus-per-worker", "2"])
+        shutil.rmtree(root / "out")
+        rows["2 plain processes (1 thread each)"] = plain_two(bags, fresh("p2"), model[1])
+        shutil.rmtree(root / "out")
+        rows["fleet 2 workers (1 thread each)"] = fleet(bags_dir, fresh("f2"), model[1],
+                                                        ["--workers", "2"])
+        shutil.rmtree(root / "out")
+        if not args.skip_multinode:
+            cluster, temp = start_cluster(2)
+            try:
+                for n in (1, 2):
+                    rows[f"multi-node (2 simulated nodes), {n} worker(s)"] = fleet(
+                        bags_dir, fresh(f"m{n}"), model[1],
+                        ["--workers", str(n), "--address", cluster.address])
+                    shutil.rmtree(root / "out")
+            finally:
+                cluster.shutdown()
+                shutil.rmtree(temp, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    for r in rows.values():
+        r["fps_wall"] = r["frames"] / r["wall_s"]
+        r["fps"] = r["frames"] / r["processing_s"]
+        r["mbps_read"] = r["read"] / 1e6 / r["processing_s"]
+        r["mbps_written"] = r["written"] / 1e6 / r["processing_s"]
+    serial_fps = rows["bag serial (2 threads)"]["fps"]
+    ceiling = rows["2 plain processes (1 thread each)"]["fps"]
+    print(f"{args.bags} bags x {args.frames} frames {args.size[0]}x{args.size[1]} rgb8 "
+          f"({args.storage}), '{args.model}' metric DPT, batch {args.batch_size}, all outputs; "
+          f"{platform.machine()} {os.cpu_count()} CPUs; Python {platform.python_version()}; "
+          f"{datetime.date.today()}")
+    print()
+    print("| run | frames | wall s | start-up s | processing s | frames/s (processing) | "
+          "frames/s (wall) | vs reference | MB/s read | MB/s written |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        ref = ""
+        if name.startswith("fleet 1"):
+            ref = f"{r['fps'] / serial_fps:.2f}x bag serial"
+        elif name.startswith("fleet 2"):
+            ref = f"{r['fps'] / ceiling:.2f}x 2 plain"
+        elif name.startswith("multi-node") and name.endswith("2 worker(s)"):
+            one = rows.get("multi-node (2 simulated nodes), 1 worker(s)")
+            ref = f"{r['fps'] / one['fps']:.2f}x 1 worker" if one else ""
+        start = "" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
+        print(f"| {name} | {r['frames']} | {r['wall_s']:.1f} | {start} | "
+              f"{r['processing_s']:.1f} | {r['fps']:.1f} | {r['fps_wall']:.1f} | {ref} | "
+              f"{r['mbps_read']:.1f} | {r['mbps_written']:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
