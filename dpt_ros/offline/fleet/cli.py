@@ -30,9 +30,10 @@ def _positive(kind: type) -> object:
 
 def fleet_args(p: argparse.ArgumentParser) -> None:
     """The fleet's own options (the bag options are added by the caller)."""
-    p.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT_ROOT",
-                   help="bag directories, .db3/.mcap files, directories holding bags or glob "
-                        "patterns; the last path is the output root (OUTPUT_ROOT/<bag name>)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT... OUTPUT_ROOT: bag directories, .db3/.mcap files, directories "
+                        "holding bags or glob patterns; the last path is the output root "
+                        "(OUTPUT_ROOT/<bag name>)")
     g = p.add_argument_group("fleet (Ray)")
     g.add_argument("--address", help="Ray cluster to join: 'auto', host:port or ray://...; "
                    "default: a local Ray started for the run, on 127.0.0.1 only")

@@ -224,6 +224,7 @@ def _process(opts: FleetOptions, plans: list[BagPlan], todo: list[Unit], root: P
         progress.close()
         report.interrupted = sched.stopped
         work = max(time.monotonic() - t0 - report.startup_s, 1e-9)
+        report.processing_s = work
         report.workers = [
             {"index": s.index, "pid": i["pid"], "host": i["host"], "load_s": round(i["load_s"], 3),
              "units": s.units, "deaths": s.deaths, "busy_s": round(s.busy_s, 3),

@@ -22,6 +22,7 @@ class FleetReport:
     bags: dict[str, str] = field(default_factory=dict)  # bag -> ok / failed / pending
     rows: list[dict[str, Any]] = field(default_factory=list)
     startup_s: float = 0.0  # cluster + actors up, model loaded
+    processing_s: float | None = None  # from workers ready to the last unit (no shutdown)
     elapsed_s: float = 0.0
     interrupted: bool = False
     workers: list[dict[str, Any]] = field(default_factory=list)
@@ -48,7 +49,8 @@ class FleetReport:
     def as_dict(self) -> dict[str, Any]:
         done = [r for r in self.rows if r["status"] == "ok"]
         frames = sum(r.get("frames", 0) for r in done)
-        work_s = max(self.elapsed_s - self.startup_s, 1e-9)
+        work_s = max(self.processing_s if self.processing_s is not None
+                     else self.elapsed_s - self.startup_s, 1e-9)
         read = sum(r.get("bytes_read", 0) for r in done)
         written = sum(r.get("bytes_written", 0) for r in done)
         return {
