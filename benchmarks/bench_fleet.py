@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,27 @@ def start_cluster(nodes: int):
     return cluster, temp
 
 
+def _fps(r: dict) -> float:
+    return r["frames"] / r["processing_s"]
+
+
+def _median_run(rs: list[dict]) -> dict:
+    """Per-figure medians of repeated runs of one scenario."""
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    out = {"frames": rs[0]["frames"]}
+    for key in ("wall_s", "processing_s", "read", "written"):
+        out[key] = med([r[key] for r in rs])
+    starts = [r["startup_s"] for r in rs if r["startup_s"] is not None]
+    out["startup_s"] = med(starts) if starts else None
+    out["fps"] = med([_fps(r) for r in rs])
+    out["fps_wall"] = med([r["frames"] / r["wall_s"] for r in rs])
+    out["mbps_read"] = med([r["read"] / 1e6 / r["processing_s"] for r in rs])
+    out["mbps_written"] = med([r["written"] / 1e6 / r["processing_s"] for r in rs])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bags", type=int, default=4)
@@ -142,12 +164,14 @@ def main() -> None:
     p.add_argument("--model", default="tiny")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="mcap")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3, help="each scenario this many times, in "
+                   "rotated order; medians reported (the machine may be shared)")
     p.add_argument("--skip-multinode", action="store_true")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench_fleet_"))
-    rows: dict[str, dict] = {}
+    runs: dict[str, list[dict]] = {}
     try:
         ckpt = make_checkpoint(args.model, root / "ckpt")
         bags_dir = root / "bags"
@@ -166,45 +190,47 @@ def main() -> None:
 
         def fresh(name: str) -> Path:
             out = root / "out" / name
-            shutil.rmtree(out, ignore_errors=True)
-            out.parent.mkdir(exist_ok=True)
+            shutil.rmtree(root / "out", ignore_errors=True)
+            out.parent.mkdir()
             return out
 
-        rows["bag serial (2 threads)"] = serial(bags, fresh("serial"), model[2])
-        shutil.rmtree(root / "out")
-        rows["fleet 1 worker (2 threads)"] = fleet(bags_dir, fresh("f1"), model[2],
-                                                   ["--workers", "1", "--cpus-per-worker", "2"])
-        shutil.rmtree(root / "out")
-        rows["2 plain processes (1 thread each)"] = plain_two(bags, fresh("p2"), model[1])
-        shutil.rmtree(root / "out")
-        rows["fleet 2 workers (1 thread each)"] = fleet(bags_dir, fresh("f2"), model[1],
-                                                        ["--workers", "2"])
-        shutil.rmtree(root / "out")
+        scenarios = {
+            "bag serial (2 threads)": lambda: serial(bags, fresh("s"), model[2]),
+            "fleet 1 worker (2 threads)": lambda: fleet(
+                bags_dir, fresh("f1"), model[2], ["--workers", "1", "--cpus-per-worker", "2"]),
+            "2 plain processes (1 thread each)": lambda: plain_two(bags, fresh("p2"), model[1]),
+            "fleet 2 workers (1 thread each)": lambda: fleet(
+                bags_dir, fresh("f2"), model[1], ["--workers", "2"]),
+        }
+        cluster = temp = None
         if not args.skip_multinode:
             cluster, temp = start_cluster(2)
-            try:
-                for n in (1, 2):
-                    rows[f"multi-node (2 simulated nodes), {n} worker(s)"] = fleet(
-                        bags_dir, fresh(f"m{n}"), model[1],
-                        ["--workers", str(n), "--address", cluster.address])
-                    shutil.rmtree(root / "out")
-            finally:
+            for n in (1, 2):
+                scenarios[f"multi-node (2 simulated nodes), {n} worker(s)"] = (
+                    lambda n=n: fleet(bags_dir, fresh(f"m{n}"), model[1],
+                                      ["--workers", str(n), "--address", cluster.address]))
+        names = list(scenarios)
+        try:
+            for r in range(args.rounds):  # rotated order: the machine's load drifts
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    runs.setdefault(name, []).append(scenarios[name]())
+                    print(f"round {r + 1}: {name}: {_fps(runs[name][-1]):.1f} frames/s",
+                          file=sys.stderr)
+        finally:
+            if cluster is not None:
                 cluster.shutdown()
                 shutil.rmtree(temp, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    for r in rows.values():
-        r["fps_wall"] = r["frames"] / r["wall_s"]
-        r["fps"] = r["frames"] / r["processing_s"]
-        r["mbps_read"] = r["read"] / 1e6 / r["processing_s"]
-        r["mbps_written"] = r["written"] / 1e6 / r["processing_s"]
+    rows = {name: _median_run(rs) for name, rs in runs.items()}
     serial_fps = rows["bag serial (2 threads)"]["fps"]
     ceiling = rows["2 plain processes (1 thread each)"]["fps"]
     print(f"{args.bags} bags x {args.frames} frames {args.size[0]}x{args.size[1]} rgb8 "
           f"({args.storage}), '{args.model}' metric DPT, batch {args.batch_size}, all outputs; "
           f"{platform.machine()} {os.cpu_count()} CPUs; Python {platform.python_version()}; "
-          f"{datetime.date.today()}")
+          f"{datetime.date.today()}; median of {args.rounds} round(s), frames/s range "
+          "in brackets")
     print()
     print("| run | frames | wall s | start-up s | processing s | frames/s (processing) | "
           "frames/s (wall) | vs reference | MB/s read | MB/s written |")
@@ -219,11 +245,13 @@ def main() -> None:
             one = rows.get("multi-node (2 simulated nodes), 1 worker(s)")
             ref = f"{r['fps'] / one['fps']:.2f}x 1 worker" if one else ""
         start = "" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
+        lo, hi = min(map(_fps, runs[name])), max(map(_fps, runs[name]))
         print(f"| {name} | {r['frames']} | {r['wall_s']:.1f} | {start} | "
-              f"{r['processing_s']:.1f} | {r['fps']:.1f} | {r['fps_wall']:.1f} | {ref} | "
+              f"{r['processing_s']:.1f} | {r['fps']:.1f} [{lo:.1f}–{hi:.1f}] | "
+              f"{r['fps_wall']:.1f} | {ref} | "
               f"{r['mbps_read']:.1f} | {r['mbps_written']:.1f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1, default=str))
+        args.json.write_text(json.dumps(runs, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | No
         return Cluster(ray, started=True)
     temp_dir = tempfile.mkdtemp(dir="/tmp", prefix="rt")
     ray.init(
+        # "local": always a new Ray; None would join a cluster found in RAY_ADDRESS or in
+        # the last `ray start`'s address file, which is not what "absent" promises.
+        address="local",
         _node_ip_address=LOOPBACK,
         include_dashboard=False,
         num_cpus=num_cpus if num_cpus is not None else os.cpu_count(),
