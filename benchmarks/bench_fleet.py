@@ -1,12 +1,12 @@
 """`dpt-ros fleet` against `dpt-ros bag` on the same bags, in one run.
 
 Scenarios (each a fresh process, as a user runs them):
-- `bag serial`: `dpt-ros bag` bag after bag (one process per bag, 2 torch threads);
-- `fleet 1 worker`: `dpt-ros fleet --workers 1 --cpus-per-worker 2` (2 threads): the fixed
-  start-up (local Ray + the actor + its model) is reported apart from the processing;
+- `bag serial`: `dpt-ros bag` bag after bag (one process per bag);
+- `fleet 1 worker`: `dpt-ros fleet --workers 1`: the fixed start-up (local Ray + the actor
+  + its model) is reported apart from the processing;
 - `2 plain processes`: this machine's ceiling for two workers: two concurrent sequences of
-  `dpt-ros bag`, each over half of the bags (1 torch thread each);
-- `fleet 2 workers`: `--workers 2` (1 CPU, 1 thread each);
+  `dpt-ros bag`, each over half of the bags;
+- `fleet 2 workers`: `--workers 2`;
 - `multi-node 1 / 2 workers`: a Ray cluster of two simulated nodes (1 CPU each,
   `ray.cluster_utils.Cluster` on 127.0.0.1) joined with `--address`, 1 then 2 workers.
 
@@ -15,6 +15,8 @@ load; for the fleet: Ray and actor start-up): the bag tool's own "processed N im
 summed per process, the fleet's `processing_s` from its summary JSON. MB/s are input bytes
 read and output bytes written over the processing time. The model is a random-weight metric
 DPT (`bench_bag.make_checkpoint`), the bags are `bench_bag.make_bag`'s (rgb8 + camera_info).
+Every process and worker runs one torch thread (`num_threads: 1`): on a shared 2-core
+machine two spinning torch threads per process fall 4-7x behind one (measured here).
 
 Run: `python benchmarks/bench_fleet.py [--bags 4] [--frames 24] [--size 240x320]
 [--model tiny] [--storage mcap]`; prints a Markdown table (and `--json FILE`).
@@ -180,13 +182,11 @@ def main() -> None:
         for k in range(args.bags):
             bags.append(bags_dir / f"bag{k}")
             make_bag(bags[-1], args.storage, args.frames, *args.size)
-        model = {}
-        for threads in (1, 2):
-            params = root / f"threads{threads}.yaml"
-            params.write_text(f"dpt_node:\n  ros__parameters:\n    num_threads: {threads}\n"
-                              "    device: cpu\n")
-            model[threads] = ["--depth-model", ckpt, "--params", params,
-                              "--batch-size", str(args.batch_size)]
+        params = root / "params.yaml"  # one torch thread per process / worker, everywhere
+        params.write_text("dpt_node:\n  ros__parameters:\n    num_threads: 1\n"
+                          "    device: cpu\n")
+        model = ["--depth-model", ckpt, "--params", params, "--batch-size",
+                 str(args.batch_size)]
 
         def fresh(name: str) -> Path:
             out = root / "out" / name
@@ -195,19 +195,17 @@ def main() -> None:
             return out
 
         scenarios = {
-            "bag serial (2 threads)": lambda: serial(bags, fresh("s"), model[2]),
-            "fleet 1 worker (2 threads)": lambda: fleet(
-                bags_dir, fresh("f1"), model[2], ["--workers", "1", "--cpus-per-worker", "2"]),
-            "2 plain processes (1 thread each)": lambda: plain_two(bags, fresh("p2"), model[1]),
-            "fleet 2 workers (1 thread each)": lambda: fleet(
-                bags_dir, fresh("f2"), model[1], ["--workers", "2"]),
+            "bag serial": lambda: serial(bags, fresh("s"), model),
+            "fleet 1 worker": lambda: fleet(bags_dir, fresh("f1"), model, ["--workers", "1"]),
+            "2 plain processes": lambda: plain_two(bags, fresh("p2"), model),
+            "fleet 2 workers": lambda: fleet(bags_dir, fresh("f2"), model, ["--workers", "2"]),
         }
         cluster = temp = None
         if not args.skip_multinode:
             cluster, temp = start_cluster(2)
             for n in (1, 2):
                 scenarios[f"multi-node (2 simulated nodes), {n} worker(s)"] = (
-                    lambda n=n: fleet(bags_dir, fresh(f"m{n}"), model[1],
+                    lambda n=n: fleet(bags_dir, fresh(f"m{n}"), model,
                                       ["--workers", str(n), "--address", cluster.address]))
         names = list(scenarios)
         try:
@@ -224,8 +222,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     rows = {name: _median_run(rs) for name, rs in runs.items()}
-    serial_fps = rows["bag serial (2 threads)"]["fps"]
-    ceiling = rows["2 plain processes (1 thread each)"]["fps"]
+    serial_fps = rows["bag serial"]["fps"]
+    ceiling = rows["2 plain processes"]["fps"]
     print(f"{args.bags} bags x {args.frames} frames {args.size[0]}x{args.size[1]} rgb8 "
           f"({args.storage}), '{args.model}' metric DPT, batch {args.batch_size}, all outputs; "
           f"{platform.machine()} {os.cpu_count()} CPUs; Python {platform.python_version()}; "

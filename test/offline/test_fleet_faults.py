@@ -66,3 +66,22 @@ def test_poison_unit_reported_after_max_attempts(ray_cluster, tmp_path):
     assert report.count("ok") == len(report.rows) - 1  # every other unit of p and q
     assert (tmp_path / "out" / "q").is_dir() and not (tmp_path / "out" / "p").exists()
     assert "FAILED p#0 after 2 attempt(s)" in report.summary()
+
+
+def test_model_that_cannot_load_fails_the_job(ray_cluster, tmp_path):
+    """Every worker would fail the same way: the job stops at start-up with the reason."""
+    import pytest
+
+    from dpt_ros.offline.exitcodes import CliError, ExitCode
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    write_cameras_bag(bags / "m", "mcap", 2)
+    broken = tmp_path / "broken_ckpt"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "dpt", "architectures": ["Nope"]}')
+    with pytest.raises(CliError) as failed:
+        run_fleet([bags, tmp_path / "out"], ["--depth-model", str(broken), "--device", "cpu"])
+    assert failed.value.code == ExitCode.CONFIG
+    assert "could not load the model" in str(failed.value), failed.value
+    assert not (tmp_path / "out" / "m").exists()
