@@ -213,10 +213,18 @@ def _cmd_info(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def fleet_options(args: argparse.Namespace) -> Any:
+    """`dpt-ros fleet`'s FleetOptions: the bag options through the shared table."""
+    from dpt_ros.offline.fleet.cli import fleet_options as make
+
+    config = bag_config(args)
+    return make(args, config, bag_options(args, config, Path("."), Path(".")))
+
+
 def _cmd_fleet(args: argparse.Namespace) -> ExitCode:
     from dpt_ros.offline.fleet.cli import cmd_fleet
 
-    return cmd_fleet(args)
+    return cmd_fleet(fleet_options(args))
 
 
 COMMANDS = {"bag": _cmd_bag, "fleet": _cmd_fleet, "predict": _cmd_predict, "info": _cmd_info}

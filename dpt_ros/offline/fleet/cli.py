@@ -11,11 +11,12 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from dpt_ros.offline.bag import BagOptions
     from dpt_ros.offline.fleet.driver import FleetOptions
 
 
@@ -58,10 +59,11 @@ def fleet_args(p: argparse.ArgumentParser) -> None:
                         "OUTPUT_ROOT's manifest (redoes the outputs)")
 
 
-def fleet_options(args: argparse.Namespace) -> FleetOptions:
-    """FleetOptions from parsed arguments (the bag options through the shared table)."""
-    from dpt_ros.offline.cli import bag_config, bag_options
-    from dpt_ros.offline.fleet.driver import FleetOptions
+def fleet_options(args: argparse.Namespace, config: Any, template: BagOptions) -> FleetOptions:
+    """FleetOptions from parsed arguments, the checked parameters and the bag options built
+    from the shared table (by `dpt_ros.offline.cli`, which owns that table: importing it
+    from here would make the two modules import each other)."""
+    from dpt_ros.offline.fleet.driver import FleetOptions  # rosbags, rclpy (the bag tool)
 
     if len(args.paths) < 2:
         raise CliError(ExitCode.USAGE, "give at least one INPUT and the OUTPUT_ROOT")
@@ -70,22 +72,19 @@ def fleet_options(args: argparse.Namespace) -> FleetOptions:
     if importlib.util.find_spec("ray") is None:
         raise CliError(ExitCode.USAGE, "dpt-ros fleet needs Ray: pip install "
                        "'dpt_ros[fleet]'")
-    config = bag_config(args)
-    template = bag_options(args, config, Path("."), Path("."))
-    opts = FleetOptions(
+    return FleetOptions(
         inputs=inputs, output_root=Path(root), template=template, values=config.values,
         address=args.address, workers=args.workers,
         num_gpus_per_worker=args.num_gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
         shard_seconds=args.shard_seconds, margin_s=args.shard_margin,
         max_attempts=args.max_attempts, force=args.force)
-    return opts
 
 
-def cmd_fleet(args: argparse.Namespace) -> ExitCode:
-    from dpt_ros.offline.fleet.driver import run_fleet
+def cmd_fleet(opts: FleetOptions) -> ExitCode:
+    """Run it with Ctrl-C as a request (units in flight finish and are committed)."""
+    from dpt_ros.offline.fleet.driver import run_fleet  # rosbags, rclpy; ray when it runs
     from dpt_ros.offline.interrupt import StopFlag
 
-    opts = fleet_options(args)
     with StopFlag() as stop:
         report = run_fleet(opts, stop)
     print(report.summary(), file=sys.stderr)

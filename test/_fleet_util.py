@@ -103,8 +103,7 @@ def single_pass(src: Path, dst: Path, extra: list[str]) -> None:
 def run_fleet(paths: list[Path], extra: list[str], **hooks: Any):
     """`dpt-ros fleet` in-process on the session's Ray (hooks: crash_units, on_submit,
     stop); returns (report, stderr text)."""
-    from dpt_ros.offline.cli import build_parser
-    from dpt_ros.offline.fleet.cli import fleet_options
+    from dpt_ros.offline.cli import build_parser, fleet_options
     from dpt_ros.offline.fleet.driver import run_fleet as run
 
     args = build_parser().parse_args(["fleet", *map(str, paths), *topic_args(), *extra])
