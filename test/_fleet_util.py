@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +119,52 @@ def run_fleet(paths: list[Path], extra: list[str], **hooks: Any):
     return report, err.getvalue()
 
 
-_TYPES: dict[str, Any] = {}
+_CLUSTER: dict = {}  # the one cluster of the session, while fleet tests run
+
+
+def _start() -> dict:
+    """Head + one worker node, 1 CPU each, both on 127.0.0.1."""
+    from dpt_ros.offline.fleet.cluster import LOOPBACK, OBJECT_STORE_BYTES, import_ray
+
+    temp = tempfile.mkdtemp(dir="/tmp", prefix="rt")
+    os.makedirs(os.path.join(temp, "ray"))
+    old_tmp = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp
+    ray = import_ray(local=True)
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES,
+            "node_ip_address": LOOPBACK}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    return {"ray": ray, "cluster": cluster, "temp": temp, "old_tmp": old_tmp}
+
+
+def stop_cluster() -> None:
+    """Stop the session's cluster (after the last fleet test)."""
+    if not _CLUSTER:
+        return
+    c = dict(_CLUSTER)
+    _CLUSTER.clear()
+    c["ray"].shutdown()
+    c["cluster"].shutdown()
+    shutil.rmtree(c["temp"], ignore_errors=True)
+    if c["old_tmp"] is None:
+        os.environ.pop("RAY_TMPDIR", None)
+    else:
+        os.environ["RAY_TMPDIR"] = c["old_tmp"]
+
+
+def ensure_cluster():
+    """The session's simulated two-node cluster, started on first use (skips without Ray)."""
+    if not HAVE_RAY:
+        pytest.skip("Ray is not installed (the fleet extra)")
+    if not _CLUSTER:
+        _CLUSTER.update(_start())
+    return _CLUSTER["cluster"]
+
+
 
 
 def _decoded(records: list[tuple[str, str, int, bytes]]) -> list[tuple[str, str, int, Any]]:

@@ -9,40 +9,22 @@ fleet runs of the tests join this cluster (`run_fleet` reuses an initialised Ray
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-
 import pytest
-from _fleet_util import HAVE_RAY
+from _fleet_util import ensure_cluster, stop_cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ray_cluster():
-    """Head + one worker node, 1 CPU each, both on 127.0.0.1 (ray.cluster_utils.Cluster)."""
-    if not HAVE_RAY:
-        pytest.skip("Ray is not installed (the fleet extra)")
-    from dpt_ros.offline.fleet.cluster import LOOPBACK, OBJECT_STORE_BYTES, import_ray
+    """Head + one worker node, 1 CPU each, both on 127.0.0.1 (ray.cluster_utils.Cluster):
+    started by the first fleet test, kept for the following ones, stopped after the last of
+    them (so the rest of the suite runs without Ray's processes)."""
+    return ensure_cluster()
 
-    temp = tempfile.mkdtemp(dir="/tmp", prefix="rt")
-    os.makedirs(os.path.join(temp, "ray"))
-    old_tmp = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp
-    ray = import_ray(local=True)
-    from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES,
-            "node_ip_address": LOOPBACK}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    cluster.add_node(**node)
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-    try:
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        if old_tmp is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = old_tmp
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is None or "/test_fleet_" not in nextitem.nodeid:
+        stop_cluster()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stop_cluster()

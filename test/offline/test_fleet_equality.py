@@ -12,6 +12,7 @@ from _fleet_util import (
     NEEDS_RAY,
     assert_same_bag,
     corrupt,
+    ensure_cluster,
     model_args,
     run_fleet,
     single_pass,
@@ -22,7 +23,8 @@ pytestmark = NEEDS_RAY
 
 
 @pytest.fixture(scope="module")
-def fleet(ray_cluster, tmp_path_factory):
+def fleet(tmp_path_factory):
+    ensure_cluster()
     tmp = tmp_path_factory.mktemp("fleet_eq")
     bags = tmp / "bags"
     bags.mkdir()
