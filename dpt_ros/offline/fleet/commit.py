@@ -58,15 +58,15 @@ class UnitTarget:
         """Marker in, then one rename: the unit exists complete or not at all."""
         if not self.complete:
             raise RuntimeError("publish before the bag was complete")
-        _write_json(self.tmp / MARKER, marker)
+        write_json(self.tmp / MARKER, marker)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         if self.final.exists():  # a unit of another fingerprint (--force) or a lost race
-            _remove(self.final)
+            remove(self.final)
         os.rename(self.tmp, self.final)
-        _remove(self.staging)
+        remove(self.staging)
 
     def abort(self) -> None:
-        _remove(self.staging)
+        remove(self.staging)
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:
@@ -101,7 +101,7 @@ def sweep_staging(root: Path) -> int:
         return 0
     entries = list(staging.iterdir())
     for entry in entries:
-        _remove(entry)
+        remove(entry)
     return len(entries)
 
 
@@ -135,19 +135,18 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Written and fsynced: a marker must be on disk before the rename that publishes it."""
     with path.open("w") as f:
         json.dump(data, f, indent=1, sort_keys=True, default=str)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _remove(path: Path) -> None:
+def remove(path: Path) -> None:
+    """A directory tree, file or link, if there."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
 
-
-write_json = _write_json
-remove = _remove

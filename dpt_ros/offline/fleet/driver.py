@@ -11,7 +11,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,7 +47,6 @@ class FleetOptions:
     force: bool = False
     crash_units: frozenset[str] = frozenset()  # test hook, see actor.FleetWorker
     on_submit: Callable[[Unit, Slot], None] | None = None  # test hook
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def margins(values: dict[str, Any], margin_s: float | None) -> tuple[float, float]:
