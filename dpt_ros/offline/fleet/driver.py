@@ -171,8 +171,17 @@ def _process(opts: FleetOptions, plans: list[BagPlan], todo: list[Unit], root: P
         remote = cluster.ray.remote(FleetWorker).options(
             num_cpus=opts.cpus_per_worker, num_gpus=gpus, max_restarts=-1,
             max_task_retries=0, max_concurrency=1)
+        if opts.address is None and gpus > res.get("GPU", 0):  # no autoscaler to wait for
+            raise CliError(ExitCode.CONFIG, f"--num-gpus-per-worker {gpus}: this machine's "
+                           f"Ray has {res.get('GPU', 0):g} GPU(s)")
         actors = [remote.remote(opts.values, opts.crash_units) for _ in range(workers)]
-        infos = cluster.ray.get([a.ready.remote() for a in actors])
+        print(f"fleet: starting {workers} worker(s) ({opts.cpus_per_worker:g} CPU, {gpus:g} "
+              f"GPU each; cluster {_resources(res)})", file=stream)
+        try:
+            infos = cluster.ray.get([a.ready.remote() for a in actors])
+        except cluster.ray.exceptions.RayActorError as err:  # e.g. killed loading the model
+            raise CliError(ExitCode.CONFIG, f"a worker died while loading the model: "
+                           f"{str(err).strip().splitlines()[0]}") from None
         errors = sorted({i["error"] for i in infos if i["error"]})
         if errors:
             raise CliError(ExitCode.CONFIG, f"a worker could not load the model: {errors[0]}")
@@ -231,6 +240,10 @@ def _process(opts: FleetOptions, plans: list[BagPlan], todo: list[Unit], root: P
             for s, i in zip(slots, infos)]
     finally:
         cluster.shutdown()
+
+
+def _resources(res: dict[str, float]) -> str:
+    return ", ".join(f"{k} {res[k]:g}" for k in ("CPU", "GPU") if k in res) or "none"
 
 
 def _default_workers(res: dict[str, float], gpus: float, cpus: float) -> int:
