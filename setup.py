@@ -43,9 +43,9 @@ setup(
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
         # dpt-ros fleet: Ray Core, pinned to the release the fleet was tested with (the
-        # driver, the workers and a KubeRay image must run this same version); psutil:
-        # the loopback test reads Ray's sockets
-        "fleet": ["ray==2.60.0", "psutil>=5.9"],
+        # driver, the workers and a KubeRay image must run this same version); pyarrow:
+        # the file systems of URL inputs (s3://, gs://, ...); psutil: the loopback test
+        "fleet": ["ray==2.60.0", "pyarrow>=14", "psutil>=5.9"],
         # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
         "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13",
                  "colcon-common-extensions>=0.3"],

@@ -9,5 +9,6 @@ rows), `commit` (staging, atomic unit commit with its done-marker, stale staging
 `assemble` (a bag's committed units → one rosbag2 directory), `runner` (one unit, inside a
 worker), `actor` (the worker: the model loaded once per process), `scheduler` (the bounded
 loop over Ray actors), `cluster` (Ray started / joined, loopback-only by default),
-`summary` (the run's report and JSON), `driver` (all of it in order), `cli` (options).
+`remote` (bags behind URLs), `summary` (the run's report and JSON), `driver` (all of it in
+order), `cli` (options).
 """

@@ -81,6 +81,8 @@ def run_fleet(opts: FleetOptions, stop: StopFlag | None = None,
     report = FleetReport(root, started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     bags = check_names(find_bags(opts.inputs))
     for path in bags.values():
+        if isinstance(path, str):  # a URL: not this file system
+            continue
         rp, rr = path.resolve(), root.resolve()
         if rp == rr or rp in rr.parents or rr in rp.parents:
             raise CliError(ExitCode.USAGE, f"the output root must be outside the input {path}")

@@ -12,7 +12,9 @@ import dataclasses
 import errno
 import io
 import os
+import shutil
 import socket
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 from dpt_ros.offline.bag import BagOptions, run_bag
 from dpt_ros.offline.bag_io import input_storage
 from dpt_ros.offline.fleet.commit import UnitTarget, dir_bytes
+from dpt_ros.offline.fleet.remote import fetch, is_url
 from dpt_ros.offline.fleet.units import Unit
 
 # OSErrors worth another attempt: the storage may answer next time (NFS, FUSE mounts of
@@ -29,8 +32,15 @@ TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET,
                     errno.ECONNABORTED, errno.ESTALE, errno.EBUSY}
 
 
+class FetchError(OSError):
+    """Copying a remote bag failed: storage answers differently next time more often than
+    not (throttling, timeouts), so it counts as transient unless the file is missing."""
+
+
 def is_transient(err: BaseException) -> bool:
     """An I/O error of the transient kinds, itself or the cause the bag tool wrapped."""
+    if isinstance(err, FetchError):
+        return not isinstance(err.__cause__, (FileNotFoundError, PermissionError))
     for e in (err, err.__cause__, err.__context__):
         if isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS:
             return True
@@ -44,10 +54,18 @@ def run_unit(unit: Unit, template: BagOptions, pipeline: Any, root: Path,
     row: dict[str, Any] = {"unit": unit.id, "bag": unit.bag, "start": unit.start,
                            "stop": unit.stop, "host": socket.gethostname(), "pid": os.getpid()}
     target = UnitTarget(root, unit)
-    storage = template.storage or input_storage(Path(unit.input))
-    opts = dataclasses.replace(template, input=Path(unit.input), output=target.final,
-                               storage=storage, force=True, alignment_report=None)
+    local = None
     try:
+        source = Path(unit.input)
+        if is_url(unit.input):  # copy what the window needs to a private local folder
+            local = Path(tempfile.mkdtemp(prefix="dpt_fleet_in_"))
+            try:
+                source = fetch(unit.input, unit.read_start, unit.read_stop, local / unit.bag)
+            except OSError as err:
+                raise FetchError(f"copying {unit.input}: {err}") from err
+        storage = template.storage or input_storage(source)
+        opts = dataclasses.replace(template, input=source, output=target.final,
+                                   storage=storage, force=True, alignment_report=None)
         report = run_bag(opts, pipeline, stream=io.StringIO(), window=unit.window,
                          atomic=target)  # type: ignore[arg-type]  # duck-typed AtomicDir
         skipped = sum(report.skipped.values())
@@ -63,6 +81,9 @@ def run_unit(unit: Unit, template: BagOptions, pipeline: Any, root: Path,
             detail = f"{type(err).__name__}: {detail} ({_where(err)})"
         row.update(status="failed", error=f"{unit.describe()}: {detail}",
                    transient=is_transient(err), frames=row.get("frames", 0))
+    finally:
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)
     row["seconds"] = time.monotonic() - t0
     return row
 
