@@ -1,7 +1,7 @@
 """`dpt-ros fleet`: the bag tool's work over many bags on a Ray cluster (docs/fleet.md).
 
-Nothing here imports Ray at module level except `cluster.py` / `driver.py` inside functions:
-`dpt-ros` (and its `fleet --help`) must work without the `fleet` extra installed.
+No module here imports Ray at module level (`cluster.py` imports it inside a function, after
+the loopback settings): `dpt-ros` and `dpt-ros fleet --help` work without the `fleet` extra.
 
 Modules, one job each: `plan` (inputs → bags → units, from metadata), `units` (the unit
 record and the log-time shard arithmetic), `manifest` (what made the outputs, per-unit
