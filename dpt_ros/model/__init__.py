@@ -1,6 +1,6 @@
 """The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT, DPT-Swinv2, Depth Anything
-V1/V2, Prompt Depth Anything, ZoeDepth) in plain PyTorch, loading Hugging Face checkpoints
-unchanged. No transformers, no ROS.
+V1/V2, Prompt Depth Anything, ZoeDepth, Depth Anything 3 metric / mono) in plain PyTorch,
+loading Hugging Face checkpoints unchanged. No transformers, no ROS.
 
 Two ways in: the project's own (`load_model`, `load_processor`, `processor.preprocess`) and
 transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
@@ -10,6 +10,9 @@ transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
 
 from dpt_ros.model.config import ConfigError, DPTConfig
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
+from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config
+from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
+from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
 from dpt_ros.model.hf_api import AutoImageProcessor, BatchFeature
 from dpt_ros.model.loading import (
@@ -39,6 +42,9 @@ __all__ = [
     "DPTForSemanticSegmentation",
     "DPTImageProcessor",
     "DPTModel",
+    "DepthAnything3Config",
+    "DepthAnything3ForDepthEstimation",
+    "DepthAnything3ImageProcessor",
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
     "ModelLoadError",

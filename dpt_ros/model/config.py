@@ -30,6 +30,7 @@ ARCHITECTURE_TASKS = {
     "DepthAnythingForDepthEstimation": "depth",
     "ZoeDepthForDepthEstimation": "depth",
     "PromptDepthAnythingForDepthEstimation": "depth",
+    "DepthAnything3ForDepthEstimation": "depth",  # its own config (model.depth_anything3)
 }
 _ARCHITECTURES_BY_TYPE = {
     "dpt": ("DPTForDepthEstimation", "DPTForSemanticSegmentation", "DPTModel"),

@@ -24,6 +24,8 @@ from torch import nn
 
 from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig, config_from_dict
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
+from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config, is_da3_config
+from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
 from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
@@ -37,6 +39,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
     "ZoeDepthForDepthEstimation": ZoeDepthForDepthEstimation,
     "PromptDepthAnythingForDepthEstimation": PromptDepthAnythingForDepthEstimation,
+    "DepthAnything3ForDepthEstimation": DepthAnything3ForDepthEstimation,
 }
 # Classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another (transformers'
 # base-model-prefix rule); from_pretrained across them loads what they share.
@@ -206,7 +209,10 @@ def _read_json(path: Path) -> Any:
 def _config_from_directory(directory: Path) -> DPTConfig:
     path = directory / CONFIG_NAME
     try:
-        return config_from_dict(_read_json(path))
+        raw = _read_json(path)
+        if isinstance(raw, dict) and is_da3_config(raw):  # the official DA3 repos' config
+            return DepthAnything3Config.from_dict(raw)
+        return config_from_dict(raw)
     except ConfigError as e:
         raise ModelLoadError(f"{path}: {e}") from e
 
@@ -288,6 +294,9 @@ def _align_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, t
     """transformers adds / strips the base-model prefix ('dpt.') when a checkpoint of the bare
     DPTModel meets a task model or the reverse; do the same. And the one key transformers 5
     writes under another name than the Hub files (see _KEY_ALIASES) is read under both."""
+    convert = getattr(model, "checkpoint_to_model", None)
+    if convert is not None:  # a family whose Hub files keep their own layout (DA3)
+        state = convert(state)
     expected = model.state_dict()
     dpt_family = isinstance(model, tuple(MODEL_CLASSES[name] for name in _DPT_FAMILY))
     out = {}
@@ -413,17 +422,26 @@ def load_processor_config(source: str | os.PathLike[str],
 def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
     """The image processor preprocessor_config.json describes, by its image_processor_type:
     ZoeDepthImageProcessor, PromptDepthAnythingImageProcessor, else DPTImageProcessor."""
+    from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
     from dpt_ros.model.processing import DPTImageProcessor
     from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor
     from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
 
-    path, config = _processor_config(source, revision)
+    directory = resolve_source(source, weights=False, revision=revision)
+    if not (directory / PROCESSOR_NAME).is_file() and (directory / CONFIG_NAME).is_file():
+        model_config = _read_json(directory / CONFIG_NAME)
+        if isinstance(model_config, dict) and is_da3_config(model_config):
+            # the official DA3 repos have no preprocessor_config.json: the official defaults
+            return DepthAnything3ImageProcessor()
+    path, config = _processor_config(directory, None)
     kind = str(config.get("image_processor_type", ""))
     cls = DPTImageProcessor
     if kind.startswith("ZoeDepth"):
         cls = ZoeDepthImageProcessor
     elif kind.startswith("PromptDepthAnything"):
         cls = PromptDepthAnythingImageProcessor
+    elif kind.startswith("DepthAnything3"):
+        cls = DepthAnything3ImageProcessor
     try:
         return cls.from_dict(config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
@@ -439,6 +457,9 @@ def save_model(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     config = dataclasses.replace(model.config, architectures=[type(model).__name__])
     (out / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    convert = getattr(model, "model_to_checkpoint", None)
+    if convert is not None:  # written in the family's own Hub layout (DA3)
+        state = {k: v.contiguous() for k, v in convert(state).items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out
 
