@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from dpt_ros.core.alignment import AlignmentState, FrameReference
 
 OUTPUTS = frozenset(
-    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
+    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points",
+     "sky"}
 )
 
 
@@ -30,6 +31,9 @@ class PipelineSettings:
 
     depth_scale: float = 0.0  # relative models: metric = 1 / (scale * pred + shift); 0 = unset
     depth_shift: float = 0.0
+    # models with a sky head (Depth Anything 3): keep sky pixels in depth / points instead of
+    # NaN ("no return", REP 118)
+    depth_keep_sky: bool = False
     colormap: str = "turbo"  # turbo | inferno | viridis
     depth_min: float = 0.0  # fixed colour range in metres (or model units); 0,0 = robust
     depth_max: float = 0.0
@@ -110,6 +114,7 @@ class FrameResult:
     seg_colorized: np.ndarray | None = None  # (h, w, 3) uint8 BGR
     overlay: np.ndarray | None = None  # (h, w, 3) uint8 BGR
     points: PackedCloud | None = None
+    sky: np.ndarray | None = None  # (h, w) uint8, 255 where the sky head sees sky (mono8)
     intrinsics: Intrinsics | None = None  # of the output images (scaled if resolution differs)
     alignment: AlignmentState | None = None  # this frame's, when alignment is on
     prompted: bool = False  # Prompt Depth Anything: the frame had a prompt (metric depth)
@@ -117,14 +122,17 @@ class FrameResult:
 
 
 def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
-                 shift: float) -> torch.Tensor:
+                 shift: float, predicts_depth: bool = False) -> torch.Tensor:
     """Metres from a model output, NaN where invalid (REP 118).
 
     A metric model's output is metres already. A relative model predicts inverse depth up to
-    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift.
+    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift;
+    one that predicts depth up to scale (`predicts_depth`, DA3MONO) `scale * pred + shift`.
     """
     if model_is_metric:
         depth = pred
+    elif predicts_depth:
+        depth = pred * scale + shift
     else:
         inv = pred * scale + shift
         depth = torch.where(inv > 0, 1.0 / inv.clamp_min(1e-12), torch.nan)

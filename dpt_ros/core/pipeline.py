@@ -51,7 +51,7 @@ from dpt_ros.core.model_task import (  # noqa: F401 (re-exported)
 )
 from dpt_ros.core.outputs import frame_depth_source
 from dpt_ros.core.pointcloud import pack_cloud
-from dpt_ros.core.rectify import rectify_images, unrectify_maps
+from dpt_ros.core.rectify import needs_rectifying, rectify_images, unrectify_maps
 from dpt_ros.core.segmentation import colorize_labels, label_dtype, overlay, palette
 from dpt_ros.core.transfer import to_host
 from dpt_ros.core.upload import Uploader
@@ -124,6 +124,28 @@ class Pipeline:
     @property
     def model_is_metric(self) -> bool:
         return self._depth is not None and bool(self._depth.model.config.is_metric)
+
+    @property
+    def metric_focal(self) -> float | None:
+        """Depth Anything 3 metric: the focal length (px) its output is expressed at; metres
+        = output * (the frame's focal length at the network input) / metric_focal."""
+        if self._depth is None:
+            return None
+        return getattr(self._depth.model.config, "metric_focal", None)
+
+    @property
+    def predicts_depth(self) -> bool:
+        """The model's output grows with distance (metric models, DA3MONO), not inverse
+        depth as Depth Anything V1/V2's relative output: how calibration / alignment map it."""
+        return self._depth is not None and (
+            self.model_is_metric or bool(getattr(self._depth.model.config, "predicts_depth",
+                                                 False)))
+
+    @property
+    def has_sky(self) -> bool:
+        """The depth model has a sky head (Depth Anything 3): the `sky` output exists."""
+        return self._depth is not None and bool(getattr(self._depth.model.config, "has_sky",
+                                                        False))
 
     @property
     def takes_prompt(self) -> bool:
@@ -259,7 +281,7 @@ class Pipeline:
         height, width = rgb.shape[1:3]
         need_points = "points" in want and self.depth_may_be_metric
         need_depth = self.has_depth and (
-            need_points or bool(want & {"depth", "relative", "depth_colorized"}))
+            need_points or bool(want & {"depth", "relative", "depth_colorized", "sky"}))
         need_seg = self.has_segmentation and (
             bool(want & {"segmentation", "seg_colorized", "overlay"})
             or (need_points and s.pointcloud_label))
@@ -275,14 +297,18 @@ class Pipeline:
                                                                         device=self.device)
             return pixel_cache[task.processor]  # the task casts (guard.forward)
 
-        pred = logits = None
+        pred = logits = sky = None
         prompted = prompts[0] is not None
         if need_depth:
             inputs = {}
             if prompted:  # (B, 1, h, w) metres as the reference processor makes them
                 inputs["prompt_depth"] = self._depth.processor.preprocess_prompt(
                     torch.stack(prompts), scale_to_meter=1.0)
-            pred = self._depth(pixels(self._depth), **inputs).predicted_depth.float()
+            out = self._depth(pixels(self._depth), **inputs)
+            pred = out.predicted_depth.float()
+            sky = out.sky.float() if self.has_sky else None
+            if self.metric_focal:  # DA3METRIC: metres from the focal length at its input
+                pred = pred * self._focal_scale(frames, tuple(pred.shape[-2:]), rectify)
         if need_seg:
             logits = self._seg(pixels(self._seg)).logits.float()
         t1 = time.perf_counter()
@@ -305,6 +331,13 @@ class Pipeline:
             # (bicubic; ZoeDepth's also crops away the reflect padding it added).
             depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
             depth_rel = unrectify_maps(depth_rel[:, None], back, torch.nan)[:, 0]
+        sky_mask = None
+        if sky is not None:  # sky head -> mask on the output grid; no return there (REP 118)
+            sky = self._depth.processor.resize_sky(sky, (out_h, out_w))
+            sky = unrectify_maps(sky[:, None], back, torch.nan)[:, 0]
+            sky_mask = sky >= self._depth.model.config.sky_threshold  # NaN (outside): False
+            if not s.depth_keep_sky:
+                depth_rel = depth_rel.masked_fill(sky_mask, torch.nan)
         if logits is not None:
             labels = unrectify_maps(resize_maps(logits, (out_h, out_w), "bilinear"), back,
                                     None).argmax(dim=1)
@@ -318,6 +351,8 @@ class Pipeline:
         states: list[AlignmentState | None] = [None] * len(frames)
         if depth_rel is not None:
             metric, states = self._metres(frames, depth_rel, cameras, s, prompted)
+            if self.metric_focal:  # no camera model, no focal length: no metres
+                metric = [m if cam is not None else None for m, cam in zip(metric, cameras)]
 
         results = []
         for i in range(len(frames)):
@@ -326,12 +361,36 @@ class Pipeline:
                 None if depth_rel is None else depth_rel[i],
                 None if labels is None else labels[i],
                 rgb_out[i]))
+            if sky_mask is not None and "sky" in want:
+                results[-1].sky = to_host(sky_mask[i].to(torch.uint8) * 255)
             results[-1].alignment = states[i]
             results[-1].prompted = prompted
         t2 = time.perf_counter()
         for r in results:
             r.timings = {"inference_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
         return results
+
+    def _focal_scale(self, frames: list[Frame], size: tuple[int, int], rectify: bool
+                     ) -> torch.Tensor:
+        """(B, 1, 1): each frame's focal length at the network input over the model's
+        canonical one (DA3: metres = output * (fx' + fy') / 2 / 300, as the official
+        `apply_metric_scaling`). The focal lengths are those of the view the model saw: the
+        rectified camera (P) of a raw lens image when rectifying, else the image's own,
+        each scaled by input size / frame size on its own axis (fx' by widths, fy' by
+        heights). NaN for a frame without a camera model (it gets no metres)."""
+        h_in, w_in = size
+        values = []
+        for frame in frames:
+            intr = frame.intrinsics
+            if intr is None:
+                values.append(float("nan"))
+                continue
+            fx, fy = (intr.rectified_projection[:2] if rectify and needs_rectifying(intr)
+                      else (intr.fx, intr.fy))
+            height, width = frame.size
+            focal = (fx * w_in / width + fy * h_in / height) / 2.0
+            values.append(focal / self.metric_focal)
+        return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
 
     def _metres(self, frames: list[Frame], depth: torch.Tensor, cameras: list[Intrinsics | None],
                 s: PipelineSettings, prompted: bool
@@ -348,9 +407,11 @@ class Pipeline:
                                         s.depth_scale > 0.0, False)
             if source is None:
                 return [None] * len(frames), [None] * len(frames)
-            batch = metric_depth(depth, source != "depth.scale", s.depth_scale, s.depth_shift)
+            batch = metric_depth(depth, source != "depth.scale", s.depth_scale, s.depth_shift,
+                                 self.predicts_depth)
             return list(batch), [None] * len(frames)
-        self._alignments.configure(config, self.model_is_metric)
+        # the fit's form follows the output: depth (s z + t) or inverse depth (1 / (s r + t))
+        self._alignments.configure(config, self.predicts_depth)
         metres, states = [], []
         for i, frame in enumerate(frames):
             state = None
@@ -362,11 +423,11 @@ class Pipeline:
             if source is None:
                 metres.append(None)
             elif source == "aligned":
-                metres.append(aligned_depth(depth[i], self.model_is_metric, state.scale,
+                metres.append(aligned_depth(depth[i], self.predicts_depth, state.scale,
                                             state.shift))
             else:
                 metres.append(metric_depth(depth[i], source != "depth.scale", s.depth_scale,
-                                           s.depth_shift))
+                                           s.depth_shift, self.predicts_depth))
             states.append(state)
         return metres, states
 

@@ -114,7 +114,8 @@ class DptCore:
         self._throttle = Throttle(period=5.0)
         self._warned_empty_frame = False
         p = self.pipeline
-        self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric)
+        self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric,
+                                            p.has_sky)
         self._outputs = {name: self._make_outputs(name) for name in names}
         # references only where they are used: alignment on, or a prompt model
         self._refs = ({name: ReferenceInput(self, name, self._values, self._deliver)
