@@ -1,5 +1,5 @@
 """The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT, DPT-Swinv2, Depth Anything
-V1/V2, Prompt Depth Anything, ZoeDepth, Depth Anything 3 metric / mono) in plain PyTorch,
+V1/V2, Prompt Depth Anything, ZoeDepth, Depth Anything 3 metric / mono, Depth Pro) in plain PyTorch,
 loading Hugging Face checkpoints unchanged. No transformers, no ROS.
 
 Two ways in: the project's own (`load_model`, `load_processor`, `processor.preprocess`) and
@@ -13,6 +13,9 @@ from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config
 from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
 from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
+from dpt_ros.model.depth_pro.configuration import DepthProConfig
+from dpt_ros.model.depth_pro.image_processing import DepthProImageProcessor
+from dpt_ros.model.depth_pro.modeling import DepthProForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
 from dpt_ros.model.hf_api import AutoImageProcessor, BatchFeature
 from dpt_ros.model.loading import (
@@ -47,6 +50,9 @@ __all__ = [
     "DepthAnything3ImageProcessor",
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
+    "DepthProConfig",
+    "DepthProForDepthEstimation",
+    "DepthProImageProcessor",
     "ModelLoadError",
     "ModelSource",
     "PromptDepthAnythingForDepthEstimation",

@@ -31,6 +31,7 @@ ARCHITECTURE_TASKS = {
     "ZoeDepthForDepthEstimation": "depth",
     "PromptDepthAnythingForDepthEstimation": "depth",
     "DepthAnything3ForDepthEstimation": "depth",  # its own config (model.depth_anything3)
+    "DepthProForDepthEstimation": "depth",  # its own config (model.depth_pro)
 }
 _ARCHITECTURES_BY_TYPE = {
     "dpt": ("DPTForDepthEstimation", "DPTForSemanticSegmentation", "DPTModel"),

@@ -26,6 +26,8 @@ from dpt_ros.model.config import ARCHITECTURE_TASKS, ConfigError, DPTConfig, con
 from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
 from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config, is_da3_config
 from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
+from dpt_ros.model.depth_pro.configuration import DepthProConfig
+from dpt_ros.model.depth_pro.modeling import DepthProForDepthEstimation
 from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
 from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
 from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
@@ -40,6 +42,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "ZoeDepthForDepthEstimation": ZoeDepthForDepthEstimation,
     "PromptDepthAnythingForDepthEstimation": PromptDepthAnythingForDepthEstimation,
     "DepthAnything3ForDepthEstimation": DepthAnything3ForDepthEstimation,
+    "DepthProForDepthEstimation": DepthProForDepthEstimation,
 }
 # Classes that share the `dpt.`-prefixed ViT, so one's checkpoint seeds another (transformers'
 # base-model-prefix rule); from_pretrained across them loads what they share.
@@ -212,6 +215,8 @@ def _config_from_directory(directory: Path) -> DPTConfig:
         raw = _read_json(path)
         if isinstance(raw, dict) and is_da3_config(raw):  # the official DA3 repos' config
             return DepthAnything3Config.from_dict(raw)
+        if isinstance(raw, dict) and raw.get("model_type") == "depth_pro":
+            return DepthProConfig.from_dict(raw)
         return config_from_dict(raw)
     except ConfigError as e:
         raise ModelLoadError(f"{path}: {e}") from e
@@ -423,6 +428,7 @@ def load_processor(source: str | os.PathLike[str], revision: str | None = None) 
     """The image processor preprocessor_config.json describes, by its image_processor_type:
     ZoeDepthImageProcessor, PromptDepthAnythingImageProcessor, else DPTImageProcessor."""
     from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
+    from dpt_ros.model.depth_pro.image_processing import DepthProImageProcessor
     from dpt_ros.model.processing import DPTImageProcessor
     from dpt_ros.model.prompt_processing import PromptDepthAnythingImageProcessor
     from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
@@ -442,6 +448,8 @@ def load_processor(source: str | os.PathLike[str], revision: str | None = None) 
         cls = PromptDepthAnythingImageProcessor
     elif kind.startswith("DepthAnything3"):
         cls = DepthAnything3ImageProcessor
+    elif kind.startswith("DepthPro"):
+        cls = DepthProImageProcessor
     try:
         return cls.from_dict(config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
