@@ -4,7 +4,8 @@ tested without ROS."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,19 @@ def fallback_intrinsics(
             focal_length, focal_length, (width - 1) / 2.0, (height - 1) / 2.0, width, height
         )
     return Intrinsics.from_hfov(width, height, hfov_deg)
+
+
+def camera_without_info(values: Mapping[str, Any], width: int, height: int,
+                        model_estimates: bool) -> Intrinsics | None:
+    """The camera model of an image with no camera_info: None when the depth model's own
+    estimate serves (`model_estimates`: Depth Pro's field of view) and the user gave no
+    intrinsics (camera.focal_length 0, camera.use_parameters off, camera.estimate_intrinsics
+    on), else the parameters' (`fallback_intrinsics`). Node and bag tool share this rule."""
+    if (model_estimates and values.get("camera.estimate_intrinsics", True)
+            and values["camera.focal_length"] <= 0 and not values["camera.use_parameters"]):
+        return None
+    return fallback_intrinsics(values["camera.focal_length"], values["camera.hfov"], width,
+                               height)
 
 
 def camera_topic(topic: str, camera: str) -> str:

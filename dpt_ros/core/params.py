@@ -193,6 +193,12 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("camera.hfov", 60.0, "Horizontal field of view in degrees of a camera without "
               "camera_info (see camera.focal_length).",
               lo=1.0, hi=179.0),
+    ParamSpec("camera.estimate_intrinsics", True, "Depth models that estimate the field of "
+              "view (Depth Pro): a camera without camera_info, with camera.focal_length 0 "
+              "and camera.use_parameters false, gets the model's focal length (smoothed over "
+              "frames, published on ~/depth/camera_info, marked estimated in /diagnostics) "
+              "instead of camera.hfov's guess. A real camera_info always wins.",
+              read_only=True),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
     ParamSpec("serialized_publish", True, "Publish images and clouds as serialized messages "
               "laid out around the output buffers (3x faster for a 14.7 MB cloud); false = "

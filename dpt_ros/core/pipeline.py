@@ -15,6 +15,7 @@ reference depth, holes filled: `core.alignment.prompt`).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 
@@ -112,6 +113,7 @@ class Pipeline:
         self._warmup_passes = 2 if compile_mode in GRAPH_MODES else 1
         self._alignments = CameraAlignments()
         self._warming = False  # warm-up frames never touch the alignment
+        self._fov_focal: dict[str, float] = {}  # per camera: smoothed f / W (Depth Pro FOV)
 
     @property
     def has_depth(self) -> bool:
@@ -126,12 +128,30 @@ class Pipeline:
         return self._depth is not None and bool(self._depth.model.config.is_metric)
 
     @property
+    def uses_focal(self) -> bool:
+        """The depth model's metres come from the camera's focal length (DA3METRIC: output
+        * f / 300; Depth Pro: 1 / (inverse * W / f)): `config.focal_scale`."""
+        config = self._depth.model.config if self._depth is not None else None
+        return bool(config is not None and config.is_metric
+                    and callable(getattr(config, "focal_scale", None)))
+
+    @property
     def metric_focal(self) -> float | None:
-        """Depth Anything 3 metric: the focal length (px) its output is expressed at; metres
-        = output * (the frame's focal length at the network input) / metric_focal."""
+        """DA3METRIC: the focal length (px) its output is expressed at (300), else None."""
         if self._depth is None:
             return None
         return getattr(self._depth.model.config, "metric_focal", None)
+
+    @property
+    def has_fov(self) -> bool:
+        """The depth model estimates the field of view (Depth Pro's FOV model): frames
+        without a camera model get its focal length (`FrameResult.intrinsics_estimated`)."""
+        return self._depth is not None and bool(getattr(self._depth.model.config, "has_fov",
+                                                        False))
+
+    def estimated_focal(self, camera: str = "") -> float | None:
+        """The smoothed focal length over image width of `camera` (f / W), or None."""
+        return self._fov_focal.get(camera)
 
     @property
     def predicts_depth(self) -> bool:
@@ -298,6 +318,7 @@ class Pipeline:
             return pixel_cache[task.processor]  # the task casts (guard.forward)
 
         pred = logits = sky = None
+        estimated: list[Intrinsics | None] = [None] * len(frames)
         prompted = prompts[0] is not None
         if need_depth:
             inputs = {}
@@ -307,8 +328,11 @@ class Pipeline:
             out = self._depth(pixels(self._depth), **inputs)
             pred = out.predicted_depth.float()
             sky = out.sky.float() if self.has_sky else None
-            if self.metric_focal:  # DA3METRIC: metres from the focal length at its input
-                pred = pred * self._focal_scale(frames, tuple(pred.shape[-2:]), rectify)
+            if self.uses_focal:  # DA3METRIC, Depth Pro: metres from the focal length
+                fov = getattr(out, "field_of_view", None)
+                estimated = self._estimated_cameras(frames, fov)
+                pred = pred * self._focal_scale(frames, estimated, tuple(pred.shape[-2:]),
+                                                rectify)
         if need_seg:
             logits = self._seg(pixels(self._seg)).logits.float()
         t1 = time.perf_counter()
@@ -319,8 +343,8 @@ class Pipeline:
         else:
             out_h, out_w = height, width
         cameras = []
-        for frame in frames:
-            intr = frame.intrinsics
+        for frame, guess in zip(frames, estimated):
+            intr = frame.intrinsics or guess
             if intr is not None and (intr.width, intr.height) != (out_w, out_h):
                 intr = intr.scaled(out_w, out_h)
             cameras.append(intr)
@@ -351,7 +375,7 @@ class Pipeline:
         states: list[AlignmentState | None] = [None] * len(frames)
         if depth_rel is not None:
             metric, states = self._metres(frames, depth_rel, cameras, s, prompted)
-            if self.metric_focal:  # no camera model, no focal length: no metres
+            if self.uses_focal:  # no camera model, no focal length: no metres
                 metric = [m if cam is not None else None for m, cam in zip(metric, cameras)]
 
         results = []
@@ -364,32 +388,62 @@ class Pipeline:
             if sky_mask is not None and "sky" in want:
                 results[-1].sky = to_host(sky_mask[i].to(torch.uint8) * 255)
             results[-1].alignment = states[i]
+            results[-1].intrinsics_estimated = estimated[i] is not None
             results[-1].prompted = prompted
         t2 = time.perf_counter()
         for r in results:
             r.timings = {"inference_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
         return results
 
-    def _focal_scale(self, frames: list[Frame], size: tuple[int, int], rectify: bool
-                     ) -> torch.Tensor:
-        """(B, 1, 1): each frame's focal length at the network input over the model's
-        canonical one (DA3: metres = output * (fx' + fy') / 2 / 300, as the official
-        `apply_metric_scaling`). The focal lengths are those of the view the model saw: the
-        rectified camera (P) of a raw lens image when rectifying, else the image's own,
-        each scaled by input size / frame size on its own axis (fx' by widths, fy' by
-        heights). NaN for a frame without a camera model (it gets no metres)."""
+    # Weight of each new frame's field of view in the smoothed focal length (per camera):
+    # the FOV head's estimate jitters by a few percent frame to frame, and a camera's focal
+    # length does not change, so a slow average; the first frame starts it.
+    FOV_SMOOTHING = 0.1
+
+    def _estimated_cameras(self, frames: list[Frame], fov: torch.Tensor | None
+                           ) -> list[Intrinsics | None]:
+        """For each frame without a camera model, the camera the model's field of view
+        gives (Depth Pro: f = 0.5 W / tan(FOV / 2), smoothed over the camera's frames;
+        square pixels, principal point at the centre); None for frames with one."""
+        if fov is None or all(f.intrinsics is not None for f in frames):
+            return [None] * len(frames)
+        values = fov.float().cpu().tolist()  # (B,) scalars; one small copy per batch
+        out: list[Intrinsics | None] = []
+        for frame, deg in zip(frames, values):
+            if frame.intrinsics is not None or not 0.0 < deg < 180.0:
+                out.append(None)
+                continue
+            ratio = 0.5 / math.tan(0.5 * math.radians(deg))  # f / W
+            old = self._fov_focal.get(frame.camera)
+            if old is not None:
+                ratio = old + self.FOV_SMOOTHING * (ratio - old)
+            if not self._warming:
+                self._fov_focal[frame.camera] = ratio
+            height, width = frame.size
+            f = ratio * width
+            out.append(Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height))
+        return out
+
+    def _focal_scale(self, frames: list[Frame], estimated: list[Intrinsics | None],
+                     size: tuple[int, int], rectify: bool) -> torch.Tensor:
+        """(B, 1, 1): the model's focal rule (`config.focal_scale`: DA3 (fx' + fy') / 2 /
+        300, as the official `apply_metric_scaling`; Depth Pro W' / fx') with the focal
+        lengths at the network input. They are those of the view the model saw: the
+        rectified camera (P) of a raw lens image when rectifying, else the image's own (or
+        the model's estimate), each scaled by input size / frame size on its own axis (fx'
+        by widths, fy' by heights). NaN for a frame with neither (it gets no metres)."""
         h_in, w_in = size
+        rule = self._depth.model.config.focal_scale
         values = []
-        for frame in frames:
-            intr = frame.intrinsics
+        for frame, guess in zip(frames, estimated):
+            intr = frame.intrinsics or guess
             if intr is None:
                 values.append(float("nan"))
                 continue
             fx, fy = (intr.rectified_projection[:2] if rectify and needs_rectifying(intr)
                       else (intr.fx, intr.fy))
             height, width = frame.size
-            focal = (fx * w_in / width + fy * h_in / height) / 2.0
-            values.append(focal / self.metric_focal)
+            values.append(rule(fx * w_in / width, fy * h_in / height, w_in))
         return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
 
     def _metres(self, frames: list[Frame], depth: torch.Tensor, cameras: list[Intrinsics | None],

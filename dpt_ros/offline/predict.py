@@ -138,8 +138,11 @@ class PredictReport:
 def available_outputs(pipeline: Pipeline, with_points: bool) -> list[str]:
     """The file outputs this model can produce: the node's rule (`current_outputs`), and
     points only when intrinsics were given; a model whose metres come from the focal
-    length (Depth Anything 3 metric) gives depth only with intrinsics too."""
-    needs_focal = bool(getattr(pipeline, "metric_focal", None)) and not with_points
+    length (Depth Anything 3 metric) gives depth only with intrinsics too. A model that
+    estimates its field of view (Depth Pro) needs none: its estimate is the calibration."""
+    needs_focal = (bool(getattr(pipeline, "uses_focal", False)) and not with_points
+                   and not getattr(pipeline, "has_fov", False))
+    with_points = with_points or bool(getattr(pipeline, "has_fov", False))
     return [o for o in current_outputs(pipeline)
             if (o != "points" or with_points) and not (needs_focal and o == "depth")]
 

@@ -214,6 +214,11 @@ class DptCore:
         kind = "metric" if p.model_is_metric else "relative"
         if p.takes_prompt:
             kind = "metric with a prompt (depth_reference / points_reference)"
+        if p.uses_focal:
+            kind += " from each frame's focal length"
+        if p.has_fov:
+            kind += (" (its own ESTIMATED field of view for a camera without camera_info: "
+                     "camera.estimate_intrinsics)")
         if p.alignment.enabled:
             kind += (f", aligned ({p.alignment.mode}) to depth_reference / points_reference"
                      + ("" if p.model_is_metric or p.depth_is_metric

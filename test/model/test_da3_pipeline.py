@@ -107,7 +107,7 @@ def test_raw_lens_camera_uses_the_rectified_focal(metric):
     frame = Frame(_image(h, w), raw)
     h_in, w_in = metric._depth.processor.output_size(h, w)
     for rectify, (fx, fy) in ((True, (250.0, 262.0)), (False, (300.0, 310.0))):
-        scale = metric._focal_scale([frame], (h_in, w_in), rectify)
+        scale = metric._focal_scale([frame], [None], (h_in, w_in), rectify)
         expected = (fx * w_in / w + fy * h_in / h) / 2 / 300
         assert float(scale) == pytest.approx(expected, rel=1e-6)
     # and end to end: the published depth is NaN only where the sky or the lens leaves none

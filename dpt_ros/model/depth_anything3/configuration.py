@@ -124,6 +124,11 @@ class DepthAnything3Config:
         output * focal_px_at_network_input / metric_focal. None: no focal rule."""
         return CANONICAL_FOCAL if self.is_metric else None
 
+    def focal_scale(self, fx: float, fy: float, width: int) -> float:
+        """The factor that turns the output into metres, from the focal lengths (px) at
+        the network input: (fx + fy) / 2 / 300 (official `apply_metric_scaling`)."""
+        return (fx + fy) / 2.0 / CANONICAL_FOCAL
+
     @property
     def predicts_depth(self) -> bool:
         """The output grows with distance (depth up to scale), unlike the inverse-depth
