@@ -75,3 +75,18 @@ def test_real_config_equals_official_network(repo, official_shapes):
 def test_other_presets_are_refused_with_the_reason(name):
     with pytest.raises(ConfigError, match="not supported"):
         DepthAnything3Config.from_dict({"model_name": name})
+
+
+def test_shipped_example_configs_name_the_new_checkpoints():
+    """config/da3_metric.yaml runs DA3METRIC (metric, sky NaN by default); depth_pro.yaml
+    Depth Pro with its field of view as calibration."""
+    from pathlib import Path
+
+    from dpt_ros.core.params_file import load_params_file
+
+    config = Path(__file__).resolve().parents[2] / "config"
+    da3 = load_params_file(config / "da3_metric.yaml")
+    assert da3["depth_model"] in REAL and REAL[da3["depth_model"]].startswith("da3metric")
+    assert da3["depth.keep_sky"] is False
+    pro = load_params_file(config / "depth_pro.yaml")
+    assert pro["depth_model"] == "apple/DepthPro-hf" and pro["camera.estimate_intrinsics"]
