@@ -8,43 +8,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _da3_oracle import SMALL_HEAD, SMALL_NET
-from _model_util import randomize
+from _family_checkpoints import da3_checkpoint, gradient_image
 
 from dpt_ros.core.frame import Frame, PipelineSettings
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.outputs import current_outputs
 from dpt_ros.core.pipeline import Pipeline
-from dpt_ros.model import DepthAnything3Config, DepthAnything3ForDepthEstimation, load_processor
-
-SKY_FRACTION = 0.3
+from dpt_ros.model import load_processor
 
 
 def _checkpoint(directory, name: str):
-    config = DepthAnything3Config.from_dict({"model_name": name, "net": SMALL_NET,
-                                             "head": SMALL_HEAD})
-    model = randomize(DepthAnything3ForDepthEstimation(config).eval(), seed=7)
-    # move the sky head's bias so that a known share of a test image is sky
-    z = {}
-    hook = model.head.sky_conv3.register_forward_hook(lambda m, i, o: z.setdefault("z", o))
-    with torch.no_grad():
-        model(load_processor_default().preprocess(_image(480, 640)))
-        hook.remove()
-        model.head.sky_conv3.bias += 0.3 - torch.quantile(z["z"].flatten(), 1 - SKY_FRACTION)
-    model.save_pretrained(directory)
-    return directory
-
-
-def load_processor_default():
-    from dpt_ros.model import DepthAnything3ImageProcessor
-
-    return DepthAnything3ImageProcessor()
+    return da3_checkpoint(directory, name)
 
 
 def _image(h: int, w: int) -> np.ndarray:
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) % 256], -1)
-    return rgb.astype(np.uint8)
+    return gradient_image(h, w)
 
 
 @pytest.fixture(scope="module")

@@ -6,51 +6,26 @@ random-weight checkpoint (no transformers needed)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from _model_util import randomize
+from _family_checkpoints import depth_pro_checkpoint, gradient_image
 
 from dpt_ros.core.frame import Frame
 from dpt_ros.core.geometry import Intrinsics
 from dpt_ros.core.pipeline import Pipeline
-from dpt_ros.model import DepthProConfig, DepthProForDepthEstimation, load_model, load_processor
+from dpt_ros.model import load_model, load_processor
 from dpt_ros.model.outputs import DepthEstimatorOutput
-
-FOV_DEG = 60.0
-
-
-def _dinov2(hidden: int = 32, layers: int = 3) -> dict:
-    return {"model_type": "dinov2", "hidden_size": hidden, "num_hidden_layers": layers,
-            "num_attention_heads": 2, "patch_size": 16, "image_size": 64}
 
 
 def _checkpoint(directory, fov: bool = True):
-    config = DepthProConfig.from_dict({
-        "use_fov_model": fov, "fusion_hidden_size": 16, "patch_size": 64,
-        "intermediate_hook_ids": [2, 1], "intermediate_feature_dims": [16, 16],
-        "scaled_images_feature_dims": [32, 32, 16], "image_model_config": _dinov2(),
-        "patch_model_config": _dinov2(), "fov_model_config": _dinov2(24, 2)})
-    model = randomize(DepthProForDepthEstimation(config).eval(), seed=4)
-    with torch.no_grad():
-        model.head.layers[-2].bias += 1.0  # inverse depth well above the 1e-4 clamp
-        if fov:  # a field of view near 60 degrees that still varies from image to image
-            model.fov_model.head.layers[-1].weight.mul_(0.05)
-            model.fov_model.head.layers[-1].bias.fill_(FOV_DEG)
-    model.save_pretrained(directory)
-    (directory / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "DepthProImageProcessorFast", "size": {"height": 256,
-                                                                      "width": 256}}))
-    return directory
+    return depth_pro_checkpoint(directory, fov)
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x * y + seed) % 256], -1)
-    return rgb.astype(np.uint8)
+    return gradient_image(h, w, seed)
 
 
 @pytest.fixture(scope="module")
