@@ -269,10 +269,12 @@ class Pipeline:
             settings = self.settings
             # a half-precision pass may be run again in float32: the aligners see it once
             saved = self._alignments.save() if self.dtype in HALF_DTYPES else None
+            focal = dict(self._fov_focal)  # the FOV smoothing, too, sees a frame once
             self._guard.begin()
             results = self._process_batch(frames, want, settings, prompts)
             bad = self._guard.bad_frames()  # after the host copies: no extra synchronisation
             if bad:
+                self._fov_focal = focal
                 if saved is not None:
                     self._alignments.restore(saved)
                 results = self._guard.recompute(
