@@ -7,7 +7,8 @@ ViT-L ones take minutes per forward on a 2-core CPU; `--depth-pro-large` for the
 
 Runs alternate (reference, ours, ...) so load spikes on a shared machine hit both; median
 and minimum are reported with ref/ours (> 1: ours is faster) and the max relative output
-difference. Run: `python benchmarks/bench_new_models.py [--repeat N] [--threads T]`.
+difference. Run: `python benchmarks/bench_new_models.py [--repeat N] [--threads T]
+[--only da3|depth_pro]`.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--depth-pro-large", action="store_true")
+    p.add_argument("--only", choices=("da3", "depth_pro"), help="run one of the two")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
@@ -106,9 +108,11 @@ def main() -> None:
           "| min: ours / ref ms | max \\|Δ\\| / max \\|ref\\| |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        print(bench_da3(args.repeat, Path(tmp)), flush=True)
-        gc.collect()
-        print(bench_depth_pro(args.repeat, Path(tmp), args.depth_pro_large), flush=True)
+        if args.only in (None, "da3"):
+            print(bench_da3(args.repeat, Path(tmp)), flush=True)
+            gc.collect()
+        if args.only in (None, "depth_pro"):
+            print(bench_depth_pro(args.repeat, Path(tmp), args.depth_pro_large), flush=True)
 
 
 if __name__ == "__main__":
