@@ -52,22 +52,25 @@ def compare(name: str, ref_fn, ours_fn, x, ref_out, ours_out, repeat: int) -> st
             f"{mr / mo:.2f} | {min(o):.0f} / {min(r):.0f} | {diff:.1e} |")
 
 
-def bench_da3(repeat: int, tmp: Path) -> str:
-    from _da3_oracle import official_network, save_official
+def bench_da3(repeat: int, tmp: Path, small: bool = False) -> str:
+    from _da3_oracle import SMALL_HEAD, SMALL_NET, official_network, save_official
 
     from dpt_ros.model import load_model
     from dpt_ros.model.depth_anything3.configuration import PRESETS
 
     preset = PRESETS["da3metric-large"]
-    official = official_network(preset["net"], preset["head"], seed=0)
-    ours = load_model(save_official(official, tmp / "da3", "da3metric-large"))
+    net, head = (SMALL_NET, SMALL_HEAD) if small else (preset["net"], preset["head"])
+    official = official_network(net, head, seed=0)
+    ours = load_model(save_official(official, tmp / "da3", "da3metric-large",
+                                    net if small else None, head if small else None))
     x = torch.randn(1, 3, 378, 504)
 
     def ref(x):
         feats, _ = official.backbone(x[:, None], cam_token=None, export_feat_layers=[])
         return official._process_depth_head(feats, 378, 504)
 
-    return compare("DA3METRIC-LARGE net (378×504) vs official 0.1.1", ref, ours, x,
+    name = ("DA3 net, DINOv2-S size" if small else "DA3METRIC-LARGE net")
+    return compare(f"{name} (378×504) vs official 0.1.1", ref, ours, x,
                    lambda o: o.depth[:, 0], lambda o: o.predicted_depth, repeat)
 
 
@@ -101,6 +104,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--depth-pro-large", action="store_true")
     p.add_argument("--only", choices=("da3", "depth_pro"), help="run one of the two")
+    p.add_argument("--da3-small", action="store_true",
+                   help="DA3 network at the parity tests' DINOv2-S size")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
@@ -109,7 +114,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "da3"):
-            print(bench_da3(args.repeat, Path(tmp)), flush=True)
+            print(bench_da3(args.repeat, Path(tmp), args.da3_small), flush=True)
             gc.collect()
         if args.only in (None, "depth_pro"):
             print(bench_depth_pro(args.repeat, Path(tmp), args.depth_pro_large), flush=True)
