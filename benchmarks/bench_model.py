@@ -33,8 +33,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "test"), str(REPO / "test" / "model")]
 
-from _model_util import randomize  # noqa: E402
-from test_real_configs import CONFIGS, MIDAS31_CONFIGS, build_reference  # noqa: E402
+from _model_util import build_reference, randomize  # noqa: E402
+from test_real_configs import CONFIGS, MIDAS31_CONFIGS  # noqa: E402
 
 from dpt_ros.model import load_model  # noqa: E402
 

@@ -210,3 +210,41 @@ HYBRID = tiny_vit(
     reassemble_factors=[1, 1, 1, 0.5],
     image_size=384,
 )
+
+
+def _fill_derived_buffers(model: torch.nn.Module) -> torch.nn.Module:
+    """`to_empty` leaves non-persistent buffers uninitialised and randomize() does not touch
+    them: recompute the ones the reference derives from its config (Swin V2's position
+    tables, ZoeDepth's binomial indices)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "create_coords_table_and_index"):
+                table, index = module.create_coords_table_and_index()
+                module.relative_coords_table.copy_(table)
+                module.relative_position_index.copy_(index)
+            if hasattr(module, "k_idx") and hasattr(module, "k_minus_1"):
+                module.k_idx.copy_(torch.arange(module.k).view(1, -1, 1, 1))
+                module.k_minus_1.fill_(module.k - 1)
+    return model
+
+
+def build_reference(config: dict, device: str = "cpu") -> torch.nn.Module:
+    """The transformers model of a config.json dict, uninitialised (randomize() writes every
+    tensor), on `device` ('meta': shapes only)."""
+    import transformers as T  # the oracle, imported only by the tests that build references
+
+    d = dict(config)
+    if d["model_type"] == "zoedepth":
+        with torch.device("meta"):
+            model = T.ZoeDepthForDepthEstimation(T.ZoeDepthConfig.from_dict(d))
+        return model if device == "meta" else _fill_derived_buffers(model.to_empty(device=device))
+    if d["model_type"] == "depth_anything":
+        if d["max_depth"] is None:  # absent from the relative checkpoints' configs
+            del d["max_depth"]
+        cls, cfg = T.DepthAnythingForDepthEstimation, T.DepthAnythingConfig.from_dict(d)
+    else:
+        cls, cfg = getattr(T, d["architectures"][0]), T.DPTConfig.from_dict(d)
+    # built on the meta device and left uninitialised: randomize() writes every tensor
+    with torch.device("meta"):
+        model = cls(cfg)
+    return model if device == "meta" else _fill_derived_buffers(model.to_empty(device=device))

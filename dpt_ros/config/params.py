@@ -143,10 +143,14 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("output_resolution", "input", "Output images at the input resolution or at the "
               "model's resolution (camera_info is scaled to match).", choices=("input", "model")),
     ParamSpec("depth.scale", 0.0, "Relative models: metric depth = 1 / (scale * prediction + "
-              "shift) (inverse-depth space); 0 = unset, then no ~/depth and no ~/points.",
+              "shift) (inverse-depth space; a model predicting relative depth, DA3MONO: "
+              "scale * prediction + shift); 0 = unset, then no ~/depth and no ~/points.",
               lo=0.0, hi=1e6),
-    ParamSpec("depth.shift", 0.0, "Shift of the inverse-depth affine fit (see depth.scale).",
+    ParamSpec("depth.shift", 0.0, "Shift of the affine fit (see depth.scale).",
               lo=-1e6, hi=1e6),
+    ParamSpec("depth.keep_sky", False, "Models with a sky head (Depth Anything 3): keep the "
+              "pixels it marks as sky in ~/depth and ~/points at the model's far value; false "
+              "= NaN there (no return, REP 118) and no points. ~/depth/sky shows the mask."),
     ParamSpec("alignment.smoothing_s", 0.3, "Time constant (s, frame stamps) of the filter "
               "over the per-frame fits; 0 = each accepted fit applied as it is. Changing an "
               "alignment.* value at run time restarts the alignment.", lo=0.0, hi=600.0),
@@ -192,6 +196,12 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("camera.hfov", 60.0, "Horizontal field of view in degrees of a camera without "
               "camera_info (see camera.focal_length).",
               lo=1.0, hi=179.0),
+    ParamSpec("camera.estimate_intrinsics", True, "Depth models that estimate the field of "
+              "view (Depth Pro): a camera without camera_info, with camera.focal_length 0 "
+              "and camera.use_parameters false, gets the model's focal length (smoothed over "
+              "frames, published on ~/depth/camera_info, marked estimated in /diagnostics) "
+              "instead of camera.hfov's guess. A real camera_info always wins.",
+              read_only=True),
     *(_publish_spec(o) for o in sorted(OUTPUTS)),
     ParamSpec("serialized_publish", True, "Publish images and clouds as serialized messages "
               "laid out around the output buffers (3x faster for a 14.7 MB cloud); false = "

@@ -22,6 +22,9 @@ class PipelineSettings:
 
     depth_scale: float = 0.0  # relative models: metric = 1 / (scale * pred + shift); 0 = unset
     depth_shift: float = 0.0
+    # models with a sky head (Depth Anything 3): keep sky pixels in depth / points instead of
+    # NaN ("no return", REP 118)
+    depth_keep_sky: bool = False
     colormap: str = "turbo"  # turbo | inferno | viridis
     depth_min: float = 0.0  # fixed colour range in metres (or model units); 0,0 = robust
     depth_max: float = 0.0

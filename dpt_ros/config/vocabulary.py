@@ -21,7 +21,8 @@ COLORMAPS = ("turbo", "inferno", "viridis")
 
 # Everything the pipeline can produce (`publish.<output>`, core.pipeline.outputs)
 OUTPUTS = frozenset(
-    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points"}
+    {"depth", "relative", "depth_colorized", "segmentation", "seg_colorized", "overlay", "points",
+     "sky"}
 )
 
 # Input frames with more pixels are rejected from their header (`input.max_pixels`)

@@ -193,10 +193,11 @@ def cloud_fields(msg: PointCloud2, names: Sequence[str]) -> dict[str, np.ndarray
     return out
 
 
-def unsupported_lens(intr: Intrinsics, info_topic: str) -> str | None:
+def unsupported_lens(intr: Intrinsics | None, info_topic: str) -> str | None:
     """Why a frame with this camera model gets no point cloud (a lens model we cannot invert:
-    depth is still computed), or None when its lens is supported."""
-    if intr.supported:
+    depth is still computed), or None when its lens is supported (or the model estimates the
+    camera: `intr` None)."""
+    if intr is None or intr.supported:
         return None
     return (f"{info_topic}: distortion_model '{intr.distortion_model}' with D = "
             f"{list(intr.d)} cannot be inverted (supported: {', '.join(MODELS)})")

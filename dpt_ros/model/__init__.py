@@ -1,6 +1,6 @@
 """The DPT model family (DPT, DPT-Hybrid, DPT-DINOv2, DPT-BEiT, DPT-Swinv2, Depth Anything
-V1/V2, Prompt Depth Anything, ZoeDepth) in plain PyTorch, loading Hugging Face checkpoints
-unchanged. No transformers, no ROS.
+V1/V2, Prompt Depth Anything, ZoeDepth, Depth Anything 3 metric / mono, Depth Pro) in plain PyTorch,
+loading Hugging Face checkpoints unchanged. No transformers, no ROS.
 
 Two ways in: the project's own (`load_model`, `load_processor`, `processor.preprocess`) and
 transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
@@ -12,6 +12,12 @@ from dpt_ros.model.auto import AutoImageProcessor, load_config, load_model, load
 from dpt_ros.model.checkpoint import save_model
 from dpt_ros.model.depth_anything.modeling import DepthAnythingForDepthEstimation
 from dpt_ros.model.depth_anything.modeling_prompt import PromptDepthAnythingForDepthEstimation
+from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config
+from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
+from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
+from dpt_ros.model.depth_pro.configuration import DepthProConfig
+from dpt_ros.model.depth_pro.image_processing import DepthProImageProcessor
+from dpt_ros.model.depth_pro.modeling import DepthProForDepthEstimation
 from dpt_ros.model.dpt.configuration import DPTConfig
 from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 from dpt_ros.model.dpt.modeling import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
@@ -33,8 +39,14 @@ __all__ = [
     "DPTForSemanticSegmentation",
     "DPTImageProcessor",
     "DPTModel",
+    "DepthAnything3Config",
+    "DepthAnything3ForDepthEstimation",
+    "DepthAnything3ImageProcessor",
     "DepthAnythingForDepthEstimation",
     "DepthEstimatorOutput",
+    "DepthProConfig",
+    "DepthProForDepthEstimation",
+    "DepthProImageProcessor",
     "ModelLoadError",
     "ModelSource",
     "PromptDepthAnythingForDepthEstimation",

@@ -20,12 +20,19 @@ from dpt_ros.model.checkpoint import (
     load_pretrained,
     processor_config,
     read_config,
+    read_json,
 )
 from dpt_ros.model.depth_anything.image_processing_prompt import (
     PromptDepthAnythingImageProcessor,
 )
 from dpt_ros.model.depth_anything.modeling import DepthAnythingForDepthEstimation
 from dpt_ros.model.depth_anything.modeling_prompt import PromptDepthAnythingForDepthEstimation
+from dpt_ros.model.depth_anything3.configuration import DepthAnything3Config, is_da3_config
+from dpt_ros.model.depth_anything3.image_processing import DepthAnything3ImageProcessor
+from dpt_ros.model.depth_anything3.modeling import DepthAnything3ForDepthEstimation
+from dpt_ros.model.depth_pro.configuration import DepthProConfig
+from dpt_ros.model.depth_pro.image_processing import DepthProImageProcessor
+from dpt_ros.model.depth_pro.modeling import DepthProForDepthEstimation
 from dpt_ros.model.dpt.configuration import ARCHITECTURE_TASKS, DPTConfig
 from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 from dpt_ros.model.dpt.modeling import (
@@ -34,7 +41,7 @@ from dpt_ros.model.dpt.modeling import (
     DPTModel,
 )
 from dpt_ros.model.errors import ModelLoadError
-from dpt_ros.model.hub import CONFIG_NAME, resolve_source
+from dpt_ros.model.hub import CONFIG_NAME, PROCESSOR_NAME, resolve_source
 from dpt_ros.model.validation import CONFIG
 from dpt_ros.model.zoedepth.configuration import ZoeDepthConfig
 from dpt_ros.model.zoedepth.image_processing import ZoeDepthImageProcessor
@@ -43,6 +50,7 @@ from dpt_ros.model.zoedepth.modeling import ZoeDepthForDepthEstimation
 CONFIG_CLASSES: dict[str, type] = {
     **{t: DPTConfig for t in DPTConfig.model_types},
     **{t: ZoeDepthConfig for t in ZoeDepthConfig.model_types},
+    "depth_pro": DepthProConfig,
 }
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DPTForDepthEstimation": DPTForDepthEstimation,
@@ -51,19 +59,27 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DepthAnythingForDepthEstimation": DepthAnythingForDepthEstimation,
     "ZoeDepthForDepthEstimation": ZoeDepthForDepthEstimation,
     "PromptDepthAnythingForDepthEstimation": PromptDepthAnythingForDepthEstimation,
+    "DepthAnything3ForDepthEstimation": DepthAnything3ForDepthEstimation,
+    "DepthProForDepthEstimation": DepthProForDepthEstimation,
 }
 # image_processor_type prefix -> class; anything else is a DPTImageProcessor (as the
 # DPT-family configs that name no type, or the legacy DPTFeatureExtractor).
 PROCESSOR_CLASSES: dict[str, type] = {
     "ZoeDepth": ZoeDepthImageProcessor,
     "PromptDepthAnything": PromptDepthAnythingImageProcessor,
+    "DepthAnything3": DepthAnything3ImageProcessor,
+    "DepthPro": DepthProImageProcessor,
 }
 TASKS = tuple(sorted(set(ARCHITECTURE_TASKS.values())))
 
 
 def config_from_dict(d: dict[str, Any]) -> Any:
     """The config of a Hugging Face config.json dict, by its model_type: DPTConfig for dpt /
-    depth_anything / prompt_depth_anything, ZoeDepthConfig for zoedepth."""
+    depth_anything / prompt_depth_anything, ZoeDepthConfig for zoedepth, DepthProConfig for
+    depth_pro; the official Depth Anything 3 repos' own config.json (`model_name`, no
+    model_type) is a DepthAnything3Config."""
+    if isinstance(d, dict) and is_da3_config(d):
+        return DepthAnything3Config.from_dict(d)
     if isinstance(d, dict) and d.get("model_type") in CONFIG_CLASSES:
         return CONFIG_CLASSES[d["model_type"]].from_dict(d)
     if isinstance(d, dict) and "model_type" in d:
@@ -115,8 +131,14 @@ def processor_class(config: dict[str, Any]) -> type:
 
 def load_processor(source: str | os.PathLike[str], revision: str | None = None) -> Any:
     """The image processor preprocessor_config.json describes, by its image_processor_type:
-    ZoeDepthImageProcessor, PromptDepthAnythingImageProcessor, else DPTImageProcessor."""
-    path, config = processor_config(source, revision)
+    ZoeDepth, PromptDepthAnything, DepthAnything3, DepthPro, else DPTImageProcessor. The
+    official Depth Anything 3 repos have no preprocessor_config.json: their defaults."""
+    directory = resolve_source(source, weights=False, revision=revision)
+    if not (directory / PROCESSOR_NAME).is_file() and (directory / CONFIG_NAME).is_file():
+        raw = read_json(directory / CONFIG_NAME)
+        if isinstance(raw, dict) and is_da3_config(raw):
+            return DepthAnything3ImageProcessor()
+    path, config = processor_config(directory)
     try:
         return processor_class(config).from_dict(config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:

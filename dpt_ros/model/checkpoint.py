@@ -137,7 +137,12 @@ def align_checkpoint_keys(model: nn.Module, state: dict[str, torch.Tensor]
     base-model prefix (the class's `base_model_prefix`, 'dpt' for the DPT classes) when a
     checkpoint of the bare DPTModel meets a task model or the reverse; so do we. And the one
     key transformers 5 writes under another name than the Hub files (see _KEY_ALIASES) is
-    read under both. Also for loading a sub-module such as a backbone."""
+    read under both. Also for loading a sub-module such as a backbone. A family whose Hub
+    files keep their own layout (Depth Anything 3) renames them first
+    (`model.checkpoint_to_model`)."""
+    convert = getattr(model, "checkpoint_to_model", None)
+    if convert is not None:
+        state = convert(state)
     expected = model.state_dict()
     base = getattr(model, "base_model_prefix", None)
     prefix = f"{base}." if base else None
@@ -234,7 +239,9 @@ def load_as(
     config_class = cls.config_class  # type: ignore[attr-defined]
 
     def parse(d: Any) -> Any:
-        if isinstance(d, dict) and d.get("model_type") not in config_class.model_types:
+        accepts = getattr(config_class, "accepts", None)  # families without a model_type
+        ours = accepts(d) if accepts else d.get("model_type") in config_class.model_types
+        if isinstance(d, dict) and not ours:
             kind = (d.get("architectures") or [None])[0] or f"model_type {d.get('model_type')!r}"
             raise ModelLoadError(
                 f"{directory / CONFIG_NAME} is a {kind} checkpoint; load it with its own "
@@ -294,5 +301,8 @@ def save_model(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     config = dataclasses.replace(model.config, architectures=[type(model).__name__])
     (out / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    convert = getattr(model, "model_to_checkpoint", None)
+    if convert is not None:  # written in the family's own Hub layout (Depth Anything 3)
+        state = {k: v.contiguous() for k, v in convert(state).items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out

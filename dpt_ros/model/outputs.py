@@ -49,16 +49,21 @@ class BaseModelOutput(_Record):
 @dataclass
 class DepthEstimatorOutput(_Record):
     """predicted_depth is (B, H, W): relative inverse depth, or metres for metric models.
-    domain_logits (B, 2): ZoeDepth's NYU / KITTI router, when the model has one."""
+    domain_logits (B, 2): ZoeDepth's NYU / KITTI router, when the model has one.
+    sky (B, H, W): Depth Anything 3's sky head (sky where >= config.sky_threshold).
+    field_of_view (B,): Depth Pro's FOV model, horizontal, in degrees."""
 
     predicted_depth: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
     domain_logits: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+    sky: torch.Tensor | None = None
+    field_of_view: torch.Tensor | None = None
 
     _ORDER: ClassVar[tuple[str, ...]] = (
-        "loss", "predicted_depth", "domain_logits", "hidden_states", "attentions")
+        "loss", "predicted_depth", "field_of_view", "domain_logits", "sky", "hidden_states",
+        "attentions")
 
 
 @dataclass

@@ -209,7 +209,7 @@ class _Run:
         self.report.images = sum(c.msgcount for c in self.image_conns)
         values = {**DEFAULTS, **opts.params}
         self.cameras = BagCameras(values, sum(c.msgcount for c in self.cam_conns) > 0,
-                                  opts.image_topic)
+                                  opts.image_topic, pipeline.has_fov)
         self.ref_conns = {
             kind: self._connections(topic, {REFERENCE_TYPES[kind][0]})
             for kind, topic in (("depth", opts.depth_reference_topic),

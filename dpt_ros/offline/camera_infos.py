@@ -16,7 +16,7 @@ from typing import Any
 from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns
 from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.camera.sync import CameraSync
-from dpt_ros.core.pipeline.outputs import fallback_intrinsics
+from dpt_ros.core.pipeline.outputs import camera_without_info
 
 NO_INFO = object()  # the info of an image served with parameter intrinsics
 
@@ -24,8 +24,12 @@ NO_INFO = object()  # the info of an image served with parameter intrinsics
 class BagCameras:
     """Image ↔ camera_info pairing of one bag camera."""
 
-    def __init__(self, values: dict[str, Any], has_infos: bool, topic: str) -> None:
+    def __init__(self, values: dict[str, Any], has_infos: bool, topic: str,
+                 model_estimates: bool = False) -> None:
         self.values = values
+        # the depth model estimates the camera (Depth Pro's field of view): images without
+        # camera_info get its focal length unless the parameters give one (the node's rule)
+        self.model_estimates = model_estimates
         self.topic = topic
         self.with_parameters = not has_infos or bool(values["camera.use_parameters"])
         self.sync: CameraSync[Any] = CameraSync(
@@ -56,11 +60,10 @@ class BagCameras:
         """Every item still waiting (the bag ended, or memory must be released)."""
         return self.expire(float("inf"))
 
-    def camera(self, info: Any, width: int, height: int) -> Intrinsics:
-        """The camera model of one image; BadInput('camera_info') when `info` does not fit."""
+    def camera(self, info: Any, width: int, height: int) -> Intrinsics | None:
+        """The camera model of one image (None: the depth model estimates it);
+        BadInput('camera_info') when `info` does not fit."""
         if info is NO_INFO:
-            return fallback_intrinsics(
-                self.values["camera.focal_length"], self.values["camera.hfov"], width, height
-            )
+            return camera_without_info(self.values, width, height, self.model_estimates)
         return camera_for_image(info, width, height, self.values["camera.rectified"],
                                 self.topic)

@@ -41,7 +41,11 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
         "patch_size": _patch_size(config),
     }
     if config.task == "depth":
-        info["depth"] = "metric (metres)" if config.is_metric else "relative (inverse depth)"
+        info["depth"] = _depth_kind(config)
+        if getattr(config, "has_sky", False):
+            info["sky"] = True  # a sky head: ~/depth/sky, sky is NaN in ~/depth
+        if getattr(config, "has_fov", False):
+            info["field_of_view"] = True  # estimates its FOV: calibration when none is given
         if config.model_type == "depth_anything" and config.is_metric:
             info["max_depth_m"] = config.max_depth
         if config.model_type == "zoedepth":
@@ -54,10 +58,27 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
     return info
 
 
+def _depth_kind(config: Any) -> str:
+    """What the depth output means, and what it needs to be metres."""
+    if getattr(config, "metric_focal", None):
+        return (f"metric (metres = focal length (px, at the network input) x output / "
+                f"{config.metric_focal:g}: needs the camera's intrinsics)")
+    if config.model_type == "depth_pro":
+        return ("metric (metres from the focal length: camera_info or parameters, else its "
+                "own field-of-view estimate)" if config.has_fov else
+                "metric (metres from the focal length: needs the camera's intrinsics)")
+    if config.is_metric:
+        return "metric (metres)"
+    if getattr(config, "predicts_depth", False):
+        return "relative (depth up to scale)"
+    return "relative (inverse depth)"
+
+
 def _patch_size(config: Any) -> int:
     """The patch of the network that tokenises the image: the backbone's when it has its
     own (DINOv2 14, BEiT 16, Swinv2 4), else the DPT ViT's."""
-    patch = getattr(config.backbone_config, "patch_size", None) if not config.is_hybrid else None
+    hybrid = getattr(config, "is_hybrid", False)
+    patch = getattr(config.backbone_config, "patch_size", None) if not hybrid else None
     if isinstance(patch, (list, tuple)):
         patch = patch[0]
     return int(patch or config.patch_size)
@@ -82,7 +103,7 @@ def _zoedepth(config: Any) -> dict[str, Any]:
 def _backbone(config: Any) -> str:
     if config.model_type == "depth_anything":
         return "dinov2"
-    if config.is_hybrid:
+    if getattr(config, "is_hybrid", False):
         return "bit + vit (DPT-Hybrid)"
     return config.backbone_type or "vit"
 
@@ -92,13 +113,16 @@ def _input(directory: Path) -> dict[str, Any] | str:
         p = load_processor(directory)
     except (ModelLoadError, OSError, ValueError) as err:
         return f"unknown ({err})"
+    if type(p).__name__ == "DepthAnything3ImageProcessor" and p.size is None:
+        return {"longest_side": p.process_res, "keep_aspect_ratio": True,
+                "ensure_multiple_of": 14, "resize": "cv2 area / cubic (official)"}
     if not p.do_resize:
         return {"resize": False}
-    multiple = p.ensure_multiple_of
+    multiple = getattr(p, "ensure_multiple_of", 1)
     out = {
         "height": p.size["height"],
         "width": p.size["width"],
-        "keep_aspect_ratio": bool(p.keep_aspect_ratio),
+        "keep_aspect_ratio": bool(getattr(p, "keep_aspect_ratio", False)),
         "ensure_multiple_of": int(multiple) if float(multiple).is_integer() else multiple,
     }
     if type(p).__name__ == "ZoeDepthImageProcessor":
@@ -130,13 +154,21 @@ def format_info(info: dict[str, Any]) -> str:
     if "depth" in info:
         extra = f", max_depth {info['max_depth_m']} m" if "max_depth_m" in info else ""
         lines.append(f"depth:         {info['depth']}{extra}")
+    if info.get("sky"):
+        lines.append("sky:           sky head (sky pixels: NaN depth, no points; ~/depth/sky)")
+    if info.get("field_of_view"):
+        lines.append("field of view: estimated by the model (focal length when no "
+                     "camera_info)")
     if "metric_heads" in info:
         heads = ", ".join(f"{h['name']} {h['min_depth_m']:g}-{h['max_depth_m']:g} m"
                           for h in info["metric_heads"])
         routed = " (a router picks one per batch)" if info["router"] else ""
         lines.append(f"metric heads:  {heads}, {info['bin_centers']} bins{routed}")
     inp = info["input"]
-    if isinstance(inp, dict) and "height" in inp:
+    if isinstance(inp, dict) and "longest_side" in inp:
+        lines.append(f"input size:    longest side {inp['longest_side']}, keeps aspect ratio, "
+                     f"multiple of {inp['ensure_multiple_of']} ({inp['resize']})")
+    elif isinstance(inp, dict) and "height" in inp:
         aspect = ", keeps aspect ratio" if inp["keep_aspect_ratio"] else ""
         multiple = (
             f", multiple of {inp['ensure_multiple_of']}" if inp["ensure_multiple_of"] > 1 else ""

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns, stamp_text
 from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.camera.sync import CameraSync, SyncResult
-from dpt_ros.core.pipeline.outputs import camera_topic, fallback_intrinsics
+from dpt_ros.core.pipeline.outputs import camera_topic, camera_without_info
 from dpt_ros.ros.diagnostics import Stats, Throttle
 from dpt_ros.ros.qos import BEST_EFFORT, MatchedSubscription, input_qos
 
@@ -104,11 +104,13 @@ class CameraInput:
             return
         if not self.parameter_intrinsics and self.node.count_publishers(self.info_topic) == 0:
             self.parameter_intrinsics = True
+            source = ("the depth model's ESTIMATED focal length (its field of view, smoothed "
+                      "over frames; not a calibration)" if self.estimating
+                      else "intrinsics from camera.focal_length / camera.hfov")
             self.node.get_logger().warning(
                 f"no publisher on {self.info_topic}: images of {self.image_topic} are "
-                "processed with intrinsics from camera.focal_length / camera.hfov "
-                "(~/depth/camera_info carries them); remap camera_info to the camera's topic "
-                "for real intrinsics"
+                f"processed with {source} (~/depth/camera_info carries them); remap "
+                "camera_info to the camera's topic for real intrinsics"
             )
         if self.parameter_intrinsics:
             for _ in expired[:-1]:
@@ -144,12 +146,21 @@ class CameraInput:
         return True
 
     # ---------------------------------------------------------------- the camera
-    def camera_model(self, info: CameraInfo | None, width: int, height: int) -> Intrinsics:
-        """The camera model of one image: from its own camera_info, or from parameters."""
+    @property
+    def estimating(self) -> bool:
+        """Images without camera_info get the depth model's estimated focal length."""
+        pipeline = getattr(self.node, "pipeline", None)
+        return bool(self.parameter_intrinsics and pipeline is not None and pipeline.has_fov
+                    and camera_without_info(self.values, 1, 1, True) is None)
+
+    def camera_model(self, info: CameraInfo | None, width: int, height: int
+                     ) -> Intrinsics | None:
+        """The camera model of one image: from its own camera_info, or from parameters, or
+        None: the depth model estimates it (Depth Pro's field of view)."""
         if info is None:
-            return fallback_intrinsics(
-                self.values["camera.focal_length"], self.values["camera.hfov"], width, height
-            )
+            pipeline = getattr(self.node, "pipeline", None)
+            return camera_without_info(self.values, width, height,
+                                       bool(pipeline is not None and pipeline.has_fov))
         return camera_for_image(info, width, height, self.values["camera.rectified"],
                                 self.image_topic)
 
@@ -160,8 +171,14 @@ class CameraInput:
             prefix + "input_reliability": str(self.reliability),
             prefix + "camera_info_topic": self.info_topic,
             prefix + "intrinsics": (
-                "parameters (camera.focal_length / camera.hfov)" if self.parameter_intrinsics
-                else f"camera_info (sync {self.sync.mode})"
+                self._estimate_text() if self.estimating
+                else "parameters (camera.focal_length / camera.hfov)"
+                if self.parameter_intrinsics else f"camera_info (sync {self.sync.mode})"
             ),
         }
+
+    def _estimate_text(self) -> str:
+        ratio = self.node.pipeline.estimated_focal(self.name)
+        now = f", f = {ratio:.4f} x image width" if ratio is not None else ""
+        return f"ESTIMATED by the depth model (field of view, smoothed{now})"
 

@@ -1,10 +1,10 @@
 """dpt_node: camera images in; depth, segmentation and point clouds out.
 
-Thin by design: parameters come from `core.params` (declared by `parameters`), each camera's
+Thin by design: parameters come from `config.params` (declared by `parameters`), each camera's
 subscriptions and image ↔ camera_info pairing from `camera_input`, its metric references
 (alignment) from `reference_input`, QoS from `qos`, counters and alarms from `diagnostics`,
 the queues of one from `worker`, message conversion from `dpt_ros.messages` (and
-`serialized`), and all the maths from `core.pipeline.Pipeline`.
+`serialized`), and all the maths from `core.pipeline.pipeline.Pipeline`.
 
 The node's life has four steps, shared by both executables:
 - configure: check the parameters, load the model(s), create the publishers;
@@ -113,7 +113,8 @@ class DptCore:
         self._throttle = Throttle(period=5.0)
         self._warned_empty_frame = False
         p = self.pipeline
-        self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric)
+        self._available = available_outputs(p.has_depth, p.has_segmentation, p.model_is_metric,
+                                            p.has_sky)
         self._outputs = {name: self._make_outputs(name) for name in names}
         # references only where they are used: alignment on, or a prompt model
         self._refs = ({name: ReferenceInput(self, name, self._values, self._deliver)
@@ -210,6 +211,11 @@ class DptCore:
         kind = "metric" if p.model_is_metric else "relative"
         if p.takes_prompt:
             kind = "metric with a prompt (depth_reference / points_reference)"
+        if p.uses_focal:
+            kind += " from each frame's focal length"
+        if p.has_fov:
+            kind += (" (its own ESTIMATED field of view for a camera without camera_info: "
+                     "camera.estimate_intrinsics)")
         if p.alignment.enabled:
             kind += (f", aligned ({p.alignment.mode}) to depth_reference / points_reference"
                      + ("" if p.model_is_metric or p.depth_is_metric

@@ -10,14 +10,17 @@ import torch
 
 
 def metric_depth(pred: torch.Tensor, model_is_metric: bool, scale: float,
-                 shift: float) -> torch.Tensor:
+                 shift: float, predicts_depth: bool = False) -> torch.Tensor:
     """Metres from a model output, NaN where invalid (REP 118).
 
     A metric model's output is metres already. A relative model predicts inverse depth up to
-    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift.
+    an affine ambiguity; `depth = 1 / (scale * pred + shift)` with a calibrated scale/shift;
+    one that predicts depth up to scale (`predicts_depth`, DA3MONO) `scale * pred + shift`.
     """
     if model_is_metric:
         depth = pred
+    elif predicts_depth:
+        depth = pred * scale + shift
     else:
         inv = pred * scale + shift
         depth = torch.where(inv > 0, 1.0 / inv.clamp_min(1e-12), torch.nan)

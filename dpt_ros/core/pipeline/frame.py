@@ -73,7 +73,11 @@ class FrameResult:
     seg_colorized: np.ndarray | None = None  # (h, w, 3) uint8 BGR
     overlay: np.ndarray | None = None  # (h, w, 3) uint8 BGR
     points: PackedCloud | None = None
+    sky: np.ndarray | None = None  # (h, w) uint8, 255 where the sky head sees sky (mono8)
     intrinsics: Intrinsics | None = None  # of the output images (scaled if resolution differs)
+    # the intrinsics are the model's estimate (Depth Pro's field of view, smoothed), not a
+    # calibration: the frame had no camera model
+    intrinsics_estimated: bool = False
     alignment: AlignmentState | None = None  # this frame's, when alignment is on
     prompted: bool = False  # Prompt Depth Anything: the frame had a prompt (metric depth)
     timings: dict[str, float] = field(default_factory=dict)

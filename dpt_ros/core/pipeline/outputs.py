@@ -4,7 +4,8 @@ tested without ROS."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -19,27 +20,32 @@ OUTPUT_TOPICS: dict[str, str] = {
     "seg_colorized": "~/segmentation/colorized",
     "overlay": "~/segmentation/overlay",
     "points": "~/points",
+    "sky": "~/depth/sky",
 }
 DEPTH_INFO_TOPIC = "~/depth/camera_info"
 LABELS_TOPIC = "~/segmentation/labels"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 # Outputs that the published ~/depth/camera_info describes.
-DEPTH_IMAGES = ("depth", "relative", "depth_colorized")
+DEPTH_IMAGES = ("depth", "relative", "depth_colorized", "sky")
 METRIC_ONLY = frozenset({"depth", "points"})
 
 
-def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: bool) -> list[str]:
+def available_outputs(has_depth: bool, has_segmentation: bool, model_is_metric: bool,
+                      has_sky: bool = False) -> list[str]:
     """Outputs the loaded models can produce at all (each gets a publisher).
 
     `depth` and `points` are offered for relative models too, because setting depth.scale at
-    run time, or a valid alignment, makes them metric; they stay silent until then.
+    run time, or a valid alignment, makes them metric; they stay silent until then. `sky`
+    (mono8, 255 = sky) for a depth model with a sky head (Depth Anything 3).
     """
     names: list[str] = []
     if has_depth:
         names += ["depth", "depth_colorized", "points"]
         if not model_is_metric:
             names.append("relative")
+        if has_sky:
+            names.append("sky")
     if has_segmentation:
         names += ["segmentation", "seg_colorized", "overlay"]
     return names
@@ -52,7 +58,8 @@ def current_outputs(pipeline) -> list[str]:
     alignment). The offline tools write exactly these; the node publishes them on request.
     Per frame, `frame_depth_source` decides whether the metric ones exist."""
     names = available_outputs(
-        pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric
+        pipeline.has_depth, pipeline.has_segmentation, pipeline.model_is_metric,
+        getattr(pipeline, "has_sky", False),
     )
     return names if pipeline.depth_may_be_metric else [n for n in names if n not in METRIC_ONLY]
 
@@ -93,6 +100,8 @@ def image_encoding(name: str, array: np.ndarray) -> str:
         return "32FC1"
     if name == "segmentation":
         return "mono8" if array.dtype == np.uint8 else "16UC1"
+    if name == "sky":
+        return "mono8"
     return "bgr8"
 
 
@@ -105,6 +114,19 @@ def fallback_intrinsics(
             focal_length, focal_length, (width - 1) / 2.0, (height - 1) / 2.0, width, height
         )
     return Intrinsics.from_hfov(width, height, hfov_deg)
+
+
+def camera_without_info(values: Mapping[str, Any], width: int, height: int,
+                        model_estimates: bool) -> Intrinsics | None:
+    """The camera model of an image with no camera_info: None when the depth model's own
+    estimate serves (`model_estimates`: Depth Pro's field of view) and the user gave no
+    intrinsics (camera.focal_length 0, camera.use_parameters off, camera.estimate_intrinsics
+    on), else the parameters' (`fallback_intrinsics`). Node and bag tool share this rule."""
+    if (model_estimates and values.get("camera.estimate_intrinsics", True)
+            and values["camera.focal_length"] <= 0 and not values["camera.use_parameters"]):
+        return None
+    return fallback_intrinsics(values["camera.focal_length"], values["camera.hfov"], width,
+                               height)
 
 
 def camera_topic(topic: str, camera: str) -> str:

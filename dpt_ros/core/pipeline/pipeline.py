@@ -15,6 +15,7 @@ reference depth, holes filled: `core.alignment.prompt`).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ from dpt_ros.core.alignment import (
 from dpt_ros.core.alignment.metric import metric_depth
 from dpt_ros.core.alignment.prompt import prompt_depth
 from dpt_ros.core.camera.geometry import Intrinsics, backproject
-from dpt_ros.core.camera.rectify import rectify_images, unrectify_maps
+from dpt_ros.core.camera.rectify import needs_rectifying, rectify_images, unrectify_maps
 from dpt_ros.core.codecs.transfer import to_host
 from dpt_ros.core.codecs.upload import Uploader
 from dpt_ros.core.pipeline.finite_guard import HALF_DTYPES, FiniteGuard
@@ -109,6 +110,7 @@ class Pipeline:
         self._warmup_passes = 2 if compile_mode in GRAPH_MODES else 1
         self._alignments = CameraAlignments()
         self._warming = False  # warm-up frames never touch the alignment
+        self._fov_focal: dict[str, float] = {}  # per camera: smoothed f / W (Depth Pro FOV)
 
     @property
     def has_depth(self) -> bool:
@@ -121,6 +123,46 @@ class Pipeline:
     @property
     def model_is_metric(self) -> bool:
         return self._depth is not None and bool(self._depth.model.config.is_metric)
+
+    @property
+    def uses_focal(self) -> bool:
+        """The depth model's metres come from the camera's focal length (DA3METRIC: output
+        * f / 300; Depth Pro: 1 / (inverse * W / f)): `config.focal_scale`."""
+        config = self._depth.model.config if self._depth is not None else None
+        return bool(config is not None and config.is_metric
+                    and callable(getattr(config, "focal_scale", None)))
+
+    @property
+    def metric_focal(self) -> float | None:
+        """DA3METRIC: the focal length (px) its output is expressed at (300), else None."""
+        if self._depth is None:
+            return None
+        return getattr(self._depth.model.config, "metric_focal", None)
+
+    @property
+    def has_fov(self) -> bool:
+        """The depth model estimates the field of view (Depth Pro's FOV model): frames
+        without a camera model get its focal length (`FrameResult.intrinsics_estimated`)."""
+        return self._depth is not None and bool(getattr(self._depth.model.config, "has_fov",
+                                                        False))
+
+    def estimated_focal(self, camera: str = "") -> float | None:
+        """The smoothed focal length over image width of `camera` (f / W), or None."""
+        return self._fov_focal.get(camera)
+
+    @property
+    def predicts_depth(self) -> bool:
+        """The model's output grows with distance (metric models, DA3MONO), not inverse
+        depth as Depth Anything V1/V2's relative output: how calibration / alignment map it."""
+        return self._depth is not None and (
+            self.model_is_metric or bool(getattr(self._depth.model.config, "predicts_depth",
+                                                 False)))
+
+    @property
+    def has_sky(self) -> bool:
+        """The depth model has a sky head (Depth Anything 3): the `sky` output exists."""
+        return self._depth is not None and bool(getattr(self._depth.model.config, "has_sky",
+                                                        False))
 
     @property
     def takes_prompt(self) -> bool:
@@ -224,10 +266,12 @@ class Pipeline:
             settings = self.settings
             # a half-precision pass may be run again in float32: the aligners see it once
             saved = self._alignments.save() if self.dtype in HALF_DTYPES else None
+            focal = dict(self._fov_focal)  # the FOV smoothing, too, sees a frame once
             self._guard.begin()
             results = self._process_batch(frames, want, settings, prompts)
             bad = self._guard.bad_frames()  # after the host copies: no extra synchronisation
             if bad:
+                self._fov_focal = focal
                 if saved is not None:
                     self._alignments.restore(saved)
                 results = self._guard.recompute(
@@ -256,7 +300,7 @@ class Pipeline:
         height, width = rgb.shape[1:3]
         need_points = "points" in want and self.depth_may_be_metric
         need_depth = self.has_depth and (
-            need_points or bool(want & {"depth", "relative", "depth_colorized"}))
+            need_points or bool(want & {"depth", "relative", "depth_colorized", "sky"}))
         need_seg = self.has_segmentation and (
             bool(want & {"segmentation", "seg_colorized", "overlay"})
             or (need_points and s.pointcloud_label))
@@ -272,14 +316,22 @@ class Pipeline:
                                                                         device=self.device)
             return pixel_cache[task.processor]  # the task casts (guard.forward)
 
-        pred = logits = None
+        pred = logits = sky = None
+        estimated: list[Intrinsics | None] = [None] * len(frames)
         prompted = prompts[0] is not None
         if need_depth:
             inputs = {}
             if prompted:  # (B, 1, h, w) metres as the reference processor makes them
                 inputs["prompt_depth"] = self._depth.processor.preprocess_prompt(
                     torch.stack(prompts), scale_to_meter=1.0)
-            pred = self._depth(pixels(self._depth), **inputs).predicted_depth.float()
+            out = self._depth(pixels(self._depth), **inputs)
+            pred = out.predicted_depth.float()
+            sky = out.sky.float() if self.has_sky else None
+            if self.uses_focal:  # DA3METRIC, Depth Pro: metres from the focal length
+                fov = getattr(out, "field_of_view", None)
+                estimated = self._estimated_cameras(frames, fov)
+                pred = pred * self._focal_scale(frames, estimated, tuple(pred.shape[-2:]),
+                                                rectify)
         if need_seg:
             logits = self._seg(pixels(self._seg)).logits.float()
         t1 = time.perf_counter()
@@ -290,8 +342,8 @@ class Pipeline:
         else:
             out_h, out_w = height, width
         cameras = []
-        for frame in frames:
-            intr = frame.intrinsics
+        for frame, guess in zip(frames, estimated):
+            intr = frame.intrinsics or guess
             if intr is not None and (intr.width, intr.height) != (out_w, out_h):
                 intr = intr.scaled(out_w, out_h)
             cameras.append(intr)
@@ -302,6 +354,13 @@ class Pipeline:
             # (bicubic; ZoeDepth's also crops away the reflect padding it added).
             depth_rel = self._depth.processor.resize_depth(pred, (height, width), (out_h, out_w))
             depth_rel = unrectify_maps(depth_rel[:, None], back, torch.nan)[:, 0]
+        sky_mask = None
+        if sky is not None:  # sky head -> mask on the output grid; no return there (REP 118)
+            sky = self._depth.processor.resize_sky(sky, (out_h, out_w))
+            sky = unrectify_maps(sky[:, None], back, torch.nan)[:, 0]
+            sky_mask = sky >= self._depth.model.config.sky_threshold  # NaN (outside): False
+            if not s.depth_keep_sky:
+                depth_rel = depth_rel.masked_fill(sky_mask, torch.nan)
         if logits is not None:
             labels = unrectify_maps(resize_maps(logits, (out_h, out_w), "bilinear"), back,
                                     None).argmax(dim=1)
@@ -315,6 +374,8 @@ class Pipeline:
         states: list[AlignmentState | None] = [None] * len(frames)
         if depth_rel is not None:
             metric, states = self._metres(frames, depth_rel, cameras, s, prompted)
+            if self.uses_focal:  # no camera model, no focal length: no metres
+                metric = [m if cam is not None else None for m, cam in zip(metric, cameras)]
 
         results = []
         for i in range(len(frames)):
@@ -323,12 +384,66 @@ class Pipeline:
                 None if depth_rel is None else depth_rel[i],
                 None if labels is None else labels[i],
                 rgb_out[i]))
+            if sky_mask is not None and "sky" in want:
+                results[-1].sky = to_host(sky_mask[i].to(torch.uint8) * 255)
             results[-1].alignment = states[i]
+            results[-1].intrinsics_estimated = estimated[i] is not None
             results[-1].prompted = prompted
         t2 = time.perf_counter()
         for r in results:
             r.timings = {"inference_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
         return results
+
+    # Weight of each new frame's field of view in the smoothed focal length (per camera):
+    # the FOV head's estimate jitters by a few percent frame to frame, and a camera's focal
+    # length does not change, so a slow average; the first frame starts it.
+    FOV_SMOOTHING = 0.1
+
+    def _estimated_cameras(self, frames: list[Frame], fov: torch.Tensor | None
+                           ) -> list[Intrinsics | None]:
+        """For each frame without a camera model, the camera the model's field of view
+        gives (Depth Pro: f = 0.5 W / tan(FOV / 2), smoothed over the camera's frames;
+        square pixels, principal point at the centre); None for frames with one."""
+        if fov is None or all(f.intrinsics is not None for f in frames):
+            return [None] * len(frames)
+        values = fov.float().cpu().tolist()  # (B,) scalars; one small copy per batch
+        out: list[Intrinsics | None] = []
+        for frame, deg in zip(frames, values):
+            if frame.intrinsics is not None or not 0.0 < deg < 180.0:
+                out.append(None)
+                continue
+            ratio = 0.5 / math.tan(0.5 * math.radians(deg))  # f / W
+            old = self._fov_focal.get(frame.camera)
+            if old is not None:
+                ratio = old + self.FOV_SMOOTHING * (ratio - old)
+            if not self._warming:
+                self._fov_focal[frame.camera] = ratio
+            height, width = frame.size
+            f = ratio * width
+            out.append(Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height))
+        return out
+
+    def _focal_scale(self, frames: list[Frame], estimated: list[Intrinsics | None],
+                     size: tuple[int, int], rectify: bool) -> torch.Tensor:
+        """(B, 1, 1): the model's focal rule (`config.focal_scale`: DA3 (fx' + fy') / 2 /
+        300, as the official `apply_metric_scaling`; Depth Pro W' / fx') with the focal
+        lengths at the network input. They are those of the view the model saw: the
+        rectified camera (P) of a raw lens image when rectifying, else the image's own (or
+        the model's estimate), each scaled by input size / frame size on its own axis (fx'
+        by widths, fy' by heights). NaN for a frame with neither (it gets no metres)."""
+        h_in, w_in = size
+        rule = self._depth.model.config.focal_scale
+        values = []
+        for frame, guess in zip(frames, estimated):
+            intr = frame.intrinsics or guess
+            if intr is None:
+                values.append(float("nan"))
+                continue
+            fx, fy = (intr.rectified_projection[:2] if rectify and needs_rectifying(intr)
+                      else (intr.fx, intr.fy))
+            height, width = frame.size
+            values.append(rule(fx * w_in / width, fy * h_in / height, w_in))
+        return torch.tensor(values, dtype=torch.float32, device=self.device).view(-1, 1, 1)
 
     def _metres(self, frames: list[Frame], depth: torch.Tensor, cameras: list[Intrinsics | None],
                 s: PipelineSettings, prompted: bool
@@ -345,9 +460,11 @@ class Pipeline:
                                         s.depth_scale > 0.0, False)
             if source is None:
                 return [None] * len(frames), [None] * len(frames)
-            batch = metric_depth(depth, source != "depth.scale", s.depth_scale, s.depth_shift)
+            batch = metric_depth(depth, source != "depth.scale", s.depth_scale, s.depth_shift,
+                                 self.predicts_depth)
             return list(batch), [None] * len(frames)
-        self._alignments.configure(config, self.model_is_metric)
+        # the fit's form follows the output: depth (s z + t) or inverse depth (1 / (s r + t))
+        self._alignments.configure(config, self.predicts_depth)
         metres, states = [], []
         for i, frame in enumerate(frames):
             state = None
@@ -359,11 +476,11 @@ class Pipeline:
             if source is None:
                 metres.append(None)
             elif source == "aligned":
-                metres.append(aligned_depth(depth[i], self.model_is_metric, state.scale,
+                metres.append(aligned_depth(depth[i], self.predicts_depth, state.scale,
                                             state.shift))
             else:
                 metres.append(metric_depth(depth[i], source != "depth.scale", s.depth_scale,
-                                           s.depth_shift))
+                                           s.depth_shift, self.predicts_depth))
             states.append(state)
         return metres, states
 

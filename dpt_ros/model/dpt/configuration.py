@@ -44,6 +44,8 @@ ARCHITECTURE_TASKS = {
     "DepthAnythingForDepthEstimation": "depth",
     "ZoeDepthForDepthEstimation": "depth",
     "PromptDepthAnythingForDepthEstimation": "depth",
+    "DepthAnything3ForDepthEstimation": "depth",  # its own config (model.depth_anything3)
+    "DepthProForDepthEstimation": "depth",  # its own config (model.depth_pro)
 }
 _ARCHITECTURES_BY_TYPE = {
     "dpt": ("DPTForDepthEstimation", "DPTForSemanticSegmentation", "DPTModel"),

@@ -3,7 +3,8 @@
 Same Pipeline, same parameter file as the node. Files per frame (stem = image name, or
 `<video>/<frame index>`): `_depth.png` (uint16 mm, 0 = invalid) or `_depth.npy` (float32 m,
 NaN invalid) for metric depth, `_relative.npy` for relative models, `_depth_color.png`,
-`_seg.png` (class ids), `_seg_color.png`, `_overlay.png`, and `.ply` with intrinsics.
+`_seg.png` (class ids), `_seg_color.png`, `_overlay.png`, `_sky.png` (mono8, 255 = sky;
+models with a sky head) and `.ply` with intrinsics.
 
 With `--reference-dir`, each image is aligned to its own metric reference
 (`<dir>/<stem>.npy` metres or `.png` millimetres, registered to the image) by the pipeline's
@@ -52,6 +53,7 @@ SUFFIXES = {
     "seg_colorized": "_seg_color.png",
     "overlay": "_overlay.png",
     "points": ".ply",
+    "sky": "_sky.png",
 }
 
 
@@ -135,8 +137,14 @@ class PredictReport:
 
 def available_outputs(pipeline: Pipeline, with_points: bool) -> list[str]:
     """The file outputs this model can produce: the node's rule (`current_outputs`), and
-    points only when intrinsics were given."""
-    return [o for o in current_outputs(pipeline) if o != "points" or with_points]
+    points only when intrinsics were given; a model whose metres come from the focal
+    length (Depth Anything 3 metric) gives depth only with intrinsics too. A model that
+    estimates its field of view (Depth Pro) needs none: its estimate is the calibration."""
+    needs_focal = (bool(getattr(pipeline, "uses_focal", False)) and not with_points
+                   and not getattr(pipeline, "has_fov", False))
+    with_points = with_points or bool(getattr(pipeline, "has_fov", False))
+    return [o for o in current_outputs(pipeline)
+            if (o != "points" or with_points) and not (needs_focal and o == "depth")]
 
 
 def select_outputs(pipeline: Pipeline, opts: PredictOptions) -> list[str]:
@@ -148,7 +156,8 @@ def select_outputs(pipeline: Pipeline, opts: PredictOptions) -> list[str]:
         raise CliError(
             ExitCode.USAGE,
             f"cannot write {missing} with this model/arguments (available: {available}; "
-            "'depth' needs a metric model or depth.scale, 'points' also needs intrinsics)",
+            "'depth' needs a metric model or depth.scale (Depth Anything 3 metric: and "
+            "intrinsics), 'points' also needs intrinsics)",
         )
     return [o for o in available if o in opts.outputs]
 
@@ -305,7 +314,7 @@ def _write_result(result: FrameResult, stem: Path, outputs: list[str], depth_for
                 write_npy(path, value.astype(np.float32))
         elif name == "relative":
             write_npy(path, value.astype(np.float32))
-        elif name == "segmentation":
+        elif name in ("segmentation", "sky"):
             write_png(path, value)
         elif name == "points":
             write_ply(value, path)
