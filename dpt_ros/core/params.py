@@ -21,6 +21,8 @@ from dpt_ros.core.params_file import pipeline_kwargs_from_params, settings_from_
 from dpt_ros.core.sync import SYNC_MODES
 
 COLORMAPS = ("turbo", "inferno", "viridis")
+# resolved against the segmentation model's labels once it is loaded (`core.cloud_filters`)
+CLASS_LISTS = ("pointcloud.include_classes", "pointcloud.exclude_classes")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 CAMERA_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")  # relative name
 
@@ -173,6 +175,19 @@ SPECS: tuple[ParamSpec, ...] = (
               lo=0.0, hi=1000.0),
     ParamSpec("pointcloud.max_range", 0.0, "Drop points farther than this (metres); 0 = none.",
               lo=0.0, hi=1000.0),
+    ParamSpec("pointcloud.voxel_size", 0.0, "Costmap filter: one point per occupied voxel of "
+              "this edge (metres) at the centroid of its points, colour averaged, label the "
+              "most frequent; Open3D's voxel_down_sample grid (anchored at the cloud's min "
+              "bound - voxel/2). Unorganised output. 0 = off.", lo=0.0, hi=10.0),
+    ParamSpec("pointcloud.edge_threshold", 0.0, "Costmap filter: drop flying pixels at depth "
+              "edges, i.e. pixel p when any 4-neighbour q with a depth has |z_p - z_q| > "
+              "edge_threshold * z_p (e.g. 0.05). 0 = off.", lo=0.0, hi=10.0),
+    ParamSpec("pointcloud.include_classes", [], "Costmap filter: keep only points of these "
+              "classes (names of the segmentation model's labels, or decimal ids as strings, "
+              "e.g. ['person', '3']); empty = every class. Needs a segmentation_model."),
+    ParamSpec("pointcloud.exclude_classes", [], "Costmap filter: drop points of these classes "
+              "(names or decimal ids as strings, e.g. ['floor', 'sky']); with include_classes "
+              "too, a point must be included and not excluded. Needs a segmentation_model."),
     ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
     ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
               "segmentation runs (semantic point cloud)."),
@@ -250,6 +265,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
     if name == "device" and not DEVICE_RE.match(value):
         return f"device must be auto, cpu, cuda or cuda:N; got '{value}'"
+    if name in CLASS_LISTS and any(not str(v).strip() for v in value):
+        return f"{name}: empty class name in {list(value)}"
     if name == "cameras":
         bad = [c for c in value if not CAMERA_RE.match(c)]
         if bad:
@@ -293,6 +310,9 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
         Extrinsic.from_list(merged["alignment.extrinsic"])
     except ValueError as err:
         return f"alignment.extrinsic: {err}"
+    classes = [name for name in CLASS_LISTS if merged[name]]
+    if classes and not merged["segmentation_model"]:
+        return f"{classes[0]} needs a segmentation_model (the class of each point)"
     if merged["alignment.mode"] != "off" and not merged["depth_model"]:
         return f"alignment.mode {merged['alignment.mode']} needs a depth_model"
     return None

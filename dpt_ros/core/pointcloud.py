@@ -6,6 +6,10 @@ Every field is 4 bytes, so the point is built as a (..., n_fields) 4-byte tensor
 are written in place (float32 / int32 / uint8 views of one buffer) and only then viewed as
 bytes: one pass per field, no concatenation copy (measured 2x faster than torch.cat of byte
 views at 640x480), then the single device→host copy.
+
+The costmap filters (`core.cloud_filters`) plug in here: a `keep` mask (flying pixels,
+classes) is AND-ed into the validity mask like the range limits, and `voxel_size` reduces the
+packed buffer of the valid points to one point per voxel before the host copy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dpt_ros.core.cloud_filters import voxel_downsample
 from dpt_ros.core.transfer import framed_empty, to_host
 
 
@@ -83,9 +88,12 @@ def _fill(
     organised: bool,
     min_range: float,
     max_range: float,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Write one block of rows of the point buffer; returns its validity mask."""
     valid = _valid_mask(xyz, min_range, max_range)
+    if keep is not None:
+        valid &= keep
     if organised:
         # Invalid points become NaN by OR-ing all 32 bits on (0xFFFFFFFF is a quiet NaN):
         # branch-free, 0.6 ms at 640x480 on CPU where torch.where / masked_fill with a
@@ -116,12 +124,18 @@ def pack_cloud(
     stride: int = 1,
     min_range: float = 0.0,
     max_range: float = 0.0,
+    keep: torch.Tensor | None = None,
+    voxel_size: float = 0.0,
 ) -> PackedCloud:
     """Pack (H, W, 3) float32 points (+ RGB uint8, + labels) into a PointCloud2 payload.
 
     stride 1: organised H x W cloud, invalid / out-of-range points are NaN, is_dense False.
     stride > 1: every stride-th row and column, invalid / out-of-range points dropped,
     unorganised (height 1), is_dense True.
+    keep: (H, W) bool of the full-resolution pixels the filters keep (`cloud_filters`); the
+    others count as invalid (NaN in an organised cloud, dropped otherwise).
+    voxel_size > 0: the valid points (after stride) reduced to one per occupied voxel
+    (`cloud_filters.voxel_downsample`, Open3D's grid); unorganised, is_dense True.
     """
 
     if xyz.dim() != 3 or xyz.shape[-1] != 3:
@@ -131,13 +145,19 @@ def pack_cloud(
         raise ValueError(f"rgb must be ({height}, {width}, 3), got {tuple(rgb.shape)}")
     if labels is not None and tuple(labels.shape) != (height, width):
         raise ValueError(f"labels must be ({height}, {width}), got {tuple(labels.shape)}")
+    if keep is not None and tuple(keep.shape) != (height, width):
+        raise ValueError(f"keep must be ({height}, {width}), got {tuple(keep.shape)}")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    if voxel_size < 0.0:
+        raise ValueError(f"voxel_size must be >= 0, got {voxel_size}")
     if stride > 1:
         xyz = xyz[::stride, ::stride]
         rgb = None if rgb is None else rgb[::stride, ::stride]
         labels = None if labels is None else labels[::stride, ::stride]
+        keep = None if keep is None else keep[::stride, ::stride]
         height, width = xyz.shape[:2]
+    organised = stride == 1 and voxel_size == 0.0
 
     fields = cloud_fields(rgb is not None, labels is not None)
     n_fields = len(fields)
@@ -145,7 +165,9 @@ def pack_cloud(
     xyz = xyz.to(torch.float32)
     if labels is not None:
         labels = labels.to(device=device)
-    if device.type == "cpu" and stride == 1:  # built where the published message will be
+    if keep is not None:
+        keep = keep.to(device=device)
+    if device.type == "cpu" and organised:  # built where the published message will be
         points = framed_empty(height * width * n_fields * 4).view(torch.float32)
         points = points.view(height, width, n_fields)
     else:
@@ -161,13 +183,16 @@ def pack_cloud(
             xyz[block],
             None if rgb is None else rgb[block],
             None if labels is None else labels[block],
-            stride == 1,
+            organised,
             min_range,
             max_range,
+            None if keep is None else keep[block],
         ))
-    if stride > 1:
+    if not organised:
         valid = valid_blocks[0] if len(valid_blocks) == 1 else torch.cat(valid_blocks)
         points = points[valid]  # (N, n_fields); the boolean gather is the only extra pass
+        if voxel_size > 0.0:
+            points = voxel_downsample(points, voxel_size, rgb is not None, labels is not None)
         height, width = 1, points.shape[0]
     data = to_host(points.reshape(-1).view(torch.uint8))
     point_step = 4 * n_fields
@@ -178,5 +203,5 @@ def pack_cloud(
         width=width,
         point_step=point_step,
         row_step=point_step * width,
-        is_dense=stride > 1,
+        is_dense=not organised,
     )

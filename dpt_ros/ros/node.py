@@ -231,11 +231,15 @@ class DptCore:
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         updates = {p.name: plain(p.value, p.name) for p in params if p.name in BY_NAME}
         reason = check_update(updates, self._values)
+        settings = None
+        if not reason and self.pipeline is not None:  # configured: judged against its models
+            settings = pipeline_settings({**self._values, **updates})
+            reason = self.pipeline.check_settings(settings)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         self._values.update(updates)
-        if self.pipeline is not None:  # configured: apply what can change at run time
-            self.pipeline.settings = pipeline_settings(self._values)
+        if settings is not None:  # configured: apply what can change at run time
+            self.pipeline.settings = settings
             self._forced = forced_outputs(self._values)
             self._decode = decode_options(self._values)
         if self._slots is not None:
