@@ -14,7 +14,8 @@ Clouds: frames of the synthetic world (exact depth, colours and classes) at 640Ã
 
 plus, with `--node`, the node's own per-frame cost (`Pipeline.process` of the shipped
 synthetic checkpoints, both models, ~/points wanted) with the filters off and on: the share
-the filters add to a frame. Medians of `--repeat` runs; torch on `--threads` threads.
+the filters add to a frame. Medians (or `--stat min`) of `--repeat` runs; torch on
+`--threads` threads.
 
     python benchmarks/bench_cloud_filters.py [--repeat 15] [--node] [--device cpu]
 """
@@ -22,6 +23,7 @@ the filters add to a frame. Medians of `--repeat` runs; torch on `--threads` thr
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -43,6 +45,9 @@ from dpt_ros.synthetic.render import render_path_frame  # noqa: E402
 VOXEL, EDGE = 0.05, 0.05
 
 
+STAT = statistics.median  # --stat min: the least disturbed run on a shared machine
+
+
 def median_ms(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
     fn()
     sync()
@@ -52,7 +57,7 @@ def median_ms(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -
         fn()
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return STAT(times)
 
 
 def cloud_case(width: int, height: int, repeat: int, device: torch.device,
@@ -92,7 +97,7 @@ def cloud_case(width: int, height: int, repeat: int, device: torch.device,
     colors = frame.rgb.reshape(-1, 3)[valid] / 255.0
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
     pcd.colors = o3d.utility.Vector3dVector(colors)
-    no_sync = lambda: None  # noqa: E731
+    no_sync = lambda: None
     out["open3d_voxel_ms"] = median_ms(lambda: pcd.voxel_down_sample(VOXEL), repeat, no_sync)
     out["open3d_chain_ms"] = median_ms(
         lambda: pcd.voxel_down_sample(VOXEL).remove_statistical_outlier(20, 2.0), repeat,
@@ -127,7 +132,7 @@ def node_case(repeat: int, device: str) -> dict[str, float]:
             t0 = time.perf_counter()
             p.process(frames, {"points"})
             times[name].append((time.perf_counter() - t0) * 1e3)
-    return {f"node_{k}_ms": statistics.median(v) for k, v in times.items()}
+    return {f"node_{k}_ms": STAT(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -136,11 +141,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--node", action="store_true", help="also the node's per-frame cost")
+    parser.add_argument("--stat", choices=("median", "min"), default="median")
     args = parser.parse_args()
+    global STAT
+    STAT = min if args.stat == "min" else statistics.median
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"torch {torch.__version__}, {args.threads} threads, device {device}")
+    print(f"torch {torch.__version__}, {args.threads} threads, device {device}, "
+          f"{args.stat} of {args.repeat}, load average {os.getloadavg()[0]:.1f}")
     for width, height in ((640, 480), (1280, 720)):
         r = cloud_case(width, height, args.repeat, device, sync)
         added = r["filtered_ms"] - r["unfiltered_ms"]
