@@ -22,15 +22,16 @@
 Everything is whole-tensor torch (shifted slices, one sort, segment sums with
 `index_add_` / `scatter_reduce_`); no Python loop over points or pixels. The filters act on
 what `core.pointcloud.pack_cloud` builds: `edge_keep` / class masks are AND-ed into its
-validity mask (the organised cloud keeps its layout, dropped points NaN), the voxel step
-reduces its packed (N, fields) buffer (x, y, z float32; rgb bytes; label int32).
+validity mask (the organised cloud keeps its layout, dropped points NaN); the voxel step
+reduces the points, colours and labels with that mask before anything is packed (no gather
+of the full cloud), and only the voxels' points are packed.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -38,9 +39,6 @@ _INT64_MAX = (1 << 63) - 1
 # cells of a count table (int64) below which a table beats a sort: 8 MB, plus 4 per point
 _DENSE_CELLS = 1 << 20
 _DENSE_PER_POINT = 4
-# bytes of the native-endian word 0x00RRGGBB (core.pointcloud's rgb field)
-_ZERO_BYTE = 3 if sys.byteorder == "little" else 0
-_RGB_BYTES = tuple(b for b in range(4) if b != _ZERO_BYTE)
 
 
 # ---------------------------------------------------------------- flying pixels
@@ -129,6 +127,16 @@ def keep_mask(z: torch.Tensor, edge_threshold: float = 0.0, labels: torch.Tensor
 
 
 # ---------------------------------------------------------------- voxel grid
+@dataclass
+class VoxelCloud:
+    """One point per occupied voxel: (M, 3) float32 centroids, (M, 3) uint8 mean colours and
+    (M,) int32 most frequent labels (None when not asked for), ordered by voxel key."""
+
+    xyz: torch.Tensor
+    rgb: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+
 def _planes(columns: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(N, k) → (k, N) contiguous in `dtype`: one strided copy into a fresh buffer (torch's
     `.t().to(dtype)` and reductions over a k-wide inner dimension ran 3-10x slower on CPU)."""
@@ -136,103 +144,126 @@ def _planes(columns: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out.copy_(columns.t())
 
 
-def voxel_keys(xyz: torch.Tensor, voxel: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(N,) int64 voxel key of each point, the points as (3, N) float64 planes, and the
-    number of keys of the grid's extent, on Open3D's grid.
+def voxel_keys(p: torch.Tensor, voxel: float, valid: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, int] | None:
+    """(N,) int64 voxel key of each point of the (3, N) float64 planes `p`, and the number
+    of keys of the grid's extent (the key of points not `valid`), on Open3D's grid.
 
     The index is ``floor((p - (min_bound - voxel / 2)) / voxel)`` in float64, operation for
     operation what Open3D does with its double points (our float32 coordinates widen
     exactly; the anchor is a Python double as Open3D's), so a point on a cell border falls
-    on Open3D's side of it. The key is the index linearised over the cloud's extent
-    (row-major x, y, z)."""
-    p = _planes(xyz, torch.float64)
-    bounds = torch.stack([torch.stack(torch.aminmax(p[axis])) for axis in range(3)])
-    (lo0, hi0), (lo1, hi1), (lo2, hi2) = bounds.tolist()  # one synchronisation
+    on Open3D's side of it; the quotient is positive, so the integer conversion's truncation
+    is the floor. The key is the index linearised over the valid points' extent (row-major
+    x, y, z). None when no point is valid."""
+    invalid = None if valid is None else valid.logical_not()
+    bounds = []
+    for axis in range(3):
+        row = p[axis]
+        if invalid is None:
+            bounds.append(torch.stack(torch.aminmax(row)))
+        else:
+            bounds.append(torch.stack([row.masked_fill(invalid, math.inf).amin(),
+                                       row.masked_fill(invalid, -math.inf).amax()]))
+    (lo0, hi0), (lo1, hi1), (lo2, hi2) = torch.stack(bounds).tolist()  # one synchronisation
+    if not math.isfinite(lo0):  # every point masked out (an invalid point has lo = inf)
+        return None
     anchors = [lo0 - voxel * 0.5, lo1 - voxel * 0.5, lo2 - voxel * 0.5]
     # floor is monotonic: the largest index is the max point's (same operations)
     dims = [math.floor((hi - a) / voxel) + 1 for hi, a in zip((hi0, hi1, hi2), anchors)]
     extent = dims[0] * dims[1] * dims[2]
-    if extent > _INT64_MAX:
+    if extent >= _INT64_MAX:
         raise ValueError(f"voxel_size {voxel} is too small for the cloud's extent")
     key = None
-    for axis in range(3):  # x, y, z planes: three whole-cloud passes, row-major key
-        index = p[axis].sub(anchors[axis]).div_(voxel).floor_().to(torch.int64)
+    for axis in range(3):  # x, y, z planes: whole-cloud passes, row-major key
+        index = p[axis].sub(anchors[axis]).div_(voxel).to(torch.int64)
         key = index if key is None else key.mul_(dims[axis]).add_(index)
-    return key, p, extent
+    if invalid is not None:
+        key.masked_fill_(invalid, extent)  # their own bin, dropped (NaN made any index)
+    return key, extent
 
 
 def _voxel_numbers(key: torch.Tensor, extent: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N,) voxel number of each point (0..M-1, in ascending key order) and (M,) points per
-    voxel. A grid small enough for a table (a room at 5 cm: ~10^6 cells) is counted with
-    one `bincount` and numbered with a `cumsum`, O(N + cells) and no sort (5-10x faster on
-    a CPU); a larger one (outdoor ranges, fine voxels) goes through one sort."""
+    """(N,) voxel number of each point (0..M-1 in ascending key order; M for the invalid
+    points' key `extent`) and (M,) points per voxel. A grid small enough for a table (a
+    room at 5 cm: ~10^6 cells) is counted with one `bincount` and numbered through its
+    occupied cells, O(N + cells) and no sort (5-10x faster on a CPU); a larger one (outdoor
+    ranges, fine voxels) goes through one sort."""
     if extent <= _DENSE_CELLS + _DENSE_PER_POINT * key.numel():
-        per_cell = torch.bincount(key, minlength=extent)
+        per_cell = torch.bincount(key, minlength=extent + 1)[:extent]
         cells = per_cell.nonzero().squeeze(1)  # occupied keys, ascending
-        number = torch.empty(extent, dtype=torch.int64, device=key.device)
+        number = torch.empty(extent + 1, dtype=torch.int64, device=key.device)
         number[cells] = torch.arange(cells.numel(), device=key.device)
+        number[extent] = cells.numel()
         return number[key], per_cell[cells]
     sorted_key, order = key.sort()
     _, inverse_sorted, counts = torch.unique_consecutive(sorted_key, return_inverse=True,
                                                          return_counts=True)
     inverse = torch.empty_like(inverse_sorted)
     inverse[order] = inverse_sorted
+    if int(sorted_key[-1]) == extent:  # the invalid points' bin is the last one: not a voxel
+        counts = counts[:-1]
     return inverse, counts
 
 
-def voxel_downsample(points: torch.Tensor, voxel: float, with_rgb: bool,
-                     with_label: bool) -> torch.Tensor:
-    """(M, F) float32 packed points, one per occupied voxel, from (N, F) packed points
-    (columns: x, y, z; then the rgb word's 4 bytes when `with_rgb`; then the int32 label when
-    `with_label`), ordered by voxel key.
+def voxel_downsample(xyz: torch.Tensor, voxel: float, rgb: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None, valid: torch.Tensor | None = None
+                     ) -> VoxelCloud:
+    """One point per occupied voxel of the (N, 3) points (any float dtype and strides) that
+    are `valid` (None: all), with their (N, 3) uint8 colours and (N,) class ids.
 
-    x, y, z: the centroid (float64 sums, as Open3D); rgb: each colour byte's rounded mean;
-    label: the most frequent, the smallest id on ties (Open3D carries no labels). Voxel
-    numbers from `_voxel_numbers`; sums by weighted `bincount`; the label vote by a
-    `bincount` over (voxel, label) pairs."""
+    x, y, z: the centroid (float64 sums, as Open3D); rgb: each channel's rounded mean;
+    labels: the most frequent, the smallest id on ties (Open3D carries no labels). Points
+    that are not valid are counted into one extra bin that is dropped, so nothing is
+    gathered; sums by weighted `bincount`, the label vote by a `bincount` over (voxel,
+    label) pairs."""
     if voxel <= 0.0:
         raise ValueError(f"voxel must be > 0, got {voxel}")
-    n, n_fields = points.shape
-    if n == 0:
-        return points
-    key, p, extent = voxel_keys(points[:, :3], voxel)
+    device = xyz.device
+    p = _planes(xyz, torch.float64)
+    keyed = voxel_keys(p, voxel, valid) if xyz.shape[0] else None
+    if keyed is None:
+        return VoxelCloud(torch.empty((0, 3), device=device),
+                          None if rgb is None else torch.empty((0, 3), dtype=torch.uint8,
+                                                               device=device),
+                          None if labels is None else torch.empty(0, dtype=torch.int32,
+                                                                  device=device))
+    key, extent = keyed
     inverse, counts = _voxel_numbers(key, extent)
     m = counts.numel()
-    out = torch.empty((m, n_fields), dtype=torch.float32, device=points.device)
     count = counts.to(torch.float64)
-    for axis in range(3):  # bincount with weights: float64 segment sums, one pass each
-        out[:, axis] = torch.bincount(inverse, weights=p[axis], minlength=m).div_(count)
-    if with_rgb:
-        planes = _planes(points[:, 3].contiguous().view(torch.uint8).view(n, 4), torch.float64)
-        word = out.view(torch.uint8).view(m, n_fields, 4)[:, 3]
-        word[:, _ZERO_BYTE] = 0  # 0x00RRGGBB: the top byte is 0 in every point
-        for byte in _RGB_BYTES:  # rounded half up; integer sums are exact in float64
-            mean = torch.bincount(inverse, weights=planes[byte], minlength=m).div_(count)
-            word[:, byte] = mean.add_(0.5).floor_()
-    if with_label:
-        out[:, -1] = _mode_labels(points[:, -1].contiguous().view(torch.int32), inverse,
-                                  m).view(torch.float32)
+
+    def mean(weights: torch.Tensor) -> torch.Tensor:  # per voxel, invalid bin dropped
+        return torch.bincount(inverse, weights=weights, minlength=m + 1)[:m].div_(count)
+
+    out = VoxelCloud(torch.stack([mean(p[axis]) for axis in range(3)], 1).to(torch.float32))
+    if rgb is not None:
+        planes = _planes(rgb, torch.float64)
+        out.rgb = torch.stack([mean(planes[c]).add_(0.5).floor_() for c in range(3)],
+                              1).to(torch.uint8)  # rounded half up (exact integer sums)
+    if labels is not None:
+        out.labels = _mode_labels(labels, inverse, m)
     return out
 
 
 def _mode_labels(labels: torch.Tensor, inverse: torch.Tensor, m: int) -> torch.Tensor:
-    """(m,) int32: per voxel the most frequent label of its points (smallest id on ties).
+    """(m,) int32: per voxel the most frequent label of its points (smallest id on ties);
+    points numbered m (not valid) do not vote.
 
     A (voxel, label) count table when it is small (voxels x classes: 20 k x 150 for ADE20K at
     640x480), its row-wise argmax (the first maximum: the smallest id); else sorted pairs and
     two `scatter_reduce_` calls."""
-    lab = labels.to(torch.int64)
+    lab = labels.to(torch.int64).clamp_(min=0)
     n_labels = int(lab.max()) + 1
     pair = inverse * n_labels + lab
-    if m * n_labels <= _DENSE_CELLS:
-        table = torch.bincount(pair, minlength=m * n_labels).view(m, n_labels)
-        return table.argmax(1).to(torch.int32)
+    if (m + 1) * n_labels <= _DENSE_CELLS:
+        table = torch.bincount(pair, minlength=(m + 1) * n_labels).view(m + 1, n_labels)
+        return table[:m].argmax(1).to(torch.int32)
     pairs, pair_counts = torch.unique(pair, sorted=True, return_counts=True)
     vox = torch.div(pairs, n_labels, rounding_mode="floor")
     lab_of_pair = pairs - vox * n_labels
-    best = torch.zeros(m, dtype=pair_counts.dtype, device=labels.device)
+    best = torch.zeros(m + 1, dtype=pair_counts.dtype, device=labels.device)
     best.scatter_reduce_(0, vox, pair_counts, "amax")
     winner = pair_counts == best[vox]
-    mode = torch.full((m,), n_labels, dtype=torch.int64, device=labels.device)
+    mode = torch.full((m + 1,), n_labels, dtype=torch.int64, device=labels.device)
     mode.scatter_reduce_(0, vox[winner], lab_of_pair[winner], "amin")
-    return mode.to(torch.int32)
+    return mode[:m].to(torch.int32)

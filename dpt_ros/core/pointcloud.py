@@ -117,6 +117,40 @@ def _fill(
     return valid
 
 
+def _pack(xyz: torch.Tensor, rgb: torch.Tensor | None, labels: torch.Tensor | None,
+          keep: torch.Tensor | None, organised: bool, min_range: float, max_range: float,
+          n_fields: int) -> tuple[torch.Tensor, int, int]:
+    """The point buffer of every pixel (organised) or of the valid ones; (buffer, h, w)."""
+    height, width = xyz.shape[:2]
+    device = xyz.device
+    if device.type == "cpu" and organised:  # built where the published message will be
+        points = framed_empty(height * width * n_fields * 4).view(torch.float32)
+        points = points.view(height, width, n_fields)
+    else:
+        points = torch.empty((height, width, n_fields), dtype=torch.float32, device=device)
+    rows = height
+    if device.type == "cpu":  # cache blocking; one block (one kernel per field) on GPUs
+        rows = max(1, _CPU_BLOCK_BYTES // max(1, width * 4 * n_fields))
+    valid_blocks = []
+    for top in range(0, height, rows):
+        block = slice(top, top + rows)
+        valid_blocks.append(_fill(
+            points[block],
+            xyz[block],
+            None if rgb is None else rgb[block],
+            None if labels is None else labels[block],
+            organised,
+            min_range,
+            max_range,
+            None if keep is None else keep[block],
+        ))
+    if not organised:
+        valid = valid_blocks[0] if len(valid_blocks) == 1 else torch.cat(valid_blocks)
+        points = points[valid]  # (N, n_fields); the boolean gather is the only extra pass
+        height, width = 1, points.shape[0]
+    return points, height, width
+
+
 def pack_cloud(
     xyz: torch.Tensor,
     rgb: torch.Tensor | None = None,
@@ -167,33 +201,22 @@ def pack_cloud(
         labels = labels.to(device=device)
     if keep is not None:
         keep = keep.to(device=device)
-    if device.type == "cpu" and organised:  # built where the published message will be
-        points = framed_empty(height * width * n_fields * 4).view(torch.float32)
-        points = points.view(height, width, n_fields)
+    if voxel_size > 0.0:
+        valid = _valid_mask(xyz, min_range, max_range)
+        if keep is not None:
+            valid &= keep
+        voxels = voxel_downsample(xyz.reshape(-1, 3), voxel_size,
+                                  None if rgb is None else rgb.reshape(-1, 3),
+                                  None if labels is None else labels.reshape(-1),
+                                  valid.reshape(-1))
+        points = torch.empty((1, voxels.xyz.shape[0], n_fields), dtype=torch.float32,
+                             device=device)
+        _fill(points, voxels.xyz[None], None if rgb is None else voxels.rgb[None],
+              None if labels is None else voxels.labels[None], False, 0.0, 0.0)
+        height, width = 1, voxels.xyz.shape[0]
     else:
-        points = torch.empty((height, width, n_fields), dtype=torch.float32, device=device)
-    rows = height
-    if device.type == "cpu":  # cache blocking; one block (one kernel per field) on GPUs
-        rows = max(1, _CPU_BLOCK_BYTES // max(1, width * 4 * n_fields))
-    valid_blocks = []
-    for top in range(0, height, rows):
-        block = slice(top, top + rows)
-        valid_blocks.append(_fill(
-            points[block],
-            xyz[block],
-            None if rgb is None else rgb[block],
-            None if labels is None else labels[block],
-            organised,
-            min_range,
-            max_range,
-            None if keep is None else keep[block],
-        ))
-    if not organised:
-        valid = valid_blocks[0] if len(valid_blocks) == 1 else torch.cat(valid_blocks)
-        points = points[valid]  # (N, n_fields); the boolean gather is the only extra pass
-        if voxel_size > 0.0:
-            points = voxel_downsample(points, voxel_size, rgb is not None, labels is not None)
-        height, width = 1, points.shape[0]
+        points, height, width = _pack(xyz, rgb, labels, keep, organised, min_range,
+                                      max_range, n_fields)
     data = to_host(points.reshape(-1).view(torch.uint8))
     point_step = 4 * n_fields
     return PackedCloud(

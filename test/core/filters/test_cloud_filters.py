@@ -201,21 +201,39 @@ def test_voxel_grid_equals_open3d_on_the_synthetic_scene(scene, voxel, path, mon
     np.testing.assert_array_equal(ours["label"][order_o], mode)
 
 
-def test_voxel_downsample_ties_empty_and_single_points():
-    # two points per voxel with labels 4 and 2: the tie goes to 2; a lone point stays as is
-    xyz = torch.tensor([[0.01, 0.01, 1.0], [0.02, 0.02, 1.01], [5.0, 5.0, 5.0]])
-    pts = torch.zeros((3, 4))
-    pts[:, :3] = xyz
-    pts[:, 3] = torch.tensor([4, 2, 7], dtype=torch.int32).view(torch.float32)
-    out = voxel_downsample(pts, 0.1, with_rgb=False, with_label=True)
-    assert out.shape == (2, 4)
-    assert out[:, 3].view(torch.int32).tolist() == [2, 7]
-    torch.testing.assert_close(out[0, :3], xyz[:2].mean(0))
-    torch.testing.assert_close(out[1, :3], xyz[2])
-    empty = voxel_downsample(torch.zeros((0, 3)), 0.1, False, False)
-    assert empty.shape == (0, 3)
+def test_voxel_downsample_ties_invalid_empty_and_single_points():
+    # two points per voxel with labels 4 and 2: the tie goes to 2; a lone point stays as is;
+    # a point that is not valid neither counts nor votes
+    xyz = torch.tensor([[0.01, 0.01, 1.0], [0.02, 0.02, 1.01], [5.0, 5.0, 5.0],
+                        [0.03, 0.03, 1.02], [math.nan, 0.0, 1.0]])
+    rgb = torch.tensor([[10, 20, 30], [11, 21, 32], [1, 2, 3], [200, 200, 200], [0, 0, 0]],
+                       dtype=torch.uint8)
+    labels = torch.tensor([4, 2, 7, 4, 4])
+    valid = torch.tensor([True, True, True, False, False])
+    out = voxel_downsample(xyz, 0.1, rgb, labels, valid)
+    assert out.labels.tolist() == [2, 7]
+    torch.testing.assert_close(out.xyz[0], xyz[:2].mean(0))
+    torch.testing.assert_close(out.xyz[1], xyz[2])
+    assert out.rgb.tolist() == [[11, 21, 31], [1, 2, 3]]  # 10.5 -> 11, 20.5 -> 21: half up
+    empty = voxel_downsample(xyz, 0.1, rgb, labels, torch.zeros(5, dtype=torch.bool))
+    assert empty.xyz.shape == (0, 3) and empty.rgb.shape == (0, 3) and empty.labels.shape == (0,)
     with pytest.raises(ValueError):
-        voxel_downsample(pts, 0.0, False, True)
+        voxel_downsample(xyz, 0.0)
+
+
+@pytest.mark.parametrize("path", ["table", "sort"])
+def test_voxel_paths_agree_with_invalid_points(scene, path, monkeypatch):
+    """Count table and sort number the same voxels, invalid points in their dropped bin."""
+    xyz = backproject(torch.from_numpy(scene.depth), scene.intrinsics).reshape(-1, 3)
+    labels = torch.from_numpy(scene.labels.astype(np.int64)).reshape(-1)
+    valid = torch.isfinite(xyz).all(1) & (labels != FLOOR)
+    ref = voxel_downsample(xyz[valid], 0.05, labels=labels[valid])
+    if path == "sort":
+        monkeypatch.setattr(cloud_filters, "_DENSE_CELLS", 0)
+        monkeypatch.setattr(cloud_filters, "_DENSE_PER_POINT", 0)
+    out = voxel_downsample(xyz, 0.05, labels=labels, valid=valid)
+    torch.testing.assert_close(out.xyz, ref.xyz)
+    assert torch.equal(out.labels, ref.labels)
 
 
 def test_pack_cloud_filters_combine_with_range_and_stride(scene):
