@@ -156,17 +156,15 @@ def voxel_keys(p: torch.Tensor, voxel: float, valid: torch.Tensor | None = None
     is the floor. The key is the index linearised over the valid points' extent (row-major
     x, y, z). None when no point is valid."""
     invalid = None if valid is None else valid.logical_not()
-    bounds = []
-    for axis in range(3):
-        row = p[axis]
-        if invalid is None:
-            bounds.append(torch.stack(torch.aminmax(row)))
-        else:
-            bounds.append(torch.stack([row.masked_fill(invalid, math.inf).amin(),
-                                       row.masked_fill(invalid, -math.inf).amax()]))
-    (lo0, hi0), (lo1, hi1), (lo2, hi2) = torch.stack(bounds).tolist()  # one synchronisation
-    if not math.isfinite(lo0):  # every point masked out (an invalid point has lo = inf)
+    # bounds of the valid points: their planes gathered once (masked fills and reductions
+    # over every point ran 3x slower on a CPU); 1-D min / max per plane
+    inside = p if valid is None else p.index_select(1, valid.nonzero().squeeze(1))
+    if inside.shape[1] == 0:
         return None
+    bounds = torch.stack([torch.stack(torch.aminmax(inside[axis])) for axis in range(3)])
+    (lo0, hi0), (lo1, hi1), (lo2, hi2) = bounds.tolist()  # one synchronisation
+    if not math.isfinite(lo0 + hi0 + lo1 + hi1 + lo2 + hi2):
+        raise ValueError("voxel grid: points must be finite (NaN / inf ones not valid)")
     anchors = [lo0 - voxel * 0.5, lo1 - voxel * 0.5, lo2 - voxel * 0.5]
     # floor is monotonic: the largest index is the max point's (same operations)
     dims = [math.floor((hi - a) / voxel) + 1 for hi, a in zip((hi0, hi1, hi2), anchors)]
@@ -194,7 +192,7 @@ def _voxel_numbers(key: torch.Tensor, extent: int) -> tuple[torch.Tensor, torch.
         number = torch.empty(extent + 1, dtype=torch.int64, device=key.device)
         number[cells] = torch.arange(cells.numel(), device=key.device)
         number[extent] = cells.numel()
-        return number[key], per_cell[cells]
+        return number.index_select(0, key), per_cell.index_select(0, cells)
     sorted_key, order = key.sort()
     _, inverse_sorted, counts = torch.unique_consecutive(sorted_key, return_inverse=True,
                                                          return_counts=True)
