@@ -155,10 +155,10 @@ def voxel_keys(p: torch.Tensor, voxel: float, valid: torch.Tensor | None = None
     on Open3D's side of it; the quotient is positive, so the integer conversion's truncation
     is the floor. The key is the index linearised over the valid points' extent (row-major
     x, y, z). None when no point is valid."""
-    invalid = None if valid is None else valid.logical_not()
     # bounds of the valid points: their planes gathered once (masked fills and reductions
     # over every point ran 3x slower on a CPU); 1-D min / max per plane
-    inside = p if valid is None else p.index_select(1, valid.nonzero().squeeze(1))
+    everything = valid is None or bool(valid.all())
+    inside = p if everything else p.index_select(1, valid.nonzero().squeeze(1))
     if inside.shape[1] == 0:
         return None
     bounds = torch.stack([torch.stack(torch.aminmax(inside[axis])) for axis in range(3)])
@@ -175,8 +175,8 @@ def voxel_keys(p: torch.Tensor, voxel: float, valid: torch.Tensor | None = None
     for axis in range(3):  # x, y, z planes: whole-cloud passes, row-major key
         index = p[axis].sub(anchors[axis]).div_(voxel).to(torch.int64)
         key = index if key is None else key.mul_(dims[axis]).add_(index)
-    if invalid is not None:
-        key.masked_fill_(invalid, extent)  # their own bin, dropped (NaN made any index)
+    if not everything:
+        key.masked_fill_(valid.logical_not(), extent)  # their own bin, dropped (NaN made any index)
     return key, extent
 
 
