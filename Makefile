@@ -19,6 +19,7 @@ $(STAMP): setup.py pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports  # layers and no cycles (.importlinter)
 
 test: lint
 	$(PY) -m pytest -q

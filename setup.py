@@ -43,10 +43,11 @@ setup(
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
         # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
-        # open3d-cpu: the oracle of the voxel filter's grid (core.cloud_filters); its wheel
-        # needs libusb-1.0 (apt libusb-1.0-0), else the tests that use it skip
+        # import-linter: the layer / cycle contracts in .importlinter (`make lint`)
+        # open3d-cpu: the oracle of the voxel filter's grid (core.pointcloud.filters); its
+        # wheel needs libusb-1.0 (apt libusb-1.0-0), else the tests that use it skip
         "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13",
-                 "colcon-common-extensions>=0.3",
+                 "colcon-common-extensions>=0.3", "import-linter>=2.17",
                  "open3d-cpu==0.20.0; sys_platform == 'linux' and platform_machine == 'x86_64'"],
     },
     zip_safe=False,

@@ -43,7 +43,7 @@ OUT_INDICES = {"tiny": [0, 1, 2, 3], "small": [2, 5, 8, 11], "large": [5, 11, 17
 def make_checkpoint(name: str, directory: Path) -> Path:
     """A random-weight metric DPT (ViT) checkpoint in the Hugging Face layout."""
     from dpt_ros.model import DPTConfig, DPTForDepthEstimation, save_model
-    from dpt_ros.model.processing import DPTImageProcessor
+    from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 
     cfg = dict(MODELS[name])
     size = cfg["image_size"]
@@ -102,7 +102,7 @@ class TimedPipeline:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    from dpt_ros.core.pipeline import Pipeline
+    from dpt_ros.core.pipeline.pipeline import Pipeline
     from dpt_ros.offline.bag import BagOptions, run_bag
 
     root = Path(tempfile.mkdtemp(prefix="bench_bag_"))

@@ -31,10 +31,10 @@ sys.path[:0] = [str(REPO), str(REPO / "test")]
 from _model_util import randomize  # noqa: E402
 from test_model_real_configs import CONFIGS  # noqa: E402
 
-from dpt_ros.core.geometry import Intrinsics  # noqa: E402
-from dpt_ros.core.pipeline import Frame, Pipeline, PipelineSettings  # noqa: E402
+from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings  # noqa: E402
 from dpt_ros.model import DepthAnythingForDepthEstimation, DPTConfig, DPTForDepthEstimation  # noqa: E402
-from dpt_ros.model.loading import save_model  # noqa: E402
+from dpt_ros.model.checkpoint import save_model  # noqa: E402
 
 PROCESSORS = {
     "dpt": {"do_resize": True, "size": {"height": 384, "width": 384}, "keep_aspect_ratio": False,

@@ -51,18 +51,18 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dpt_ros.core.colormap import colorize, lut, robust_range
-from dpt_ros.core.geometry import Intrinsics, backproject
-from dpt_ros.core.pointcloud import pack_cloud
-from dpt_ros.core.segmentation import colorize_labels, overlay, palette
-from dpt_ros.core.upload import HOST_RGB, Uploader
+from dpt_ros.core.camera.geometry import Intrinsics, backproject
+from dpt_ros.core.codecs.upload import HOST_RGB, Uploader
+from dpt_ros.core.pointcloud.pack import pack_cloud
+from dpt_ros.core.render.colormap import colorize, lut, robust_range
+from dpt_ros.core.render.segmentation import colorize_labels, overlay, palette
 from dpt_ros.messages import (
     frame_from_image_msg,
     image_msg,
     pointcloud_msg,
     rgb_from_image_msg,
 )
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 
 SIZES = ((480, 640), (720, 1280))
 STAGES = ("conversion in", "pre-processing", "depth upsample", "depth colour map",
@@ -217,7 +217,7 @@ def _row(stage: str, median: float, best: float, base: float) -> None:
 
 
 def fill_methods(repeat: int) -> None:
-    """How to set a uint8[] field: the measurements behind dpt_ros/messages.py."""
+    """How to set a uint8[] field: the measurements behind dpt_ros/messages/__init__.py."""
     print("\nuint8[] field fill (ms, median):")
     for nbytes in (640 * 480 * 3, 640 * 480 * 20):
         payload = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)

@@ -54,8 +54,8 @@ from _node_util import (  # noqa: E402
 )
 from bench_e2e import CASES, make_checkpoint  # noqa: E402
 
-from dpt_ros.core.geometry import Intrinsics  # noqa: E402
-from dpt_ros.core.pipeline import Frame, Pipeline  # noqa: E402
+from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline  # noqa: E402
 from dpt_ros.demo import WEIGHTS  # noqa: E402
 
 IMAGE, INFO, POINTS = "/cam/image_raw", "/cam/camera_info", "/dpt_node/points"
@@ -81,7 +81,7 @@ def node_params(args: argparse.Namespace, model: str, threads: int) -> dict:
 
 def in_process_ms(args: argparse.Namespace, model: str, frame: Frame, repeat: int) -> float:
     """Median Pipeline.process time for the points output: the baseline."""
-    from dpt_ros.core.params_file import pipeline_kwargs_from_params
+    from dpt_ros.config.params_file import pipeline_kwargs_from_params
 
     pipe = Pipeline(**pipeline_kwargs_from_params(node_params(args, model, 0)))
     for _ in range(3):

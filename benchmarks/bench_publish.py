@@ -6,9 +6,9 @@ publish call, on a reliable publisher with the node's output QoS. Paths, in the 
 alternating:
 
   object             messages.pointcloud_msg + Publisher.publish(msg)   (the reference)
-  serialized         messages_cdr in place + rcl_publish_serialized_message   (the node's)
+  serialized         messages.cdr in place + rcl_publish_serialized_message   (the node's)
   serialized, copy   the same from an unframed payload (joined bytes: one copy more)
-  rclpy raw bytes    messages_cdr bytes + Publisher.publish(bytes)   (rclpy's raw publish)
+  rclpy raw bytes    messages.cdr bytes + Publisher.publish(bytes)   (rclpy's raw publish)
 
 with no subscriber, and with a subscriber in another process (the DDS delivery is part of
 the publish call then). `python benchmarks/bench_node.py --publish` runs it;
@@ -53,7 +53,7 @@ except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
 
 
 def clouds() -> dict[str, object]:
-    from dpt_ros.core.pointcloud import pack_cloud
+    from dpt_ros.core.pointcloud.pack import pack_cloud
 
     gen = torch.Generator().manual_seed(0)
     xyz = torch.rand((720, 1280, 3), generator=gen) * 5
@@ -64,7 +64,7 @@ def clouds() -> dict[str, object]:
 
 
 def paths(pub, packed, header) -> dict[str, Callable[[], None]]:
-    from dpt_ros import messages_cdr
+    from dpt_ros.messages import cdr as messages_cdr
     from dpt_ros.ros.serialized import send_cloud
 
     unframed = replace(packed, data=packed.data.copy())

@@ -37,9 +37,9 @@ START=$SECONDS
 ALL=(info tests e2e-small dds e2e-others dds-eager dds-objects node)
 declare -A LIMIT=([wheels]=0 [info]=20 [tests]=150 [e2e-small]=150 [dds]=240
     [e2e-others]=320 [dds-eager]=150 [dds-objects]=120 [node]=150 [model]=300)
-CUDA_TESTS=(test/test_core_colormap.py test/test_core_geometry.py test/test_core_pointcloud.py
-    test/test_core_transfer.py test/test_messages_cdr.py test/test_finite_guard.py
-    test/test_warmup.py test/test_processing.py test/test_pipeline_engine.py test/test_pipeline.py)
+CUDA_TESTS=(test/core/test_colormap.py test/core/test_geometry.py test/core/test_pointcloud.py
+    test/core/test_transfer.py test/messages/test_cdr.py test/core/test_finite_guard.py
+    test/core/test_warmup.py test/model/test_processing.py test/core/test_pipeline_engine.py test/core/test_pipeline.py)
 TOL=1e-2
 
 PY=python3

@@ -6,7 +6,7 @@ Same processes and topics as `python -m dpt_ros.demo` (camera in /camera, node `
 on /camera/image_raw + /camera/camera_info), but live in rviz2 instead of scored to
 demo_out/. Ground truth is on /camera/depth_gt, /camera/labels_gt and /camera/pose.
 dpt_node and rviz2 come from dpt.launch.py; the camera's arguments are typed as the camera
-declares them (dpt_ros.core.launch_args.demo_camera_spec), so rate:=5 is the double 5.0.
+declares them (dpt_ros.config.launch_args.demo_camera_spec), so rate:=5 is the double 5.0.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
 import dpt_ros
-from dpt_ros.core.launch_args import DEMO_ARGS, PACKAGE, demo_camera_spec, demo_dpt_values
+from dpt_ros.config.launch_args import DEMO_ARGS, PACKAGE, demo_camera_spec, demo_dpt_values
 from dpt_ros.ros.launch_actions import launch_node
 from launch import LaunchDescription
 

@@ -7,7 +7,7 @@
     ros2 launch dpt_ros dpt.launch.py lifecycle:=true      # managed node, left unconfigured
     ros2 launch dpt_ros dpt.launch.py lifecycle:=true autostart:=true  # configured + activated
 
-What each argument turns into lives in dpt_ros.core.launch_args (ROS-free, tested without
+What each argument turns into lives in dpt_ros.config.launch_args (ROS-free, tested without
 launch_ros): the node runs as `dpt_node --ros-args -r __node:=dpt_node -r __ns:=/<ns>
 --params-file <params_file> [-p depth_model:=...] -p use_sim_time:=false -r image:=<image>
 -r camera_info:=<camera_info>`. The parameter file reaches the node unchanged, as a file.
@@ -22,7 +22,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from dpt_ros.core.launch_args import (
+from dpt_ros.config.launch_args import (
     DPT_ARGS,
     PACKAGE,
     defaults,
@@ -31,7 +31,7 @@ from dpt_ros.core.launch_args import (
     rviz_spec,
     rviz_template,
 )
-from dpt_ros.core.rviz_config import namespaced_config
+from dpt_ros.config.rviz_config import namespaced_config
 from dpt_ros.ros.launch_actions import autostart, launch_node
 from launch import LaunchDescription
 

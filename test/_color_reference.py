@@ -1,4 +1,4 @@
-"""Independent RGB references for the sensor encodings (see test_core_color_convert.py for
+"""Independent RGB references for the sensor encodings (see core/test_color_convert.py for
 what each one is and the tolerance it is held to): written from the standards, not from the
 package's code."""
 

@@ -199,3 +199,14 @@ def patch_zoedepth_post_processing(monkeypatch) -> None:
     shim = types.SimpleNamespace(
         resize=resize, InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"))
     monkeypatch.setattr(module, "tvF", shim, raising=False)
+
+
+# DPT-Hybrid at the one size the reference accepts (parity and size tests share it)
+HYBRID = tiny_vit(
+    is_hybrid=True,
+    backbone_config=tiny_bit(),
+    backbone_featmap_shape=[1, 64, 24, 24],
+    neck_hidden_sizes=[16, 32, 32, 32],
+    reassemble_factors=[1, 1, 1, 0.5],
+    image_size=384,
+)

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from _checkpoints import make_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the package may not be pip-installed yet
@@ -361,18 +359,6 @@ def wait_ready(peer: Peer, proc: NodeProcess, image_topic: str = IMAGE_TOPIC,
         time.sleep(0.1)
 
 
-_CHECKPOINTS: dict[str, Path] = {}
-_SHARED: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """Built once per session however many modules import this fixture."""
-    if not _CHECKPOINTS:
-        _CHECKPOINTS.update(make_checkpoints(tmp_path_factory.mktemp("dpt_checkpoints")))
-    return _CHECKPOINTS
-
-
 def start_nodes(
     specs: list[tuple[dict[str, Any], dict[str, str]]], peers: list[Peer], log_dir: Path,
     image_topics: list[str] | None = None,
@@ -395,48 +381,6 @@ def start_nodes(
 
 SHARED_PARAMS = {"device": "cpu", "diagnostics_period": 0.2}
 RELATIVE_SIZE = 448  # the relative node's model input: slow enough (~0.1-0.3 s) to overload
-
-
-def _session_node(key: str, params: dict[str, Any], tmp_path_factory,
-                  env: dict[str, str] | None = None):
-    """Generator behind a session-wide node fixture: started by the first module that asks,
-    reused by the others (each importing module registers the fixture anew), stopped at the
-    end of the session."""
-    if key in _SHARED:
-        yield _SHARED[key]
-        return
-    peer = Peer(domain_id(key))
-    try:
-        (proc,) = start_nodes([(params, env or {})], [peer], tmp_path_factory.mktemp(key))
-        _SHARED[key] = (peer, proc)
-        yield peer, proc
-        code = proc.stop()
-        assert code == 0, f"dpt_node exited with {code}:\n{proc.log()}"
-    finally:
-        peer.close()
-
-
-@pytest.fixture(scope="session")
-def shared_node(checkpoints, tmp_path_factory):
-    """(peer, process) of a node with the metric depth and the segmentation checkpoints."""
-    params = {**SHARED_PARAMS, "depth_model": checkpoints["metric"],
-              "segmentation_model": checkpoints["segmentation"]}
-    yield from _session_node("shared", params, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def relative_node(checkpoints, tmp_path_factory):
-    """(peer, process) of a node with the relative checkpoint run at 448 x 448, fallback
-    intrinsics from a 90 degree field of view, and metric outputs forced (which must still
-    stay silent while the depth is relative)."""
-    params = {**SHARED_PARAMS, "depth_model": checkpoints["relative"],
-              "input_size": [RELATIVE_SIZE, RELATIVE_SIZE], "camera.hfov": 90.0,
-              "publish.depth": True, "publish.points": True}
-    # A fixed mmap threshold makes RSS the live memory, which the overload test watches:
-    # glibc's dynamic threshold otherwise keeps freed multi-MB frame buffers of the two
-    # threads' arenas in the heap, and RSS drifts by tens of MB without any leak.
-    env = {"MALLOC_MMAP_THRESHOLD_": str(256 << 10)}
-    yield from _session_node("relative", params, tmp_path_factory, env)
 
 
 def cloud_array(msg: Any) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.synthetic.alignment_eval import (
     WEIGHTS,
     render_sequence,

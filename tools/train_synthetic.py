@@ -33,7 +33,7 @@ from train_data import HELD_OUT_SEED, SyntheticBatches
 from train_losses import depth_loss, seg_loss
 
 from dpt_ros.model import DPTConfig, DPTForDepthEstimation, DPTForSemanticSegmentation, save_model
-from dpt_ros.model.processing import DPTImageProcessor
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
 from dpt_ros.synthetic import CLASS_NAMES
 
 RENDER_SIZE = (240, 320)  # (H, W) rendered; the processor resizes to the model input

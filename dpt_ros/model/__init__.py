@@ -8,26 +8,20 @@ transformers' spelling of the same (`DPTForDepthEstimation.from_pretrained`,
 `model(**inputs)`), so the examples written for transformers run with this import.
 """
 
-from dpt_ros.model.config import ConfigError, DPTConfig
-from dpt_ros.model.depth_anything import DepthAnythingForDepthEstimation
-from dpt_ros.model.dpt import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
-from dpt_ros.model.hf_api import AutoImageProcessor, BatchFeature
-from dpt_ros.model.loading import (
-    ModelLoadError,
-    ModelSource,
-    load_config,
-    load_model,
-    load_processor,
-    locate_source,
-    resolve_source,
-    save_model,
-)
+from dpt_ros.model.auto import AutoImageProcessor, load_config, load_model, load_processor
+from dpt_ros.model.checkpoint import save_model
+from dpt_ros.model.depth_anything.modeling import DepthAnythingForDepthEstimation
+from dpt_ros.model.depth_anything.modeling_prompt import PromptDepthAnythingForDepthEstimation
+from dpt_ros.model.dpt.configuration import DPTConfig
+from dpt_ros.model.dpt.image_processing import DPTImageProcessor
+from dpt_ros.model.dpt.modeling import DPTForDepthEstimation, DPTForSemanticSegmentation, DPTModel
+from dpt_ros.model.errors import ConfigError, ModelLoadError
+from dpt_ros.model.hf_api import BatchFeature
+from dpt_ros.model.hub import ModelSource, locate_source, resolve_source
 from dpt_ros.model.outputs import BaseModelOutput, DepthEstimatorOutput, SemanticSegmenterOutput
-from dpt_ros.model.processing import DPTImageProcessor
-from dpt_ros.model.prompt_depth_anything import PromptDepthAnythingForDepthEstimation
-from dpt_ros.model.zoedepth import ZoeDepthForDepthEstimation
-from dpt_ros.model.zoedepth_config import ZoeDepthConfig
-from dpt_ros.model.zoedepth_processing import ZoeDepthImageProcessor
+from dpt_ros.model.zoedepth.configuration import ZoeDepthConfig
+from dpt_ros.model.zoedepth.image_processing import ZoeDepthImageProcessor
+from dpt_ros.model.zoedepth.modeling import ZoeDepthForDepthEstimation
 
 __all__ = [
     "AutoImageProcessor",

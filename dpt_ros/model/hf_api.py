@@ -1,10 +1,11 @@
 """The transformers-shaped surface of the package (the seed's examples run with
 `from dpt_ros.model import ...`): `from_pretrained` / `save_pretrained` on models and image
 processors, processors callable as `processor(images=..., return_tensors="pt")`,
-`AutoImageProcessor`, and the `return_dict` / `output_*` flag rules of model forwards.
+and the `return_dict` / `output_*` flag rules of model forwards (`AutoImageProcessor`,
+which must know every processor class, is in `auto`).
 
-Everything here delegates to the project's own API (`load_model`, `save_model`,
-`load_processor`, `preprocess`); it only adapts names and call shapes.
+Everything here delegates to the project's own API (`checkpoint.load_as`, `save_model`,
+`preprocess`); it only adapts names and call shapes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
+from dpt_ros.model.checkpoint import load_as, load_processor_config, save_model
+from dpt_ros.model.errors import ModelLoadError
 
 Source = str | os.PathLike[str]
 
@@ -50,7 +54,20 @@ def _dtype(dtype: Any) -> torch.dtype:
 
 
 class PretrainedModel:
-    """from_pretrained / save_pretrained for the model classes (a mixin before nn.Module)."""
+    """from_pretrained / save_pretrained for the model classes (a mixin before nn.Module).
+
+    A class names its config class (`config_class`, whose `model_types` say which
+    config.json files it reads) and, like transformers, the attribute its base model sits
+    under (`base_model_prefix`), which lets a bare DPTModel checkpoint seed a task model."""
+
+    config_class: ClassVar[type]
+    base_model_prefix: ClassVar[str | None] = None
+
+    @classmethod
+    def shares_weights_with(cls, config: Any) -> bool:
+        """Whether from_pretrained may load the shared part of a checkpoint of another class
+        (`config.architecture`); none by default."""
+        return False
 
     @classmethod
     def from_pretrained(
@@ -67,15 +84,11 @@ class PretrainedModel:
         (e.g. DPTModel from a DPTForDepthEstimation checkpoint) loads its shared weights as
         transformers does; what the checkpoint lacks keeps its fresh initialisation and a
         warning names it."""
-        from dpt_ros.model.loading import load_as
-
         return load_as(cls, source, device=device, dtype=_dtype(dtype or torch_dtype),
                        revision=revision)
 
     def save_pretrained(self, directory: Source) -> Path:
         """config.json + model.safetensors (transformers and load_model read it)."""
-        from dpt_ros.model.loading import save_model
-
         return save_model(self, directory)
 
 
@@ -159,7 +172,7 @@ class ImageProcessorAPI:
             raise ValueError("images must be given")
         if return_tensors not in (None, "pt", "np"):
             raise ValueError(f"return_tensors={return_tensors!r}; accepted: 'pt', 'np', None")
-        proc = self._with(overrides)
+        proc = self.with_options(overrides)
         batch = None  # the (B,3,H,W) result when the images go through as one batch
         if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4 and len(images):
             frames = _as_hwc_uint8(images, batch=True)
@@ -186,7 +199,7 @@ class ImageProcessorAPI:
         return BatchFeature(pixel_values=batch if return_tensors == "pt"
                             else batch.cpu().numpy())
 
-    def _with(self, overrides: dict[str, Any]) -> Any:
+    def with_options(self, overrides: dict[str, Any]) -> Any:
         if not overrides:
             return self
         known = {f.name for f in dataclasses.fields(self) if f.init}
@@ -199,8 +212,6 @@ class ImageProcessorAPI:
     def from_pretrained(cls, source: Source, revision: str | None = None,
                         **overrides: Any) -> Any:
         """This processor from preprocessor_config.json of a directory or Hub repo id."""
-        from dpt_ros.model.loading import ModelLoadError, load_processor_config
-
         try:
             return cls.from_dict({**load_processor_config(source, revision), **overrides})
         except (ValueError, TypeError) as e:
@@ -214,16 +225,3 @@ class ImageProcessorAPI:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return path
 
-
-class AutoImageProcessor:
-    """The processor class named in preprocessor_config.json (DPT or ZoeDepth)."""
-
-    def __init__(self) -> None:
-        raise TypeError("use AutoImageProcessor.from_pretrained(source)")
-
-    @staticmethod
-    def from_pretrained(source: Source, revision: str | None = None, **overrides: Any) -> Any:
-        from dpt_ros.model.loading import load_processor
-
-        proc = load_processor(source, revision)
-        return proc._with(overrides)

@@ -1,13 +1,13 @@
 """`dpt-ros bag`: run the node's pipeline over a recorded bag and write a new bag.
 
 Input messages are deserialised with `rclpy.serialization.deserialize_message`, so
-dpt_ros/messages.py gets exactly the message objects the node gets from a subscription, and
-outputs are built by dpt_ros/messages.py and serialised with `serialize_message`, so the output
+dpt_ros.messages gets exactly the message objects the node gets from a subscription, and
+outputs are built by dpt_ros.messages and serialised with `serialize_message`, so the output
 bag holds the bytes the node would publish. rosbags only reads and writes raw CDR.
 
 Alignment (`--depth-reference-topic`, `--points-reference-topic`): each image is paired, in
 bag time, with the references nearest in stamp within `alignment.slop_ms`
-(`core.sync.ReferenceSync`, every image kept and in order; an image waits up to
+(`core.camera.sync.ReferenceSync`, every image kept and in order; an image waits up to
 `REFERENCE_WAIT_S` of bag time for a reference stamped at or after it) and aligned by the
 pipeline's per-camera `Aligner`, as in the node; `--alignment-report` writes the fit of
 every frame (CSV), the summary says how many frames were aligned.
@@ -29,13 +29,13 @@ from rosbags.rosbag2.errors import ReaderError
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros import messages
+from dpt_ros.config.params import DEFAULTS
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.alignment import Extrinsic
-from dpt_ros.core.camera_info import stamp_ns, stamp_text
+from dpt_ros.core.camera.camera_info import stamp_ns, stamp_text
+from dpt_ros.core.camera.sync import ReferenceSync
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
-from dpt_ros.core.params import DEFAULTS
-from dpt_ros.core.pipeline import Frame, Pipeline
-from dpt_ros.core.sync import ReferenceSync
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.offline import bag_io
 from dpt_ros.offline.alignment_report import AlignmentReport
 from dpt_ros.offline.atomic import AtomicDir

@@ -1,6 +1,6 @@
 """Which camera_info goes with an image read from a bag: the node's rule, in bag time.
 
-The node pairs each image with its camera_info by stamp (`core.sync.CameraSync`, the node's
+The node pairs each image with its camera_info by stamp (`core.camera.sync.CameraSync`, the node's
 `sync.*` parameters) and waits `sync.timeout_ms` for it; here the clock is the bag's log
 time, so a bag gives the pairing the node would have made while it was recorded. Unlike the
 node, no waiting image is ever dropped for a newer one (offline, every frame counts); images
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpt_ros.core.camera_info import camera_for_image, stamp_ns
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.outputs import fallback_intrinsics
-from dpt_ros.core.sync import CameraSync
+from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.camera.sync import CameraSync
+from dpt_ros.core.pipeline.outputs import fallback_intrinsics
 
 NO_INFO = object()  # the info of an image served with parameter intrinsics
 

@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.config.vocabulary import ALIGNMENT_MODES
+from dpt_ros.offline.atomic import check_output_free
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 from dpt_ros.offline.interrupt import StopFlag
 
@@ -24,8 +26,6 @@ def _positive_int(text: str) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from dpt_ros.core.alignment import MODES as ALIGNMENT_MODES  # torch: not at import time
-
     g = p.add_argument_group("model (override the parameter file)")
     g.add_argument("--params", help="dpt_node parameter YAML (/**/dpt_node: ros__parameters:)")
     g.add_argument("--depth-model", help="depth checkpoint: existing directory or Hub id")
@@ -98,8 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Each command imports its own modules when it runs: `dpt-ros --help` and argument errors
+# load neither torch (config, predict, files, info: the pipeline and the model) nor rclpy /
+# rosbags (bag).
+
+
 def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
-    from dpt_ros.offline.config import load_config
+    from dpt_ros.offline.config import load_config  # torch (the pipeline)
 
     overrides = {
         "depth_model": args.depth_model,
@@ -119,9 +124,8 @@ def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
 
 
 def _cmd_bag(args: argparse.Namespace) -> ExitCode:
-    from dpt_ros.offline.atomic import check_output_free
-    from dpt_ros.offline.bag import BagOptions, run_bag
-    from dpt_ros.offline.config import build_pipeline
+    from dpt_ros.offline.bag import BagOptions, run_bag  # rclpy, sensor_msgs, rosbags
+    from dpt_ros.offline.config import build_pipeline  # torch
 
     if not args.input.exists():
         raise CliError(ExitCode.INPUT, f"input bag {args.input} does not exist")
@@ -153,9 +157,9 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
 
 
 def _cmd_predict(args: argparse.Namespace) -> ExitCode:
-    from dpt_ros.offline.config import build_pipeline
-    from dpt_ros.offline.files import collect_sources
-    from dpt_ros.offline.predict import IntrinsicsSpec, PredictOptions, run_predict
+    from dpt_ros.offline.config import build_pipeline  # torch
+    from dpt_ros.offline.files import collect_sources  # torch (core.codecs)
+    from dpt_ros.offline.predict import IntrinsicsSpec, PredictOptions, run_predict  # torch
 
     intrinsics = IntrinsicsSpec(args.fx, args.fy, args.cx, args.cy, args.hfov)
     collect_sources(args.paths)  # fail on a bad path before the slow model load
@@ -180,7 +184,7 @@ def _cmd_predict(args: argparse.Namespace) -> ExitCode:
 
 
 def _cmd_info(args: argparse.Namespace) -> ExitCode:
-    from dpt_ros.offline.info import checkpoint_info, format_info, info_json
+    from dpt_ros.offline.info import checkpoint_info, format_info, info_json  # torch (model)
 
     info = checkpoint_info(args.source, args.revision)
     print(info_json(info) if args.json else format_info(info))

@@ -1,7 +1,7 @@
 """The node's parameter file and defaults, read and checked for offline runs.
 
-Same file, same names, same checks as dpt_node (dpt_ros.core.params), and the same mapping
-onto Pipeline arguments (dpt_ros.core.params_file), so a YAML tuned on the robot gives the
+Same file, same names, same checks as dpt_node (dpt_ros.config.params), and the same mapping
+onto Pipeline arguments (dpt_ros.config.params_file), so a YAML tuned on the robot gives the
 same outputs offline.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpt_ros.core.image_codec import DecodeOptions
-from dpt_ros.core.params import BY_NAME, DEFAULTS, check_update, decode_options, from_yaml
-from dpt_ros.core.params_file import load_params_file, pipeline_kwargs_from_params
-from dpt_ros.core.pipeline import Pipeline, PipelineConfigError
+import torch
+
+from dpt_ros.config.params import BY_NAME, DEFAULTS, check_update, decode_options, from_yaml
+from dpt_ros.config.params_file import load_params_file, pipeline_kwargs_from_params
+from dpt_ros.config.settings import DecodeOptions
+from dpt_ros.core.pipeline.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 
@@ -51,8 +53,6 @@ def build_pipeline(config: OfflineConfig) -> Pipeline:
     """The Pipeline the node would build from these parameters."""
     threads = config.values.get("num_threads", 0)
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     try:
         return Pipeline(**pipeline_kwargs_from_params(config.values))

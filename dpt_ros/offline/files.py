@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
+from dpt_ros.core.codecs.image_codec import decode_compressed
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions, decode_compressed
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -93,7 +95,7 @@ def read_image(path: Path, options: DecodeOptions = DEFAULT_DECODE) -> np.ndarra
 
 def video_frame_count(path: Path) -> int | None:
     """Frames in a video from its metadata (an estimate from duration x fps), or None."""
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # optional (the `offline` extra): only videos need it
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
@@ -107,7 +109,7 @@ def video_frame_count(path: Path) -> int | None:
 
 def read_video(path: Path) -> Iterator[np.ndarray]:
     """RGB uint8 frames of a video (imageio + its bundled ffmpeg); UnreadableInput on failure."""
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # optional (the `offline` extra): only videos need it
 
     try:
         for frame in iio.imiter(path, plugin="FFMPEG"):
@@ -141,8 +143,6 @@ def read_depth_reference(path: Path) -> tuple[np.ndarray, str]:
                 raise UnreadableInput(f"{path}: a depth reference .npy is a 2-D float array "
                                       f"of metres, got {depth.dtype} {depth.shape}")
             return depth.astype(np.float32), "32FC1"
-        from PIL import Image
-
         with Image.open(path) as im:
             depth = np.asarray(im)
         if depth.ndim != 2 or depth.dtype not in (np.uint16, np.int32) or (

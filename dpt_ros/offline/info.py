@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 from dpt_ros.model import ConfigError, ModelLoadError, load_config, load_processor, locate_source
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 
@@ -106,8 +108,6 @@ def _input(directory: Path) -> dict[str, Any] | str:
 
 def _parameter_count(directory: Path) -> int | None:
     """Sum of tensor sizes from safetensors headers (no tensor data is read); None if unknown."""
-    from safetensors import safe_open
-
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         return None

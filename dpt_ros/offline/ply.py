@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpt_ros.core.pointcloud import PackedCloud
+from dpt_ros.core.pointcloud.pack import PackedCloud
 
 # sensor_msgs/PointField datatype -> (numpy little-endian type, PLY type)
 POINTFIELD_TYPES = {

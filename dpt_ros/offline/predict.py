@@ -22,11 +22,11 @@ from typing import TextIO
 
 import numpy as np
 
+from dpt_ros.config.settings import DEFAULT_DECODE, DecodeOptions
 from dpt_ros.core.alignment import FrameReference
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.image_codec import DEFAULT_DECODE, DecodeOptions
-from dpt_ros.core.outputs import current_outputs
-from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.outputs import current_outputs
+from dpt_ros.core.pipeline.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.offline.alignment_report import AlignmentReport
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
 from dpt_ros.offline.files import (

@@ -1,6 +1,6 @@
 """The node's output topics and the messages for one FrameResult, as the node builds them.
 
-Topic names, encodings and which outputs exist come from dpt_ros.core.outputs (the node's
+Topic names, encodings and which outputs exist come from dpt_ros.core.pipeline.outputs (the node's
 own rules); messages from dpt_ros.messages. Names are relative to a prefix, so a bag
 written with `--prefix /dpt` has the topics a node named `/dpt` would publish.
 """
@@ -11,7 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dpt_ros.core.outputs import (
+from std_msgs.msg import String
+
+from dpt_ros import messages
+from dpt_ros.core.pipeline.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     LABELS_TOPIC,
@@ -19,7 +22,7 @@ from dpt_ros.core.outputs import (
     current_outputs,
     image_encoding,
 )
-from dpt_ros.core.pipeline import FrameResult, Pipeline
+from dpt_ros.core.pipeline.pipeline import FrameResult, Pipeline
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -107,8 +110,6 @@ def result_messages(
     input image's camera_info `info` (of an image of `source` = width, height), or one of the
     parameter intrinsics when `info` is None.
     """
-    from dpt_ros import messages
-
     out: list[tuple[OutputTopic, Any]] = []
     sent_depth_image = False
     info_topic = None
@@ -135,6 +136,4 @@ def result_messages(
 
 def labels_message(labels: dict[int, str]) -> Any:
     """The latched ~/segmentation/labels message: JSON {"id": "name"} as the node sends it."""
-    from std_msgs.msg import String
-
     return String(data=json.dumps({str(k): v for k, v in sorted(labels.items())}))

@@ -1,6 +1,6 @@
 """One camera's inputs for dpt_node: its image and camera_info subscriptions (image QoS
 matched to the camera), the pairing of each image with its camera_info by stamp
-(`core.sync`), and which camera model its frames get.
+(`core.camera.sync`), and which camera model its frames get.
 
 Everything here runs in the executor's callbacks and never waits: a paired image is handed
 to `deliver` (the worker's queue of one), images still waiting for their camera_info are
@@ -17,10 +17,10 @@ from rclpy.node import Node
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from dpt_ros.core.camera_info import camera_for_image, stamp_ns, stamp_text
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.outputs import camera_topic, fallback_intrinsics
-from dpt_ros.core.sync import CameraSync, SyncResult
+from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns, stamp_text
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.camera.sync import CameraSync, SyncResult
+from dpt_ros.core.pipeline.outputs import camera_topic, fallback_intrinsics
 from dpt_ros.ros.diagnostics import Stats, Throttle
 from dpt_ros.ros.qos import BEST_EFFORT, MatchedSubscription, input_qos
 

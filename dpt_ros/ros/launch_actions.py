@@ -11,7 +11,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import Parameter
 from lifecycle_msgs.msg import Transition
 
-from dpt_ros.core.launch_args import NodeSpec
+from dpt_ros.config.launch_args import NodeSpec
 
 
 def launch_node(spec: NodeSpec, **kwargs) -> Node:

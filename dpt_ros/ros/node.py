@@ -24,6 +24,7 @@ import time
 from typing import Any, NamedTuple
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -34,8 +35,16 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros import messages
+from dpt_ros.config.params import (
+    BY_NAME,
+    check_update,
+    decode_options,
+    forced_outputs,
+    pipeline_kwargs,
+    pipeline_settings,
+)
 from dpt_ros.core.errors import BadInput
-from dpt_ros.core.outputs import (
+from dpt_ros.core.pipeline.outputs import (
     DEPTH_IMAGES,
     DEPTH_INFO_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -46,15 +55,7 @@ from dpt_ros.core.outputs import (
     image_encoding,
     wanted_outputs,
 )
-from dpt_ros.core.params import (
-    BY_NAME,
-    check_update,
-    decode_options,
-    forced_outputs,
-    pipeline_kwargs,
-    pipeline_settings,
-)
-from dpt_ros.core.pipeline import Frame, FrameResult, Pipeline
+from dpt_ros.core.pipeline.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.ros.camera_input import CameraInput
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
@@ -104,8 +105,6 @@ class DptCore:
         v = checked(dict(self._values))
         names = v["cameras"] or [""]
         if v["num_threads"]:
-            import torch
-
             torch.set_num_threads(v["num_threads"])
         self.pipeline = Pipeline(**pipeline_kwargs(v))
         self._forced = forced_outputs(v)
@@ -182,8 +181,6 @@ class DptCore:
         self._outputs, self._inputs, self._refs, self.pipeline = {}, {}, {}, None
         gc.collect()
         if device.type == "cuda":
-            import torch
-
             torch.cuda.empty_cache()
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""rclpy side of dpt_node's parameter table (`core.params`): descriptors with description,
+"""rclpy side of dpt_node's parameter table (`config.params`): descriptors with description,
 choices and range, declaration of every parameter, and the values as plain Python."""
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from dpt_ros.core.params import BY_NAME, SPECS, ParamSpec, check_update, from_yaml, takes_yaml_bool
+from dpt_ros.config.params import (
+    BY_NAME,
+    SPECS,
+    ParamSpec,
+    check_update,
+    from_yaml,
+    takes_yaml_bool,
+)
 
 
 class StartupError(RuntimeError):
@@ -44,7 +51,7 @@ def _ros_default(spec: ParamSpec) -> Any:
 
 def plain(value: Any, name: str = "") -> Any:
     """rclpy hands array parameters over as array.array; the checks want lists. With the
-    parameter's `name`, YAML's bare `off` (false) becomes "off" (`core.params.from_yaml`)."""
+    parameter's `name`, YAML's bare `off` (false) becomes "off" (`config.params.from_yaml`)."""
     return from_yaml(name, value.tolist() if isinstance(value, array) else value)
 
 

@@ -2,7 +2,7 @@
 32FC1 metres / 16UC1 millimetres, registered to the camera) and `points_reference`
 (sensor_msgs/PointCloud2 x/y/z, camera optical frame or `alignment.extrinsic`) inputs,
 remappable, `<cam>/...` with `cameras`; each image paired with the references nearest in
-stamp within `alignment.slop_ms` (`core.sync.ReferenceSync`: an image waits at most
+stamp within `alignment.slop_ms` (`core.camera.sync.ReferenceSync`: an image waits at most
 `alignment.wait_ms`, and only while references come in).
 
 Callbacks never block; the worker decodes the paired messages (`reference`). Also here:
@@ -23,9 +23,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dpt_ros import messages
 from dpt_ros.core.alignment import AlignmentState, Extrinsic, FrameReference
-from dpt_ros.core.camera_info import stamp_ns
-from dpt_ros.core.outputs import camera_topic
-from dpt_ros.core.sync import ReferenceSync
+from dpt_ros.core.camera.camera_info import stamp_ns
+from dpt_ros.core.camera.sync import ReferenceSync
+from dpt_ros.core.pipeline.outputs import camera_topic
 from dpt_ros.ros.qos import MatchedSubscription
 
 DEPTH_INPUT = "depth_reference"  # remap these; <camera>/depth_reference with `cameras`

@@ -7,7 +7,7 @@ costs what the message-object path costs (measured: 3.1 vs 3.1 ms on the cpu-vm)
 `rcl_publish_serialized_message`, the C function behind it, takes a pointer and a length:
 called here directly (ctypes, on the `rcl_publisher_t` address rclpy exposes as
 `handle.pointer`, inside rclpy's own handle guard) the only copy left is the DDS sample's,
-and when the payload sits in a framed host buffer (`core.transfer`) the message is laid out
+and when the payload sits in a framed host buffer (`core.codecs.transfer`) the message is laid out
 around it in place, so nothing else is copied at all. ctypes releases the GIL for the call.
 If librcl or the handle's pointer is not there (another rclpy), `publish(bytes)` is used.
 """
@@ -19,8 +19,9 @@ import logging
 
 import numpy as np
 
-from dpt_ros import messages, messages_cdr
-from dpt_ros.core.pointcloud import PackedCloud
+from dpt_ros import messages
+from dpt_ros.core.pointcloud.pack import PackedCloud
+from dpt_ros.messages import cdr as messages_cdr
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class _SerializedMessage(ctypes.Structure):
 def _load_rcl():
     """rcl_publish_serialized_message from the librcl rclpy has loaded, or None."""
     try:
-        import rclpy.impl.implementation_singleton  # noqa: F401  (loads librcl)
+        import rclpy.impl.implementation_singleton  # noqa: F401  (loads librcl; optional: a
+        # build without it publishes bytes through rclpy, hence here, inside the try)
 
         lib = ctypes.CDLL("librcl.so")
         fn = lib.rcl_publish_serialized_message

@@ -24,9 +24,9 @@ from dpt_ros.core.alignment import (
     samples_from_depth_image,
     samples_from_points,
 )
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.model import load_model, load_processor
-from dpt_ros.model.processing import resize_maps
+from dpt_ros.model.image_processing_utils import resize_maps
 from dpt_ros.synthetic.camera_path import path_pose
 from dpt_ros.synthetic.metrics import depth_metrics, flicker
 from dpt_ros.synthetic.render import Renderer, SyntheticFrame

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dpt_ros.core.geometry import Intrinsics
-from dpt_ros.core.pipeline import Frame, Pipeline
+from dpt_ros.core.camera.geometry import Intrinsics
+from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.synthetic.camera_path import LOOP_SECONDS, path_pose
 from dpt_ros.synthetic.classes import CLASS_NAMES
 from dpt_ros.synthetic.metrics import Scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpt_ros.core.geometry import project, ray_directions
+from dpt_ros.core.camera.geometry import project, ray_directions
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:

@@ -3,7 +3,7 @@
 Depth is the Z-depth along the optical axis (REP 118: metres, float32), exactly as a depth
 camera or `dpt_node`'s `~/depth` reports it. The camera may be a pinhole or a raw camera with
 lens distortion (plumb_bob, rational_polynomial, equidistant): each pixel's ray is the
-camera model's own (`core.geometry.ray_directions`), so the image is rendered exactly
+camera model's own (`core.camera.geometry.ray_directions`), so the image is rendered exactly
 through the lens. Objects are only intersected inside the image rectangle their bounding
 box projects to (through the lens, edges sampled), which keeps a 640x480 frame fast.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dpt_ros.core.geometry import Intrinsics, project, ray_directions
+from dpt_ros.core.camera.geometry import Intrinsics, project, ray_directions
 from dpt_ros.synthetic import raycast, shading
 from dpt_ros.synthetic.camera_path import Pose, path_pose
 from dpt_ros.synthetic.classes import CEILING, FLOOR, WALL

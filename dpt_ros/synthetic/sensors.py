@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dpt_ros.core.alignment.reference import Extrinsic
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.synthetic import raycast
 from dpt_ros.synthetic.camera_path import Pose
 from dpt_ros.synthetic.render import Renderer

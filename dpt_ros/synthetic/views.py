@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
-from dpt_ros.core.colormap import colorize
-from dpt_ros.core.segmentation import palette
+from dpt_ros.core.render.colormap import colorize
+from dpt_ros.core.render.segmentation import palette
 from dpt_ros.synthetic.camera_path import Pose
 
 DEPTH_CMAP = "turbo"

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from dpt_ros.core.alignment.fit import MODES, Fit, fit_samples
+from dpt_ros.core.alignment.metric import metric_depth
 from dpt_ros.core.alignment.reference import ReferenceSamples
 from dpt_ros.core.alignment.temporal import AlignmentState, TemporalFilter
-from dpt_ros.core.frame import metric_depth
 
 MAX_SAMPLES = 50_000  # a dense 1280x720 reference is thinned (evenly) to this many
 

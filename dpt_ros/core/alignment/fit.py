@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-MODES = ("off", "scale", "scale_shift")
+from dpt_ros.config.vocabulary import ALIGNMENT_MODES
+
+MODES = ALIGNMENT_MODES  # "off" first, then the fitted models (config.vocabulary)
 ITERATIONS = 6
 INLIER_SIGMAS = 3.0
 INLIER_FLOOR = 0.02  # inlier band never narrower than 2 % (exact references, tiny noise)

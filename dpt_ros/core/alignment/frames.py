@@ -1,7 +1,7 @@
 """Alignment as the pipeline applies it: the reference a frame carries, one `Aligner` per
 camera kept across frames, and the settings they are built from.
 
-A frame (`core.pipeline.Frame`) carries its camera's name, its stamp and, when one was
+A frame (`core.pipeline.pipeline.Frame`) carries its camera's name, its stamp and, when one was
 paired with it, a `FrameReference`: a registered depth image and/or a point cloud. The
 pipeline turns the reference into samples on the output grid with the frame's own camera
 model (intrinsics scaled to the grid, lens distortion included) and asks the camera's
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpt_ros.config.settings import IDENTITY_EXTRINSIC
 from dpt_ros.core.alignment.aligner import Aligner
 from dpt_ros.core.alignment.fit import MODES, Fit
 from dpt_ros.core.alignment.reference import (
@@ -29,9 +30,9 @@ from dpt_ros.core.alignment.reference import (
     samples_from_points,
 )
 from dpt_ros.core.alignment.temporal import AlignmentState
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 
-IDENTITY = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+IDENTITY = IDENTITY_EXTRINSIC
 MAX_CAMERAS = 64  # aligners kept (one per camera name; the node has a fixed set)
 
 

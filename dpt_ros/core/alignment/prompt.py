@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from dpt_ros.core.alignment.frames import FrameReference
-from dpt_ros.core.geometry import Intrinsics
+from dpt_ros.core.camera.geometry import Intrinsics
 
 POINTS_GRID = 256
 

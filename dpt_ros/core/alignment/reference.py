@@ -25,8 +25,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from dpt_ros.core import distortion
-from dpt_ros.core.geometry import Intrinsics, project
+from dpt_ros.config.settings import parse_extrinsic
+from dpt_ros.core.camera import distortion
+from dpt_ros.core.camera.geometry import Intrinsics, project
 
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 MILLIMETRE = 1e-3
@@ -99,16 +100,7 @@ class Extrinsic:
 
     @classmethod
     def from_list(cls, values: Sequence[float]) -> Extrinsic:
-        values = [float(v) for v in values]
-        if len(values) != 7 or not all(math.isfinite(v) for v in values):
-            raise ValueError(f"an extrinsic is [x, y, z, qx, qy, qz, qw] (7 finite numbers), "
-                             f"got {values}")
-        q = np.asarray(values[3:], dtype=np.float64)
-        norm = float(np.linalg.norm(q))
-        if norm < 1e-9:
-            raise ValueError(f"extrinsic quaternion {values[3:]} has zero length")
-        x, y, z, w = (q / norm).tolist()
-        return cls((values[0], values[1], values[2]), (x, y, z, w))
+        return cls(*parse_extrinsic(values))  # the parameter check's rule
 
     @property
     def is_identity(self) -> bool:
@@ -137,7 +129,7 @@ def project_points(points: torch.Tensor, camera: Intrinsics
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Camera optical-frame points (N, 3) → (u, v, z) on the image `camera` describes.
 
-    The one place where a reference meets the camera model: `core.geometry.project`, the
+    The one place where a reference meets the camera model: `core.camera.geometry.project`, the
     pinhole plus the frame's lens distortion (plumb_bob, rational_polynomial, equidistant).
     Points at z <= 0 come back with non-finite u, v, and so do points of a distorted camera
     outside its field of view (farther off-axis than the rays of the image border): a

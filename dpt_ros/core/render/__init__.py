@@ -1,0 +1,1 @@
+"""Pictures of the outputs: depth colour maps and segmentation palettes / overlays."""
