@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dpt_ros.config.settings import PipelineSettings
-from dpt_ros.core.pipeline.frame import Frame
 from dpt_ros.config.params import check_update, check_value, pipeline_settings
 from dpt_ros.config.params_file import settings_from_params
+from dpt_ros.config.settings import PipelineSettings
+from dpt_ros.core.pipeline.frame import Frame
 from dpt_ros.core.pipeline.pipeline import Pipeline, PipelineConfigError
 from dpt_ros.synthetic.classes import CEILING, FLOOR, WALL
 from dpt_ros.synthetic.render import render_path_frame

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from dpt_ros.core.camera.geometry import backproject
 from dpt_ros.core.pointcloud import filters as cloud_filters
 from dpt_ros.core.pointcloud.filters import (
     class_lut,
@@ -21,7 +22,6 @@ from dpt_ros.core.pointcloud.filters import (
     resolve_classes,
     voxel_downsample,
 )
-from dpt_ros.core.camera.geometry import backproject
 from dpt_ros.core.pointcloud.pack import POINTFIELD_FLOAT32, POINTFIELD_UINT32, pack_cloud
 from dpt_ros.synthetic.classes import BOX, CLASS_NAMES, FLOOR, WALL
 from dpt_ros.synthetic.render import render_path_frame

@@ -166,8 +166,8 @@ def pack_cloud(
     stride 1: organised H x W cloud, invalid / out-of-range points are NaN, is_dense False.
     stride > 1: every stride-th row and column, invalid / out-of-range points dropped,
     unorganised (height 1), is_dense True.
-    keep: (H, W) bool of the full-resolution pixels the filters keep (`core.pointcloud.filters`); the
-    others count as invalid (NaN in an organised cloud, dropped otherwise).
+    keep: (H, W) bool of the full-resolution pixels the filters keep (`filters`); the others
+    count as invalid (NaN in an organised cloud, dropped otherwise).
     voxel_size > 0: the valid points (after stride) reduced to one per occupied voxel
     (`filters.voxel_downsample`, Open3D's grid); unorganised, is_dense True.
     """
