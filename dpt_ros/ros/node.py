@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
 import sys
 import time
 from typing import Any, NamedTuple
@@ -31,6 +32,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -429,10 +431,40 @@ class DptNode(DptCore, Node):
         self._activate()
 
 
+class StopRequest:
+    """SIGINT / SIGTERM as a flag that the spin loop reads between two `spin_once` calls.
+
+    Why not rclpy's handlers (and Python's KeyboardInterrupt): they interrupt the main
+    thread wherever it is, and under load that is often inside the executor, while rclpy
+    converts an incoming message (`RuntimeError: Unable to convert call argument '0'`, exit
+    code 1) or finishes a task (`'Task' object has no attribute '_exception'`). Setting a
+    flag cannot land anywhere: the loop sees it within one spin timeout and the node stops
+    in order (worker, subscriptions, node, context), exit code 0. A second signal restores
+    the default handlers, so a third ends a stop that hangs (a stuck model call)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> StopRequest:
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # asked twice: the next one acts at once
+            for sig in self.SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+        self.received = signum
+
+
 def run(make: type[DptCore], args: list[str] | None) -> int:
-    """Spin one node until shutdown (Ctrl-C, or the lifecycle's shutdown transition)."""
+    """Spin one node until SIGINT / SIGTERM (`StopRequest`) or the lifecycle's shutdown
+    transition; 0 after an orderly stop, 1 when the node cannot start."""
+    stop = StopRequest().install()
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = make()
     except Exception as exc:  # one clear line, not a traceback, for any start-up failure
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {failure_reason(exc)}")
@@ -441,13 +473,15 @@ def run(make: type[DptCore], args: list[str] | None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while rclpy.ok() and not getattr(node, "finished", False):
-            executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while stop.received is None and rclpy.ok() and not getattr(node, "finished", False):
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:  # the context was shut down from elsewhere
         pass
     finally:
         node.close()
+        executor.remove_node(node)
         node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
     return 0
 
@@ -457,8 +491,8 @@ def main(args: list[str] | None = None) -> int:
     return run(DptNode, args)
 
 
-__all__ = ["NODE_NAME", "DptCore", "DptNode", "StartupError", "failure_reason", "main",
-           "run", "sync_timer_period"]
+__all__ = ["NODE_NAME", "DptCore", "DptNode", "StartupError", "StopRequest", "failure_reason",
+           "main", "run", "sync_timer_period"]
 
 if __name__ == "__main__":
     sys.exit(main())

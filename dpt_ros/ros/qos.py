@@ -8,7 +8,9 @@ reliable reader of a best-effort camera does not match at all. Unlike image_pipe
 re-checks the publishers every second while in `auto`, because a node started before its
 camera would otherwise stay best-effort forever.
 
-`MatchedSubscription` is such a subscription (the image input, the alignment references).
+`MatchedSubscription` is such a subscription (the image and camera_info inputs, the
+alignment references): a camera_info reader that is best-effort where the camera is
+reliable drops what a busy node does not take in time.
 
 Output: reliable, volatile, keep-last 1 — what rviz2 and default rclpy/rclcpp subscribers
 ask for; depth 1 keeps only the newest (possibly multi-MB) message per topic in the writer.
@@ -128,3 +130,23 @@ class MatchedSubscription:
             self.node.destroy_subscription(self.sub)
         self.sub = None
         self.reliability = None
+
+    def take_pending(self, limit: int = 64) -> list[Any]:
+        """Messages the middleware has already delivered to this subscription that the
+        executor has not taken yet (oldest first, at most `limit`), taken now.
+
+        A busy executor may run a timer before the subscription callbacks of the same wait:
+        a deadline that expires before that is not a message that failed to come, only one
+        not taken yet (the camera_info published just before its image). The executor takes
+        messages the same way (`Subscription.handle.take_message`, under the handle's
+        guard); this runs on the executor's own thread, between two of its callbacks."""
+        if self.sub is None:
+            return []
+        taken = []
+        with self.sub.handle:
+            for _ in range(limit):
+                got = self.sub.handle.take_message(self.sub.msg_type, self.sub.raw)
+                if got is None:
+                    break
+                taken.append(got[0])
+        return taken
