@@ -4,10 +4,13 @@ matched to the camera), the pairing of each image with its camera_info by stamp
 
 Everything here runs in the executor's callbacks and never waits: a paired image is handed
 to `deliver` (the worker's queue of one), images still waiting for their camera_info are
-given up by `expire` (the node's sync timer) — but only after the camera_info messages that
-the middleware has already delivered were taken: on a busy machine the executor runs the
-timer late and before the subscriptions of the same wait, and a deadline on wall time alone
-rejected images whose camera_info had arrived (issue 19: 3 of 5 frames per second).
+given up by `expire` (the node's sync timer) only once the camera_info stream has passed
+their stamp (`CameraSync(wait_for_stream=True)`), after the camera_info messages that the
+middleware has already delivered were taken: on a busy machine the executor runs the timer
+late and before the subscriptions of the same wait, and the camera_info stream itself stalls
+for up to 2 s; a deadline on wall time rejected images whose camera_info came (issue 19: 3
+of 5 frames per second). An image that waits longer is replaced by the next one (counted as
+dropped), as in the worker's queue of one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ INFO_INPUT = "camera_info"
 Deliver = Callable[[str, Any, "CameraInfo | None", float], None]  # camera, msg, info, received
 
 
+def same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
+    """Two camera_infos equal in everything but their stamps (frame_id, size, model, D, K,
+    R, P, binning, ROI): a calibration that did not change between them."""
+    return (a.header.frame_id == b.header.frame_id and a.width == b.width
+            and a.height == b.height and a.distortion_model == b.distortion_model
+            and list(a.d) == list(b.d) and list(a.k) == list(b.k) and list(a.r) == list(b.r)
+            and list(a.p) == list(b.p) and a.binning_x == b.binning_x
+            and a.binning_y == b.binning_y and a.roi == b.roi)
+
+
 class CameraInput:
     """Inputs of camera `name` ("" for the single-camera node: plain topic names)."""
 
@@ -46,7 +59,9 @@ class CameraInput:
         self.sync: CameraSync[tuple[Any, float]] = CameraSync(
             values["sync.mode"], values["sync.slop_ms"] / 1000.0,
             values["sync.timeout_ms"] / 1000.0, pending=max(2, values["qos.depth"]),
+            wait_for_stream=True, same=same_calibration,
         )
+        self.bracketed = 0  # images paired with the equal camera_info around their stamp
         self._image = MatchedSubscription(
             node, CompressedImage if self.compressed else Image, self.image_topic,
             self._on_image, values)
@@ -89,7 +104,8 @@ class CameraInput:
                                            (msg, now), now))
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self._released(self.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg))
+        self._released(self.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg,
+                                          time.monotonic()))
 
     def _released(self, result: SyncResult[tuple[Any, float]]) -> None:
         for _ in result.superseded:
@@ -98,17 +114,29 @@ class CameraInput:
             self.deliver(self.name, msg, info, received)
 
     def expire(self, now: float) -> None:
-        """Images whose camera_info did not come in time: dropped and counted, or — when the
-        camera_info topic has no publisher at all — served with parameter intrinsics.
+        """Images whose camera_info can no longer come (the stream passed their stamp):
+        dropped and counted (`no_camera_info`). Images that waited `sync.timeout_ms` while
+        nobody publishes on the camera_info topic: served with parameter intrinsics.
 
         First the camera_info messages already delivered but not taken yet (a late
-        executor) are taken and paired: only an image whose camera_info has not reached the
-        node by now is given up."""
-        if self.sync.waiting:
-            for info in self._info.take_pending():
-                self._on_info(info)
-        expired = self.sync.expire(now).expired
-        if not expired:
+        executor) are taken and paired."""
+        if not self.sync.waiting:
+            return
+        for info in self._info.take_pending():
+            self._on_info(info)
+        result = self.sync.expire(now)
+        expired = result.expired
+        for _ in result.superseded:
+            self.stats.on_dropped(camera=self.name)
+        for (msg, received), info in result.bracketed:
+            self.bracketed += 1
+            self.deliver(self.name, msg, info, received)
+        if expired:
+            for _ in expired:
+                self.stats.on_error("no_camera_info", camera=self.name)
+            if self.throttle.ready(f"no_camera_info/{self.name}"):
+                self.node.get_logger().warning(self._no_info_reason(expired))
+        if not self.sync.overdue(now):
             return
         if not self.parameter_intrinsics and self.node.count_publishers(self.info_topic) == 0:
             self.parameter_intrinsics = True
@@ -119,15 +147,11 @@ class CameraInput:
                 "for real intrinsics"
             )
         if self.parameter_intrinsics:
-            for _ in expired[:-1]:
+            overdue = self.sync.take_overdue(now)
+            for _ in overdue[:-1]:
                 self.stats.on_dropped(camera=self.name)
-            msg, received = expired[-1].item
+            msg, received = overdue[-1].item
             self.deliver(self.name, msg, None, received)
-            return
-        for _ in expired:
-            self.stats.on_error("no_camera_info", camera=self.name)
-        if self.throttle.ready(f"no_camera_info/{self.name}"):
-            self.node.get_logger().warning(self._no_info_reason(expired))
 
     def _no_info_reason(self, expired: list) -> str:
         mode, v = self.sync.mode, self.values
@@ -136,9 +160,9 @@ class CameraInput:
                    "latest": "their frame_id"}[mode]
         stamps = ", ".join(stamp_text(w.stamp) for w in expired[-3:])
         return (f"skipped {len(expired)} image(s) of {self.image_topic} (stamps {stamps}): "
-                f"no camera_info on {self.info_topic} with {partner} within "
-                f"{v['sync.timeout_ms']:g} ms (sync.mode {mode}); check the driver's stamps, "
-                "or raise sync.timeout_ms / use sync.mode approximate")
+                f"no camera_info on {self.info_topic} with {partner}, and a later one came "
+                f"(sync.mode {mode}); check the driver's stamps, or use sync.mode "
+                "approximate")
 
     def _info_publisher_appeared(self) -> bool:
         """In parameter mode because nobody published camera_info: leave it once somebody
@@ -167,6 +191,8 @@ class CameraInput:
             prefix + "input_topic": self.image_topic,
             prefix + "input_reliability": str(self.reliability),
             prefix + "camera_info_topic": self.info_topic,
+            # its own camera_info lost, the equal ones around its stamp used (sync.py)
+            prefix + "camera_info_bracketed": str(self.bracketed),
             prefix + "intrinsics": (
                 "parameters (camera.focal_length / camera.hfov)" if self.parameter_intrinsics
                 else f"camera_info (sync {self.sync.mode})"

@@ -49,7 +49,7 @@ WEIGHTS = ROOT / "dpt_ros" / "weights"
 PARAMS = {"depth_model": str(WEIGHTS / "synthetic-depth"),
           "segmentation_model": str(WEIGHTS / "synthetic-seg"), "device": "cpu",
           "diagnostics_period": 1.0}
-W, H = 256, 192
+W, H = 640, 480
 
 
 @contextmanager
