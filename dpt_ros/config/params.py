@@ -82,9 +82,11 @@ SPECS: tuple[ParamSpec, ...] = (
               choices=SYNC_MODES, read_only=True),
     ParamSpec("sync.slop_ms", 10.0, "approximate: the largest stamp difference accepted "
               "between an image and its camera_info (ms).", lo=0.0, hi=1000.0, read_only=True),
-    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits for its camera_info (ms) "
-              "before it is dropped and counted as no_camera_info (drivers publish the "
-              "camera_info a few ms after the image).", lo=1.0, hi=10000.0, read_only=True),
+    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits (ms) after a camera_info "
+              "that did not match it before it is dropped as no_camera_info (a late "
+              "camera_info never drops an image: only one stamped after it does), and "
+              "before parameter intrinsics are used when nobody publishes camera_info.",
+              lo=1.0, hi=10000.0, read_only=True),
     ParamSpec("camera.rectified", False, "The input images are rectified: project with P "
               "(image_geometry's rectified model) and ignore D. Without it, images whose "
               "camera_info has any non-zero D are raw and back-projected through the lens "
