@@ -63,7 +63,7 @@ from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagno
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
 from dpt_ros.ros.qos import latched_qos, output_qos
 from dpt_ros.ros.reference_input import AlignmentWatch, ReferenceInput, alignment_values
-from dpt_ros.ros.serialized import send_cloud, send_image
+from dpt_ros.ros.serialized import FastPath, rclpy_version, send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 NODE_NAME = "dpt_node"
@@ -128,6 +128,7 @@ class DptCore:
                               else self._deliver)
             for name in names
         }
+        self._check_fast_path()
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._labels_pub = None
         if p.has_segmentation:
@@ -191,6 +192,19 @@ class DptCore:
             self._deactivate()
 
     # ----------------------------------------------------------------- set-up
+    def _check_fast_path(self) -> None:
+        """`serialized_publish`: prove the rcl fast path on this rclpy once, or say why it
+        is not used (`serialized.FastPath`)."""
+        if not self._values["serialized_publish"] or FastPath.enabled:
+            return
+        reason = FastPath.check(self)
+        if reason:
+            self.get_logger().warning(f"serialized_publish: publishing through rclpy's "
+                                      f"publish(bytes), not rcl directly: {reason}")
+        else:
+            self.get_logger().info(f"serialized_publish: rcl fast path checked on rclpy "
+                                   f"{rclpy_version()} (one message round-tripped)")
+
     def _make_outputs(self, name: str) -> _Outputs:
         qos = output_qos()
         pubs = {
@@ -243,6 +257,8 @@ class DptCore:
             self._decode = decode_options(self._values)
         if self._slots is not None:
             self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
+        if updates.get("serialized_publish") and self.pipeline is not None:
+            self._check_fast_path()  # turned on at run time: proven before it is used
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ input
@@ -374,6 +390,9 @@ class DptCore:
             "dtype": v["dtype"],
             "compile": p.compile_status,
             "nonfinite_frames": str(p.nonfinite_frames),  # recomputed in fp32 (half dtypes)
+            "publish_path": (("rcl fast path" if FastPath.enabled else
+                              f"rclpy publish(bytes): {FastPath.reason}")
+                             if v["serialized_publish"] else "message objects"),
             "depth_metric": depth_metric_text(p),
             **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
