@@ -129,12 +129,10 @@ class DptCore:
             for name in names
         }
         self._check_fast_path()
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diag_pub = self._output_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._labels_pub = None
-        if p.has_segmentation:
-            self._labels_pub = self.create_publisher(String, LABELS_TOPIC, latched_qos())
-            labels = {str(k): name for k, name in sorted(p.labels.items())}
-            self._labels_pub.publish(String(data=json.dumps(labels)))
+        if p.has_segmentation:  # latched; sent on activation (nothing goes out before)
+            self._labels_pub = self._output_publisher(String, LABELS_TOPIC, latched_qos())
         self._worker: Worker | None = None
         self._timers: list = []
 
@@ -157,6 +155,9 @@ class DptCore:
                                  (v["diagnostics_period"], self._on_timer)):
             self._timers.append(self.create_timer(period, callback))
         self._active = True
+        if self._labels_pub is not None:  # latched: late subscribers get it too
+            labels = {str(k): name for k, name in sorted(p.labels.items())}
+            self._labels_pub.publish(String(data=json.dumps(labels)))
         self.get_logger().info(self._summary())
 
     def _deactivate(self) -> None:
@@ -176,10 +177,10 @@ class DptCore:
         for out in self._outputs.values():
             for pub in (*out.pubs.values(), out.info):
                 if pub is not None:
-                    self.destroy_publisher(pub)
+                    self._drop_publisher(pub)
         for pub in (self._diag_pub, self._labels_pub):
             if pub is not None:
-                self.destroy_publisher(pub)
+                self._drop_publisher(pub)
         device = self.pipeline.device
         self._outputs, self._inputs, self._refs, self.pipeline = {}, {}, {}, None
         gc.collect()
@@ -192,6 +193,14 @@ class DptCore:
             self._deactivate()
 
     # ----------------------------------------------------------------- set-up
+    def _output_publisher(self, msg_type: type, topic: str, qos: Any) -> Publisher:
+        """A publisher of an output: a plain one here; the managed node makes lifecycle
+        publishers (nothing goes out while it is inactive)."""
+        return self.create_publisher(msg_type, topic, qos)
+
+    def _drop_publisher(self, pub: Publisher) -> None:
+        self.destroy_publisher(pub)
+
     def _check_fast_path(self) -> None:
         """`serialized_publish`: prove the rcl fast path on this rclpy once, or say why it
         is not used (`serialized.FastPath`)."""
@@ -208,13 +217,13 @@ class DptCore:
     def _make_outputs(self, name: str) -> _Outputs:
         qos = output_qos()
         pubs = {
-            output: self.create_publisher(
+            output: self._output_publisher(
                 PointCloud2 if output == "points" else Image,
                 camera_topic(OUTPUT_TOPICS[output], name), qos,
             )
             for output in self._available
         }
-        info = (self.create_publisher(CameraInfo, camera_topic(DEPTH_INFO_TOPIC, name), qos)
+        info = (self._output_publisher(CameraInfo, camera_topic(DEPTH_INFO_TOPIC, name), qos)
                 if self.pipeline.has_depth else None)
         return _Outputs(pubs, info)
 
