@@ -73,9 +73,15 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("input_size", [0, 0], "Model input [height, width] override in pixels "
               "(multiples of the patch size); [0, 0] = the checkpoint's preprocessor size.",
               lo=0, hi=4096, read_only=True),
-    ParamSpec("input_transport", "raw", "raw: subscribe to 'image' (sensor_msgs/Image); "
-              "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
+    ParamSpec("image_transport", "raw", "As image_pipeline's nodes: raw subscribes to 'image' "
+              "(sensor_msgs/Image); compressed to 'image/compressed' (jpeg/png "
+              "CompressedImage), the name image_transport derives.",
               choices=("raw", "compressed"), read_only=True),
+    ParamSpec("input_transport", "", "Deprecated (one release): the old name of "
+              "image_transport, still read when set, with a warning; '' = not set. "
+              "raw: subscribe to 'image' (sensor_msgs/Image); "
+              "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
+              choices=("", "raw", "compressed"), read_only=True),
     ParamSpec("sync.mode", "exact", "How an image finds its camera_info: exact (same stamp, "
               "as message_filters' TimeSynchronizer), approximate (nearest stamp within "
               "sync.slop_ms), latest (newest camera_info of the frame_id, any stamp).",
@@ -321,6 +327,21 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
     if merged["alignment.mode"] != "off" and not merged["depth_model"]:
         return f"alignment.mode {merged['alignment.mode']} needs a depth_model"
     return None
+
+
+def image_transport(values: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The input transport to use and, when the deprecated `input_transport` was set, the
+    warning to log once: it is honoured while `image_transport` is left at its default,
+    ignored when both are set."""
+    merged = {**DEFAULTS, **values}
+    new, old = merged["image_transport"], merged["input_transport"]
+    if not old:
+        return new, None
+    if new != DEFAULTS["image_transport"] and new != old:
+        return new, (f"input_transport is deprecated and ignored: image_transport is set "
+                     f"({new}); remove input_transport ({old})")
+    return old, (f"input_transport is deprecated (removed in the next release): use "
+                 f"image_transport: {old}")
 
 
 def forced_outputs(values: Mapping[str, Any]) -> set[str]:

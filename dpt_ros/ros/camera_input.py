@@ -22,6 +22,7 @@ from typing import Any
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from dpt_ros.config.params import image_transport
 from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns, stamp_text
 from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.camera.sync import CameraSync, SyncResult
@@ -52,7 +53,7 @@ class CameraInput:
                  throttle: Throttle, deliver: Deliver) -> None:
         self.node, self.name, self.values = node, name, values
         self.stats, self.throttle, self.deliver = stats, throttle, deliver
-        self.compressed = values["input_transport"] == "compressed"
+        self.compressed = image_transport(values)[0] == "compressed"
         base = node.resolve_topic_name(camera_topic(IMAGE_INPUT, name))
         self.image_topic = base + "/compressed" if self.compressed else base
         self.info_topic = node.resolve_topic_name(camera_topic(INFO_INPUT, name))

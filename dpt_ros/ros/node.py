@@ -42,6 +42,7 @@ from dpt_ros.config.params import (
     check_update,
     decode_options,
     forced_outputs,
+    image_transport,
     pipeline_kwargs,
     pipeline_settings,
 )
@@ -106,6 +107,9 @@ class DptCore:
         StartupError / PipelineConfigError say what to change."""
         v = checked(dict(self._values))
         names = v["cameras"] or [""]
+        _, deprecated = image_transport(v)
+        if deprecated:
+            self.get_logger().warning(deprecated)
         if v["num_threads"]:
             torch.set_num_threads(v["num_threads"])
         self.pipeline = Pipeline(**pipeline_kwargs(v))

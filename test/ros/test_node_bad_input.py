@@ -97,7 +97,7 @@ def raw(shared_node):
 def compressed(checkpoints, tmp_path_factory):
     peer = Peer(domain_id(__name__))
     params = {**SHARED_PARAMS, "depth_model": checkpoints["metric"],
-              "input_transport": "compressed", "warmup": False}
+              "image_transport": "compressed", "warmup": False}
     (proc,) = start_nodes([(params, {})], [peer], tmp_path_factory.mktemp("compressed"),
                           [IMAGE_TOPIC + "/compressed"])
     yield Side(peer, proc, compressed=True)

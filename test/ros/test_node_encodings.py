@@ -156,7 +156,7 @@ def png_of(rgb: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def two_compressed(checkpoints, tmp_path_factory):
     params = {"device": "cpu", "diagnostics_period": 0.2, "cameras": ["front", "rear"],
-              "input_transport": "compressed", "batch_wait_ms": 100.0, "warmup": False,
+              "image_transport": "compressed", "batch_wait_ms": 100.0, "warmup": False,
               "depth_model": checkpoints["metric"]}
     peer = Peer(domain_id("encodings_bomb"))
     proc = NodeProcess(node_command(params), ros_env(peer.domain),

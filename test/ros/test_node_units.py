@@ -33,11 +33,12 @@ class FakeClock:
 
 # ------------------------------------------------------------------ parameters
 def test_contract_parameter_names_are_declared():
-    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport",
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "image_transport",
                  "depth.scale", "depth.shift", "pointcloud.stride", "pointcloud.min_range",
                  "pointcloud.max_range", "pointcloud.color", "output_resolution"):
         assert name in params.BY_NAME, name
-    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport"):
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "image_transport",
+                 "input_transport"):
         assert params.BY_NAME[name].read_only
     for spec in params.SPECS:
         assert spec.description.strip(), spec.name
@@ -453,3 +454,16 @@ def test_ros_descriptors_carry_ranges_and_read_only_flags():
     for spec in params.SPECS:
         d = descriptor(spec)
         assert d.description == spec.description and d.read_only == spec.read_only
+
+
+def test_input_transport_is_the_deprecated_name_of_image_transport():
+    """Issue 19: image_transport as image_pipeline's nodes name it; the old name is read for
+    one release, with a warning, unless image_transport says otherwise."""
+    assert params.image_transport({}) == ("raw", None)
+    assert params.image_transport({"image_transport": "compressed"}) == ("compressed", None)
+    transport, warning = params.image_transport({"input_transport": "compressed"})
+    assert transport == "compressed" and "deprecated" in warning and "image_transport" in warning
+    transport, warning = params.image_transport({"input_transport": "raw",
+                                                 "image_transport": "compressed"})
+    assert transport == "compressed" and "ignored" in warning
+    assert "one of" in params.check_value("image_transport", "theora")
