@@ -34,9 +34,10 @@ class DptLifecycleNode(DptCore, LifecycleNode):
         self._declare()
         self.finished = False
 
-    def _output_publisher(self, msg_type: type, topic: str, qos: Any) -> Publisher:
+    def _output_publisher(self, msg_type: type, topic: str, qos: Any, **kwargs: Any
+                          ) -> Publisher:
         """Every output (and /diagnostics, the latched labels) a lifecycle publisher."""
-        return self.create_lifecycle_publisher(msg_type, topic, qos)
+        return self.create_lifecycle_publisher(msg_type, topic, qos, **kwargs)
 
     def _drop_publisher(self, pub: Publisher) -> None:
         self.destroy_lifecycle_publisher(pub)

@@ -28,6 +28,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -139,6 +140,7 @@ class DptCore:
             self._labels_pub = self._output_publisher(String, LABELS_TOPIC, latched_qos())
         self._worker: Worker | None = None
         self._timers: list = []
+        self._subscribed: set[str] = set()  # cameras whose inputs are subscribed (lazy)
 
     def _activate(self) -> None:
         """Worker first (its warm-up runs on its own thread), then input, then timers; when it
@@ -152,8 +154,7 @@ class DptCore:
         first = (lambda: p.warmup(*fixed)) if v["warmup"] and all(fixed) else None
         self._worker = Worker(self._slots, self._process, self._on_worker_crash, first=first)
         self._worker.start()
-        for cam in (*self._inputs.values(), *self._refs.values()):
-            cam.subscribe()
+        self._update_demand()  # inputs only for cameras whose outputs have subscribers
         self._timers = []  # one at a time: a failed activation destroys those made
         for period, callback in ((sync_timer_period(v["sync.timeout_ms"]), self._on_sync_timer),
                                  (v["diagnostics_period"], self._on_timer)):
@@ -170,8 +171,8 @@ class DptCore:
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
-        for cam in (*self._inputs.values(), *self._refs.values()):
-            cam.unsubscribe()
+        for name in list(self._subscribed):
+            self._set_input(name, False)
         if self._worker is not None:
             self._worker.stop()
         self._worker = self._slots = None
@@ -197,10 +198,11 @@ class DptCore:
             self._deactivate()
 
     # ----------------------------------------------------------------- set-up
-    def _output_publisher(self, msg_type: type, topic: str, qos: Any) -> Publisher:
+    def _output_publisher(self, msg_type: type, topic: str, qos: Any, **kwargs: Any
+                          ) -> Publisher:
         """A publisher of an output: a plain one here; the managed node makes lifecycle
         publishers (nothing goes out while it is inactive)."""
-        return self.create_publisher(msg_type, topic, qos)
+        return self.create_publisher(msg_type, topic, qos, **kwargs)
 
     def _drop_publisher(self, pub: Publisher) -> None:
         self.destroy_publisher(pub)
@@ -219,17 +221,55 @@ class DptCore:
                                    f"{rclpy_version()} (one message round-tripped)")
 
     def _make_outputs(self, name: str) -> _Outputs:
+        """One camera's output publishers; each (un)matched subscriber re-decides whether
+        its inputs are subscribed (`_update_demand`)."""
         qos = output_qos()
-        pubs = {
-            output: self._output_publisher(
-                PointCloud2 if output == "points" else Image,
-                camera_topic(OUTPUT_TOPICS[output], name), qos,
-            )
-            for output in self._available
-        }
-        info = (self._output_publisher(CameraInfo, camera_topic(DEPTH_INFO_TOPIC, name), qos)
-                if self.pipeline.has_depth else None)
+
+        def publisher(msg_type: type, topic: str) -> Publisher:
+            events = PublisherEventCallbacks(matched=lambda _status: self._update_demand())
+            return self._output_publisher(msg_type, camera_topic(topic, name), qos,
+                                          event_callbacks=events)
+
+        pubs = {output: publisher(PointCloud2 if output == "points" else Image,
+                                  OUTPUT_TOPICS[output])
+                for output in self._available}
+        info = publisher(CameraInfo, DEPTH_INFO_TOPIC) if self.pipeline.has_depth else None
         return _Outputs(pubs, info)
+
+    # --------------------------------------------------------- lazy inputs
+    def _demanded(self, name: str) -> bool:
+        """Camera `name`'s frames are wanted: an output is forced, or one of its output
+        topics has a subscriber."""
+        out = self._outputs[name]
+        return bool(self._forced) or any(
+            pub.get_subscription_count() > 0
+            for pub in (*out.pubs.values(), out.info) if pub is not None)
+
+    def _update_demand(self) -> None:
+        """Subscribe a camera's inputs (image, camera_info, references) when the first
+        subscriber of its outputs matches, unsubscribe when the last one leaves, as
+        image_pipeline's nodes do: no subscriber, no cost (and the camera sees no reader).
+        Runs on the executor (publisher matched events, parameter changes, activation)."""
+        if not self._active and self._worker is None:
+            return
+        for name in self._outputs:
+            want = self._demanded(name)
+            if want != (name in self._subscribed):
+                self._set_input(name, want)
+
+    def _set_input(self, name: str, on: bool) -> None:
+        cams = [self._inputs[name], *([self._refs[name]] if name in self._refs else [])]
+        for cam in cams:
+            cam.subscribe() if on else cam.unsubscribe()
+        if on:
+            self._subscribed.add(name)
+        else:
+            self._subscribed.discard(name)
+        if self._active:  # not at activation / deactivation (they log for themselves)
+            what = "a subscriber" if on else "no subscriber left"
+            self.get_logger().info(
+                f"{what} on the outputs of {self._inputs[name].image_topic}: input "
+                f"{'subscribed' if on else 'unsubscribed'}")
 
     def _summary(self) -> str:
         p = self.pipeline
@@ -270,6 +310,8 @@ class DptCore:
             self._decode = decode_options(self._values)
         if self._slots is not None:
             self._slots.batch_wait = self._values["batch_wait_ms"] / 1000.0
+        if any(name.startswith("publish.") for name in updates):
+            self._update_demand()  # a forced output makes frames flow without subscribers
         if updates.get("serialized_publish") and self.pipeline is not None:
             self._check_fast_path()  # turned on at run time: proven before it is used
         return SetParametersResult(successful=True)
@@ -409,8 +451,10 @@ class DptCore:
             "depth_metric": depth_metric_text(p),
             **{f"{task}_model_source": o.describe() for task, o in p.model_sources.items()},
         }
-        for cam in (*self._inputs.values(), *self._refs.values()):
-            cam.update_qos()
+        for name in self._subscribed:
+            for cam in (self._inputs[name], *([self._refs[name]] if name in self._refs
+                                               else [])):
+                cam.update_qos()
         for cam in self._inputs.values():
             info.update(cam.diagnostics())
         states = p.alignment_states
@@ -426,6 +470,7 @@ class DptCore:
             diagnostic_array(
                 self.stats.snapshot(), f"{self.get_name()}: processing", str(p.device), info,
                 self.get_clock().now().to_msg(), worker, limits, inputs, values, problems,
+                idle=[name for name in self._inputs if name not in self._subscribed],
             )
         )
 
