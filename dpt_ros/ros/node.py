@@ -63,7 +63,7 @@ from dpt_ros.core.pipeline.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.ros.camera_input import CameraInput
 from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagnostic_array
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
-from dpt_ros.ros.qos import latched_qos, output_qos
+from dpt_ros.ros.qos import latched_qos, output_overrides, output_qos
 from dpt_ros.ros.reference_input import AlignmentWatch, ReferenceInput, alignment_values
 from dpt_ros.ros.serialized import FastPath, rclpy_version, send_cloud, send_image
 from dpt_ros.ros.worker import LatestSlots, Worker
@@ -134,10 +134,12 @@ class DptCore:
             for name in names
         }
         self._check_fast_path()
-        self._diag_pub = self._output_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diag_pub = self._output_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10,
+                                                qos_overriding_options=output_overrides())
         self._labels_pub = None
         if p.has_segmentation:  # latched; sent on activation (nothing goes out before)
-            self._labels_pub = self._output_publisher(String, LABELS_TOPIC, latched_qos())
+            self._labels_pub = self._output_publisher(String, LABELS_TOPIC, latched_qos(),
+                                                      qos_overriding_options=output_overrides())
         self._worker: Worker | None = None
         self._timers: list = []
         self._subscribed: set[str] = set()  # cameras whose inputs are subscribed (lazy)
@@ -228,7 +230,8 @@ class DptCore:
         def publisher(msg_type: type, topic: str) -> Publisher:
             events = PublisherEventCallbacks(matched=lambda _status: self._update_demand())
             return self._output_publisher(msg_type, camera_topic(topic, name), qos,
-                                          event_callbacks=events)
+                                          event_callbacks=events,
+                                          qos_overriding_options=output_overrides())
 
         pubs = {output: publisher(PointCloud2 if output == "points" else Image,
                                   OUTPUT_TOPICS[output])

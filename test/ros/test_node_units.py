@@ -177,6 +177,8 @@ class _GraphNode:
         self.publishers: list = []
         self.subs: list = []  # live subscriptions: (topic, reliability policy, depth)
         self.logged: list[str] = []
+        # the standard qos_overrides.<topic>.subscription.* parameters (qos.input_overrides)
+        self.params: dict = {}
 
     def get_publishers_info_by_topic(self, topic: str) -> list:
         class Info:
@@ -198,6 +200,15 @@ class _GraphNode:
 
     def resolve_topic_name(self, name: str) -> str:
         return "/" + name
+
+    def has_parameter(self, name: str) -> bool:
+        return name in self.params
+
+    def declare_parameter(self, name: str, value, descriptor=None):
+        self.params.setdefault(name, value)
+
+    def get_parameter(self, name: str):
+        return type("P", (), {"value": self.params[name]})()
 
 
 def test_matched_subscription_follows_its_publishers():
@@ -467,3 +478,24 @@ def test_input_transport_is_the_deprecated_name_of_image_transport():
                                                  "image_transport": "compressed"})
     assert transport == "compressed" and "ignored" in warning
     assert "one of" in params.check_value("image_transport", "theora")
+
+
+def test_input_qos_overrides_force_reliability_and_depth():
+    """`qos_overrides.<topic>.subscription.reliability` / `.depth`, the standard names:
+    reliable / best_effort force the policy, unset follows the publishers."""
+    from dpt_ros.ros.qos import MatchedSubscription
+
+    node = _GraphNode()
+    node.params = {"qos_overrides./image.subscription.reliability": "best_effort",
+                   "qos_overrides./image.subscription.depth": 2}
+    node.publishers = [node.policy.RELIABLE]
+    sub = MatchedSubscription(node, object, "/image", lambda m: None, dict(params.DEFAULTS))
+    sub.update()
+    assert node.subs == [("/image", node.policy.BEST_EFFORT, 2)]
+    other = _GraphNode()
+    other.params = {}
+    other.publishers = [other.policy.RELIABLE]
+    sub = MatchedSubscription(other, object, "/image", lambda m: None, dict(params.DEFAULTS))
+    sub.update()
+    assert other.subs == [("/image", other.policy.RELIABLE, 5)]
+    assert other.params["qos_overrides./image.subscription.reliability"] == ""
