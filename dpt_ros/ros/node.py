@@ -49,9 +49,8 @@ from dpt_ros.config.params import (
 )
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.pipeline.outputs import (
-    DEPTH_IMAGES,
-    DEPTH_INFO_TOPIC,
     DIAGNOSTICS_TOPIC,
+    INFO_TOPICS,
     LABELS_TOPIC,
     OUTPUT_TOPICS,
     available_outputs,
@@ -65,7 +64,7 @@ from dpt_ros.ros.diagnostics import Limits, Stats, Throttle, WorkerState, diagno
 from dpt_ros.ros.parameters import StartupError, checked, declare_all, plain
 from dpt_ros.ros.qos import latched_qos, output_overrides, output_qos
 from dpt_ros.ros.reference_input import AlignmentWatch, ReferenceInput, alignment_values
-from dpt_ros.ros.serialized import FastPath, rclpy_version, send_cloud, send_image
+from dpt_ros.ros.serialized import FastPath, rclpy_version, send_cloud, send_image, silent
 from dpt_ros.ros.worker import LatestSlots, Worker
 
 NODE_NAME = "dpt_node"
@@ -75,7 +74,7 @@ class _Outputs(NamedTuple):
     """One camera's publishers (~/<name>/...; ~/... for the unnamed camera)."""
 
     pubs: dict[str, Publisher]
-    info: Publisher | None
+    infos: dict[str, Publisher]  # image output -> its sibling camera_info publisher
 
 
 class _Job(NamedTuple):
@@ -182,9 +181,8 @@ class DptCore:
     def _cleanup(self) -> None:
         """Publishers destroyed and the models released, with their device memory."""
         for out in self._outputs.values():
-            for pub in (*out.pubs.values(), out.info):
-                if pub is not None:
-                    self._drop_publisher(pub)
+            for pub in (*out.pubs.values(), *out.infos.values()):
+                self._drop_publisher(pub)
         for pub in (self._diag_pub, self._labels_pub):
             if pub is not None:
                 self._drop_publisher(pub)
@@ -236,8 +234,9 @@ class DptCore:
         pubs = {output: publisher(PointCloud2 if output == "points" else Image,
                                   OUTPUT_TOPICS[output])
                 for output in self._available}
-        info = publisher(CameraInfo, DEPTH_INFO_TOPIC) if self.pipeline.has_depth else None
-        return _Outputs(pubs, info)
+        infos = {output: publisher(CameraInfo, INFO_TOPICS[output])
+                 for output in self._available if output in INFO_TOPICS}
+        return _Outputs(pubs, infos)
 
     # --------------------------------------------------------- lazy inputs
     def _demanded(self, name: str) -> bool:
@@ -246,7 +245,7 @@ class DptCore:
         out = self._outputs[name]
         return bool(self._forced) or any(
             pub.get_subscription_count() > 0
-            for pub in (*out.pubs.values(), out.info) if pub is not None)
+            for pub in (*out.pubs.values(), *out.infos.values()))
 
     def _update_demand(self) -> None:
         """Subscribe a camera's inputs (image, camera_info, references) when the first
@@ -405,8 +404,8 @@ class DptCore:
         if said:
             self.get_logger().info(said)
         out, header = self._outputs[job.camera], job.header
-        sent_depth_image = False
         serialized = self._values["serialized_publish"]
+        info = None  # the CameraInfo of this frame's output images, built once
         for name, pub in out.pubs.items():
             value = getattr(result, name)
             if value is None or name not in job.want:  # another camera of the batch wanted it
@@ -415,13 +414,13 @@ class DptCore:
                 send_cloud(pub, value, header, serialized)
                 continue
             send_image(pub, value, image_encoding(name, value), header, serialized)
-            sent_depth_image |= name in DEPTH_IMAGES
-        if out.info is None or result.intrinsics is None or not sent_depth_image:
-            return
-        height, width = job.frame.size
-        out.info.publish(
-            messages.depth_camera_info(job.info, result.intrinsics, header, (width, height))
-        )
+            if result.intrinsics is None or silent(out.infos[name]):
+                continue
+            if info is None:  # every image's sibling camera_info: same header, same camera
+                height, width = job.frame.size
+                info = messages.depth_camera_info(job.info, result.intrinsics, header,
+                                                  (width, height))
+            out.infos[name].publish(info)
 
     def _reject(self, kind: str, why: str, error: bool = False, camera: str | None = None,
                 what: str = "skipped a frame") -> None:

@@ -181,7 +181,7 @@ def publish_buffer(pub, buffer: messages_cdr.Buffer) -> None:
     _publish_rcl(pub, buffer)
 
 
-def _silent(pub) -> bool:
+def silent(pub) -> bool:
     """A lifecycle publisher of an inactive node: nothing may go out (the rcl call would
     bypass its gate)."""
     return not getattr(pub, "is_activated", True)
@@ -189,7 +189,7 @@ def _silent(pub) -> bool:
 
 def send_image(pub, array: np.ndarray, encoding: str, header, serialized: bool) -> None:
     """Publish an Image of `array`: serialized in place, or as a message object."""
-    if _silent(pub):
+    if silent(pub):
         return
     if serialized:
         publish_buffer(pub, messages_cdr.image_cdr(array, encoding, header, in_place=True))
@@ -199,7 +199,7 @@ def send_image(pub, array: np.ndarray, encoding: str, header, serialized: bool) 
 
 def send_cloud(pub, packed: PackedCloud, header, serialized: bool) -> None:
     """Publish a PointCloud2 of `packed`: serialized in place, or as a message object."""
-    if _silent(pub):
+    if silent(pub):
         return
     if serialized:
         publish_buffer(pub, messages_cdr.pointcloud_cdr(packed, header, in_place=True))

@@ -45,7 +45,7 @@ class Side:
         self.image = peer.publisher(CompressedImage if compressed else Image, topic)
         # the compressed node's camera has no camera_info publisher: parameter intrinsics
         self.info = None if compressed else peer.publisher(CameraInfo, INFO_TOPIC)
-        self.depth = peer.collect(Image, "/dpt_node/depth")
+        self.depth = peer.collect(Image, "/dpt_node/depth/image")
         self.diag = peer.collect(DiagnosticArray, "/diagnostics")
 
     def errors(self) -> dict[str, int]:

@@ -63,7 +63,7 @@ def test_inputs_follow_output_subscribers(checkpoints, tmp_path):
         idle = diags.wait_for(lambda m: _camera_status(m) == (0, "idle: no subscribers"), 10)
         assert idle is not None, [_camera_status(m) for m in diags.msgs[-3:]]
         # one subscriber: the node subscribes and frames flow
-        depth = peer.collect(Image, "/dpt_node/depth")
+        depth = peer.collect(Image, "/dpt_node/depth/image")
         peer.wait_until(lambda: image_pub.get_subscription_count() == 1
                         and info_pub.get_subscription_count() == 1, 20, "the node's inputs")
         sec = 100

@@ -34,7 +34,7 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 H, W = 48, 64
-DEPTH = "/dpt_node/depth"
+DEPTH = "/dpt_node/depth/image"
 
 
 def call(peer: Peer, srv_type, name: str, request, timeout: float = 30.0):

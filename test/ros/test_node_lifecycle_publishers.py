@@ -45,7 +45,7 @@ def test_lifecycle_publishers_silent_while_inactive_labels_on_activation(checkpo
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         peer.create_subscription(String, "/dpt_node/segmentation/labels", labels.append,
                                  latched)
-        peer.create_subscription(Image, "/dpt_node/depth", depth.append,
+        peer.create_subscription(Image, "/dpt_node/depth/image", depth.append,
                                  QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         pubs = node._outputs[""].pubs

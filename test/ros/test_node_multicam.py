@@ -49,7 +49,8 @@ IMAGE_OUTPUTS = {  # topic under ~/<camera> -> (encoding, channels)
 
 # ------------------------------------------------------------------ plain Python
 def test_camera_topics_and_names():
-    assert camera_topic("image", "") == "image" and camera_topic("~/depth", "") == "~/depth"
+    assert camera_topic("image", "") == "image"
+    assert camera_topic("~/depth/image", "") == "~/depth/image"
     assert camera_topic("image", "front") == "front/image"
     assert camera_topic("~/depth/camera_info", "rear") == "~/rear/depth/camera_info"
     assert check_update({"cameras": ["front", "rear", "arm/wrist"]}, {}) is None
@@ -182,7 +183,7 @@ def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, 
     assert not np.allclose(depths["front"], depths["rear"])  # different pictures, not mixed up
     # No single-camera topics, and one labels topic for the node.
     topics = dict(peer.node.get_topic_names_and_types())
-    assert "/dpt_node/depth" not in topics and "/dpt_node/front/depth" in topics
+    assert "/dpt_node/depth/image" not in topics and "/dpt_node/front/depth/image" in topics
     assert "/dpt_node/segmentation/labels" in topics
     assert "/dpt_node/front/segmentation/labels" not in topics
 

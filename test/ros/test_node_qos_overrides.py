@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 @pytest.mark.parametrize("overridden", [True, False], ids=["overrides", "defaults"])
 def test_qos_overrides_from_a_yaml_change_what_the_graph_shows(checkpoints, tmp_path,
                                                                 overridden):
-    overrides = {"/dpt_node/depth": {"publisher": {"reliability": "best_effort", "depth": 3}},
+    overrides = {"/dpt_node/depth/image": {"publisher": {"reliability": "best_effort", "depth": 3}},
                  IMAGE_TOPIC: {"subscription": {"reliability": "best_effort", "depth": 2}}}
     params = {"qos_overrides": overrides} if overridden else {"diagnostics_period": 0.2}
     path = tmp_path / "qos.yaml"
@@ -36,7 +36,7 @@ def test_qos_overrides_from_a_yaml_change_what_the_graph_shows(checkpoints, tmp_
     peer = Peer(domain_id(f"qos-overrides-{overridden}"))
     camera = peer.publisher(Image, IMAGE_TOPIC,
                             QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-    depth = peer.collect(Image, "/dpt_node/depth",
+    depth = peer.collect(Image, "/dpt_node/depth/image",
                          QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
     cmd = node_command({**SHARED_PARAMS, "depth_model": checkpoints["metric"]},
                        params_file=path)
@@ -44,7 +44,7 @@ def test_qos_overrides_from_a_yaml_change_what_the_graph_shows(checkpoints, tmp_
     try:
         wait_ready(peer, proc)
         peer.wait_until(lambda: camera.get_subscription_count() == 1, 20, "the input")
-        (pub,) = peer.node.get_publishers_info_by_topic("/dpt_node/depth")
+        (pub,) = peer.node.get_publishers_info_by_topic("/dpt_node/depth/image")
         (sub,) = peer.node.get_subscriptions_info_by_topic(IMAGE_TOPIC)
         if overridden:
             assert pub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT

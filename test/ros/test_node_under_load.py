@@ -101,7 +101,7 @@ def _start(peer: Peer, log: Path) -> NodeProcess:
 
 def test_camera_info_before_image_under_load_no_frame_rejected(tmp_path):
     peer = Peer(domain_id("under-load-pairing"))
-    depth = peer.collect(Image, "/dpt_node/depth")  # an output with a subscriber: frames flow
+    depth = peer.collect(Image, "/dpt_node/depth/image")  # an output with a subscriber: frames flow
     diags = peer.collect(DiagnosticArray, "/diagnostics")
     camera = Camera(peer, rate=5.0)
     proc = None
@@ -137,7 +137,7 @@ def test_camera_info_before_image_under_load_no_frame_rejected(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_repeated_stops_under_load_exit_0_without_traceback(tmp_path, sig):
     peer = Peer(domain_id(f"under-load-stop-{int(sig)}"))
-    depth = peer.collect(Image, "/dpt_node/depth")
+    depth = peer.collect(Image, "/dpt_node/depth/image")
     camera = Camera(peer, rate=10.0)
     camera.start()
     outcomes = []

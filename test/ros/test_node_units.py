@@ -143,8 +143,9 @@ def test_docs_describe_every_parameter_and_topic():
     text = (ROOT / "docs/ros_node.md").read_text()
     for name in params.BY_NAME:
         assert f"`{name}`" in text, name
-    for topic in ("~/depth", "~/depth/relative", "~/depth/colorized", "~/depth/camera_info",
-                  "~/segmentation", "~/segmentation/colorized", "~/segmentation/overlay",
+    for topic in ("~/depth/image", "~/depth_relative/image", "~/depth_colorized/image",
+                  "~/depth/camera_info", "~/segmentation/image", "~/segmentation/camera_info",
+                  "~/segmentation_colorized/image", "~/segmentation_overlay/image",
                   "~/segmentation/labels", "~/points", "/diagnostics"):
         assert f"`{topic}`" in text, topic
     assert "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA" in text and "Troubleshooting" in text
