@@ -357,8 +357,11 @@ def wait_ready(peer: Peer, proc: NodeProcess, image_topic: str = IMAGE_TOPIC,
     def ready() -> bool:
         if "ready:" not in proc.log():
             return False
-        outputs = [name for name, _ in peer.node.get_topic_names_and_types()
-                   if name.startswith(NODE + "/") and peer.node.count_subscribers(name) > 0]
+        names = [name for name, _ in peer.node.get_topic_names_and_types()
+                 if name.startswith(NODE + "/")]
+        if not names:  # the node's publishers not discovered by the peer yet
+            return False
+        outputs = [name for name in names if peer.node.count_subscribers(name) > 0]
         # the peer's own subscribers on the node's outputs make it subscribe its input
         return not outputs or peer.node.count_subscribers(image_topic) >= 1
 

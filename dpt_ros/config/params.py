@@ -119,7 +119,7 @@ SPECS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("alignment.mode", "off", "Metric alignment to a reference (depth_reference "
               "image / points_reference cloud, per camera): off, scale or scale_shift. "
-              "Relative models fit 1/z = s*r + t and publish ~/depth and ~/points only "
+              "Relative models fit 1/z = s*r + t and publish ~/depth/image and ~/points only "
               "while the alignment is valid; metric models fit z_ref = s*z (+ t) and are "
               "corrected while it is valid. See docs/alignment.md.",
               choices=ALIGNMENT_MODES, read_only=True),
@@ -153,7 +153,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("output_resolution", "input", "Output images at the input resolution or at the "
               "model's resolution (camera_info is scaled to match).", choices=("input", "model")),
     ParamSpec("depth.scale", 0.0, "Relative models: metric depth = 1 / (scale * prediction + "
-              "shift) (inverse-depth space); 0 = unset, then no ~/depth and no ~/points.",
+              "shift) (inverse-depth space); 0 = unset, then no ~/depth/image and no ~/points.",
               lo=0.0, hi=1e6),
     ParamSpec("depth.shift", 0.0, "Shift of the inverse-depth affine fit (see depth.scale).",
               lo=-1e6, hi=1e6),
@@ -162,7 +162,7 @@ SPECS: tuple[ParamSpec, ...] = (
               "alignment.* value at run time restarts the alignment.", lo=0.0, hi=600.0),
     ParamSpec("alignment.max_age_s", 2.0, "After this long (s, frame stamps) without an "
               "accepted fit the alignment is invalid: a relative model stops publishing "
-              "~/depth and ~/points, a metric one goes uncorrected. 0 = never expires.",
+              "~/depth/image and ~/points, a metric one goes uncorrected. 0 = never expires.",
               lo=0.0, hi=3600.0),
     ParamSpec("alignment.min_inliers", 50, "A fit with fewer reference samples or inliers is "
               "rejected (counted in alignment.rejected).", lo=3, hi=10_000_000),
@@ -171,7 +171,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("alignment.gate", 0.2, "A fit moving the implied depth by more than this "
               "fraction from the last accepted one is held back (gated) unless three in a "
               "row agree; 0 = no gating.", lo=0.0, hi=10.0),
-    ParamSpec("colormap", "turbo", "Colour map of ~/depth/colorized.", choices=COLORMAPS),
+    ParamSpec("colormap", "turbo", "Colour map of ~/depth_colorized/image.", choices=COLORMAPS),
     ParamSpec("depth.min", 0.0, "Fixed colour range low end (metres, or model units for "
               "relative output); min = max = 0 uses per-frame percentiles.", lo=0.0, hi=1e6),
     ParamSpec("depth.max", 0.0, "Fixed colour range high end; must exceed depth.min when set.",

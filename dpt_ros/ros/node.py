@@ -284,7 +284,7 @@ class DptCore:
         if p.alignment.enabled:
             kind += (f", aligned ({p.alignment.mode}) to depth_reference / points_reference"
                      + ("" if p.model_is_metric or p.depth_is_metric
-                        else ": no ~/depth, ~/points until a reference fits"))
+                        else ": no ~/depth/image, ~/points until a reference fits"))
         depth = f"; depth is {kind}" if p.has_depth else ""
         inputs = ", ".join(f"{c.image_topic} ({c.reliability})" for c in self._inputs.values())
         if self._refs:

@@ -114,7 +114,7 @@ class ReferenceInput:
 
 class AlignmentWatch:
     """What the node says about a camera's alignment: once when its metric output stops
-    (no valid alignment: a relative model publishes no ~/depth / ~/points, a metric one
+    (no valid alignment: a relative model publishes no ~/depth/image / ~/points, a metric one
     goes uncorrected) and once when it is valid again. Plain logic (tested without ROS)."""
 
     def __init__(self, model_is_metric: bool, scale_fallback: Callable[[], bool]) -> None:
@@ -136,16 +136,16 @@ class AlignmentWatch:
             fit = (f"scale {state.scale:.6g}, shift {state.shift:.6g}, {state.inliers} "
                    f"inliers, residual {state.residual:.3f}")
             now = ("metric depth corrected" if self.model_is_metric
-                   else "~/depth and ~/points published")
+                   else "~/depth/image and ~/points published")
             again = " again" if camera in self._ever else ""
             self._ever.add(camera)
             return f"{who}: valid alignment{again} ({fit}): {now}"
         if self.model_is_metric:
-            stops = "~/depth is the model's own metres, uncorrected"
+            stops = "~/depth/image is the model's own metres, uncorrected"
         elif self.scale_fallback():
-            stops = "~/depth and ~/points fall back to depth.scale / depth.shift"
+            stops = "~/depth/image and ~/points fall back to depth.scale / depth.shift"
         else:
-            stops = "~/depth and ~/points stop until a reference fits again"
+            stops = "~/depth/image and ~/points stop until a reference fits again"
         return f"{who}: {state.status}: {stops}"
 
     def problem(self, state: AlignmentState | None) -> str | None:
@@ -154,10 +154,10 @@ class AlignmentWatch:
         if self.model_is_metric or self.scale_fallback():
             return None
         if state is None:
-            return "alignment: no frame aligned yet: no ~/depth, no ~/points"
+            return "alignment: no frame aligned yet: no ~/depth/image, no ~/points"
         if state.valid:
             return None
-        return f"alignment: {state.status}: no ~/depth, no ~/points"
+        return f"alignment: {state.status}: no ~/depth/image, no ~/points"
 
 
 def alignment_values(state: AlignmentState | None) -> dict[str, str]:

@@ -39,7 +39,7 @@ def io(relative_node):
         "image": peer.publisher(Image, IMAGE_TOPIC),
         "relative": peer.collect(Image, "/dpt_node/depth_relative/image"),
         "colorized": peer.collect(Image, "/dpt_node/depth_colorized/image"),
-        "info": peer.collect(CameraInfo, "/dpt_node/depth/camera_info"),
+        "info": peer.collect(CameraInfo, "/dpt_node/depth_relative/camera_info"),
         "depth": peer.collect(Image, "/dpt_node/depth/image"),
         "points": peer.collect(PointCloud2, "/dpt_node/points"),
     }

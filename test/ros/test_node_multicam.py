@@ -40,10 +40,10 @@ CAMERAS = {  # name -> input topics (front remapped, rear by its default name), 
                  k=dict(fx=52.0, fy=50.0, cx=38.0, cy=31.0), frame="rear_optical", seed=12),
 }
 IMAGE_OUTPUTS = {  # topic under ~/<camera> -> (encoding, channels)
-    "depth": ("32FC1", 1),
-    "depth/colorized": ("bgr8", 3),
-    "segmentation": ("mono8", 1),
-    "segmentation/overlay": ("bgr8", 3),
+    "depth/image": ("32FC1", 1),
+    "depth_colorized/image": ("bgr8", 3),
+    "segmentation/image": ("mono8", 1),
+    "segmentation_overlay/image": ("bgr8", 3),
 }
 
 
@@ -173,7 +173,7 @@ def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, 
         assert (cloud.height, cloud.width) == (H, W)
         assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "label"]
 
-        depth = image_array(out["depth"])
+        depth = image_array(out["depth/image"])
         ref = pipeline.process([Frame(rgb, Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"], W, H))],
                                {"depth"})[0].depth
         assert depth.shape == ref.shape == (H, W) and np.isfinite(ref).all()
