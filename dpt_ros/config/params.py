@@ -329,6 +329,49 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
     return None
 
 
+@dataclass(frozen=True)
+class NodeParams:
+    """The parameters the node itself reads, typed (what `Pipeline` reads is
+    `PipelineSettings`; the camera and reference inputs read their own `sync.*` / `qos.*` /
+    `camera.*` / `alignment.*` entries). Built from the checked values at configure and
+    rebuilt after every accepted runtime change, so the node never indexes a dict by a
+    parameter's name."""
+
+    depth_model: str
+    segmentation_model: str
+    dtype: str
+    cameras: tuple[str, ...]  # ("",) = the single unnamed camera
+    num_threads: int
+    warmup: bool
+    input_size: tuple[int, int]
+    image_transport: str
+    sync_timeout_ms: float
+    diagnostics_period: float
+    # runtime-changeable
+    batch_wait_s: float
+    serialized_publish: bool
+    stale_s: float
+    drop_ratio: float
+    stuck_s: float
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> NodeParams:
+        v = {**DEFAULTS, **values}
+        return cls(
+            depth_model=v["depth_model"], segmentation_model=v["segmentation_model"],
+            dtype=v["dtype"], cameras=tuple(v["cameras"]) or ("",),
+            num_threads=int(v["num_threads"]), warmup=bool(v["warmup"]),
+            input_size=(int(v["input_size"][0]), int(v["input_size"][1])),
+            image_transport=image_transport(v)[0],
+            sync_timeout_ms=float(v["sync.timeout_ms"]),
+            diagnostics_period=float(v["diagnostics_period"]),
+            batch_wait_s=float(v["batch_wait_ms"]) / 1000.0,
+            serialized_publish=bool(v["serialized_publish"]),
+            stale_s=float(v["diagnostics.stale_s"]), drop_ratio=float(v["diagnostics.drop_ratio"]),
+            stuck_s=float(v["diagnostics.stuck_s"]),
+        )
+
+
 def image_transport(values: Mapping[str, Any]) -> tuple[str, str | None]:
     """The input transport to use and, when the deprecated `input_transport` was set, the
     warning to log once: it is honoured while `image_transport` is left at its default,

@@ -47,7 +47,7 @@ class DptLifecycleNode(DptCore, LifecycleNode):
             self._configure()
         except Exception as exc:  # the reason goes to the log; the node stays unconfigured
             self.get_logger().error(f"configure failed: {failure_reason(exc)}")
-            self.pipeline = None
+            self.rt = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info("configured: models loaded, publishers created")
         return TransitionCallbackReturn.SUCCESS
@@ -77,7 +77,7 @@ class DptLifecycleNode(DptCore, LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._active:
             self._deactivate()
-        if self.pipeline is not None:
+        if self.rt is not None:
             self._cleanup()
         self.finished = True
         return TransitionCallbackReturn.SUCCESS

@@ -48,9 +48,9 @@ def test_lifecycle_publishers_silent_while_inactive_labels_on_activation(checkpo
         peer.create_subscription(Image, "/dpt_node/depth/image", depth.append,
                                  QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        pubs = node._outputs[""].pubs
+        pubs = node.rt.outputs[""].pubs
         assert all(isinstance(p, LifecyclePublisher) for p in pubs.values())
-        assert isinstance(node._labels_pub, LifecyclePublisher)
+        assert isinstance(node.rt.labels_pub, LifecyclePublisher)
         assert _spin_until(executor, lambda: pubs["depth"].get_subscription_count() > 0, 10)
         # inactive: no labels (latched, so a late arrival would still show), and a depth
         # image sent through either publish path does not go out
