@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[ros,offline,test]"
+	$(PIP) install -e ".[ros,offline,test,fleet]"
 	touch $(STAMP)
 
 lint: venv

@@ -42,6 +42,10 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "offline": ["rosbags>=0.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
+        # dpt-ros fleet: Ray Core, pinned to the release the fleet was tested with (the
+        # driver, the workers and a KubeRay image must run this same version); pyarrow:
+        # the file systems of URL inputs (s3://, gs://, ...); psutil: the loopback test
+        "fleet": ["ray==2.60.0", "pyarrow>=14", "psutil>=5.9"],
         # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
         # import-linter: the layer / cycle contracts in .importlinter (`make lint`)
         # open3d-cpu: the oracle of the voxel filter's grid (core.pointcloud.filters); its

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test")]
+sys.path[:0] = [str(REPO), str(REPO / "test"), str(REPO / "test" / "model")]
 
 from _model_util import randomize  # noqa: E402
-from test_model_real_configs import CONFIGS  # noqa: E402
+from test_real_configs import CONFIGS  # noqa: E402
 
 from dpt_ros.core.camera.geometry import Intrinsics  # noqa: E402
 from dpt_ros.core.pipeline.pipeline import Frame, Pipeline, PipelineSettings  # noqa: E402

@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test")]
+sys.path[:0] = [str(REPO), str(REPO / "test"), str(REPO / "test" / "model")]
 
 from _model_util import randomize  # noqa: E402
-from test_model_real_configs import CONFIGS, MIDAS31_CONFIGS, build_reference  # noqa: E402
+from test_real_configs import CONFIGS, MIDAS31_CONFIGS, build_reference  # noqa: E402
 
 from dpt_ros.model import load_model  # noqa: E402
 
@@ -55,7 +55,7 @@ PROMPT_SIZE = (192, 256)  # an ARKit-style low-resolution metric depth
 def _reference(repo: str) -> torch.nn.Module:
     if "prompt-depth-anything" in repo:
         import transformers as T
-        from test_model_prompt_depth import _real
+        from test_prompt_depth import _real
 
         return T.PromptDepthAnythingForDepthEstimation(_real(repo.split("-")[-2]))
     return build_reference(ALL_CONFIGS[repo])

@@ -29,7 +29,7 @@ import numpy as np
 
 from dpt_ros.core.codecs.transfer import host_frame
 from dpt_ros.core.pointcloud.pack import PackedCloud
-from dpt_ros.messages import image_layout
+from dpt_ros.messages.convert import image_layout
 
 _NATIVE_BIG = sys.byteorder == "big"
 # encapsulation kind (big-endian on the wire), options 0: CDR_BE = 0, CDR_LE = 1

@@ -59,6 +59,26 @@ REFERENCE_TYPES = {"depth": ("sensor_msgs/msg/Image", Image),
 REFERENCE_WAIT_S = 1.0  # bag time an image may wait for its reference (no latency offline)
 
 
+@dataclass(frozen=True)
+class Window:
+    """A log-time slice of a bag processed on its own (a `dpt-ros fleet` shard).
+
+    The pipeline is stateful in log time (camera_info and reference waits, the alignment
+    filter), so the slice reads a margin around its range, `[read_start, read_stop)`, and
+    writes (and counts) only what is logged in `[start, stop)`: a frame near an edge is
+    paired and aligned as in the whole-bag pass, and shards side by side write every
+    message exactly once.
+    """
+
+    start: int
+    stop: int
+    read_start: int
+    read_stop: int
+
+    def __contains__(self, t: int) -> bool:
+        return self.start <= t < self.stop
+
+
 @dataclass
 class BagOptions:
     """What `dpt-ros bag` was asked to do."""
@@ -98,6 +118,7 @@ class BagReport:
     elapsed: float = 0.0
     output: Path | None = None  # set once the output is in place
     alignment: AlignmentReport | None = None
+    bytes_read: int = 0  # raw message bytes read from the input (fleet throughput)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -134,18 +155,23 @@ def run_bag(
     pipeline: Pipeline,
     stop: StopFlag | None = None,
     stream: TextIO | None = None,
+    window: Window | None = None,
+    atomic: AtomicDir | None = None,
 ) -> BagReport:
-    """Process `opts.input` into `opts.output`; raises CliError for user-facing failures."""
+    """Process `opts.input` into `opts.output`; raises CliError for user-facing failures.
+
+    `window` restricts the run to one log-time slice (fleet shards); `atomic` replaces the
+    default staging next to the output (the fleet commits units its own way)."""
     inp, out = Path(opts.input).absolute(), Path(opts.output).absolute()
     _check_paths(inp, out)
-    atomic = AtomicDir(out, opts.force)
+    atomic = atomic if atomic is not None else AtomicDir(out, opts.force)
     try:
         reader = Reader(inp)
         reader.open()
     except (ReaderError, OSError, sqlite3.DatabaseError) as err:
         raise CliError(ExitCode.INPUT, f"cannot read bag {inp}: {err}") from None
     try:
-        return _Run(opts, pipeline, reader, atomic, stop, stream).run()
+        return _Run(opts, pipeline, reader, atomic, stop, stream, window).run()
     finally:
         reader.close()
 
@@ -169,9 +195,10 @@ class _Run:
         atomic: AtomicDir,
         stop: StopFlag | None,
         stream: TextIO | None,
+        window: Window | None = None,
     ) -> None:
         self.opts, self.pipeline, self.reader, self.atomic = opts, pipeline, reader, atomic
-        self.stop, self.stream = stop, stream
+        self.stop, self.stream, self.window = stop, stream, window
         self.report = BagReport()
         self.image_conns = self._connections(opts.image_topic, set(IMAGE_TYPES))
         self.cam_conns = (
@@ -251,9 +278,10 @@ class _Run:
             }
             self.writer, self.progress = writer, progress
             if LABELS in self.outputs:
-                raw = serialize_message(labels_message(self.pipeline.labels))
-                writer.write(self.outputs[LABELS], self.reader.start_time, raw)
-                self.report.written[topic_name(self.opts.prefix, LABELS)] += 1
+                if self._inside(self.reader.start_time):
+                    raw = serialize_message(labels_message(self.pipeline.labels))
+                    writer.write(self.outputs[LABELS], self.reader.start_time, raw)
+                    self.report.written[topic_name(self.opts.prefix, LABELS)] += 1
             self._read_all(copies)
             progress.close()
             self.report.elapsed = time.monotonic() - start
@@ -275,16 +303,19 @@ class _Run:
         image_ids = {c.id: IMAGE_TYPES[c.msgtype] for c in self.image_conns}
         cam_ids = {c.id for c in self.cam_conns}
         ref_ids = {c.id: kind for kind, conns in self.ref_conns.items() for c in conns}
+        w = self.window
+        span = {} if w is None else {"start": w.read_start, "stop": w.read_stop}
         try:
-            for conn, t, raw in self.reader.messages():
+            for conn, t, raw in self.reader.messages(**span):
                 if self.stop is not None and self.stop.stop_requested:
                     self.report.interrupted = True
                     return
+                self.report.bytes_read += len(raw)
                 if conn.id in copies:
                     self.pending.append((t, copies[conn.id], raw))
                     self.pending_bytes += len(raw)
                 if conn.id in cam_ids:
-                    self._camera_info(conn.topic, raw)
+                    self._camera_info(conn.topic, t, raw)
                 elif conn.id in image_ids:
                     self._image(conn.topic, t, raw, image_ids[conn.id])
                 elif conn.id in ref_ids:
@@ -305,11 +336,19 @@ class _Run:
         self._decode(self.refs.flush())
         self._flush()
 
-    def _camera_info(self, topic: str, raw: bytes) -> None:
+    def _inside(self, t: int) -> bool:
+        """Whether log time `t` is this run's to write and count (always, without a window)."""
+        return self.window is None or t in self.window
+
+    def _skip(self, topic: str, t: int, why: str) -> None:
+        if self._inside(t):
+            self.report.skipped[(topic, why)] += 1
+
+    def _camera_info(self, topic: str, t: int, raw: bytes) -> None:
         try:
             msg = deserialize_message(raw, CameraInfo)
         except Exception:  # rclpy raises its own RMWError types for bad CDR
-            self.report.skipped[(topic, "undecodable CDR")] += 1
+            self._skip(topic, t, "undecodable CDR")
             return
         for item, info in self.cameras.add_info(msg):
             self._paired(item, info)
@@ -318,7 +357,7 @@ class _Run:
         try:
             msg = deserialize_message(raw, cls)
         except Exception:  # rclpy raises its own RMWError types for bad CDR
-            self.report.skipped[(topic, "undecodable CDR")] += 1
+            self._skip(topic, t, "undecodable CDR")
             return
         for item, info in self.cameras.add_image(msg, (topic, t, msg), t / 1e9):
             self._paired(item, info)
@@ -327,13 +366,13 @@ class _Run:
         try:
             msg = deserialize_message(raw, REFERENCE_TYPES[kind][1])
         except Exception:  # rclpy raises its own RMWError types for bad CDR
-            self.report.skipped[(topic, "undecodable CDR")] += 1
+            self._skip(topic, t, "undecodable CDR")
             return
         self._decode(self.refs.add_reference(kind, stamp_ns(msg.header), msg, t / 1e9))
 
     def _unpaired(self, items: list[tuple[str, int, Any]]) -> None:
-        for topic, _, _ in items:
-            self.report.skipped[(topic, "no camera_info with its stamp")] += 1
+        for topic, t, _ in items:
+            self._skip(topic, t, "no camera_info with its stamp")
 
     def _paired(self, item: tuple[str, int, Any], info: Any) -> None:
         """An image that has its camera_info (or needs none): on to its references."""
@@ -352,7 +391,7 @@ class _Run:
                 msg, self.opts.decode,
                 lambda width, height: self.cameras.camera(info, width, height))
         except BadInput as err:
-            self.report.skipped[(topic, f"bad input ({err.kind})")] += 1
+            self._skip(topic, t, f"bad input ({err.kind})")
             return
         try:
             frame.reference = messages.frame_reference(
@@ -363,10 +402,10 @@ class _Run:
             topics = {"depth": self.opts.depth_reference_topic,
                       "points": self.opts.points_reference_topic}
             names = ", ".join(str(topics[k]) for k in sorted(refs))
-            self.report.skipped[(names, f"bad reference: {err}")] += 1
+            self._skip(names, t, f"bad reference: {err}")
             refs = {}
         lens = messages.unsupported_lens(frame.intrinsics, str(self.opts.camera_info_topic))
-        if lens and "points" in self.want:  # depth is written, as in the node
+        if lens and "points" in self.want and self._inside(t):  # depth written, as the node
             self.report.no_points[lens] += 1
         self.batch.append((t, msg.header, frame, None if info is NO_INFO else info,
                            sorted(refs)))
@@ -375,11 +414,13 @@ class _Run:
         """Run the batch (if any), then write copies and outputs in log-time order. The
         reader yields log-time order, so everything written later is not earlier."""
         records: list[tuple[int, int, Connection, bytes]] = [
-            (t, 0, conn, raw) for t, conn, raw in self.pending
+            (t, 0, conn, raw) for t, conn, raw in self.pending if self._inside(t)
         ]
         if self.batch:
             results = self.pipeline.process([f for _, _, f, _, _ in self.batch], self.want)
             for (t, header, frame, info, refs), result in zip(self.batch, results):
+                if not self._inside(t):  # a margin frame: it only carried state
+                    continue
                 if self.report.alignment is not None:
                     self.report.alignment.add(stamp_text(stamp_ns(header)), result.alignment,
                                               refs)

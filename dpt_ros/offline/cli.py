@@ -15,6 +15,9 @@ from typing import Any
 from dpt_ros.config.vocabulary import ALIGNMENT_MODES
 from dpt_ros.offline.atomic import check_output_free
 from dpt_ros.offline.exitcodes import CliError, ExitCode
+
+# fleet.cli imports no Ray at import time: the other commands work without the extra
+from dpt_ros.offline.fleet import cli as fleet_cli
 from dpt_ros.offline.interrupt import StopFlag
 
 
@@ -47,6 +50,54 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "status) to this CSV")
 
 
+def bag_args(p: argparse.ArgumentParser) -> None:
+    """The one option table of `dpt-ros bag` and `dpt-ros fleet` (topics, outputs, camera
+    fallbacks, model): the fleet runs the bag tool's work, so it takes the same options under
+    the same names, from here."""
+    p.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage")
+    p.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo for intrinsics")
+    p.add_argument("--depth-reference-topic", help="metric depth registered to the images "
+                   "(Image 32FC1 m / 16UC1 mm), paired by stamp, for alignment")
+    p.add_argument("--points-reference-topic", help="metric point cloud (PointCloud2 "
+                   "x/y/z; alignment.extrinsic moves it into the camera frame), for alignment")
+    p.add_argument("--prefix", default="/dpt", help="namespace of the output topics")
+    p.add_argument(
+        "--topics-out", nargs="+", metavar="NAME",
+        help="output topics to write, relative to --prefix (default: all the model produces)",
+    )
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), help="default: as the input")
+    p.add_argument("--hfov", type=float, help="camera.hfov fallback (degrees)")
+    p.add_argument("--focal-length", type=float, help="camera.focal_length fallback (px)")
+    _model_args(p)
+
+
+def bag_config(args: argparse.Namespace) -> Any:
+    """The checked node parameters of a bag-style command (file + flags)."""
+    return _config(args, {"camera.hfov": args.hfov, "camera.focal_length": args.focal_length})
+
+
+def bag_options(args: argparse.Namespace, config: Any, input: Path, output: Path) -> Any:
+    """BagOptions from the shared option table (one input bag into one output bag)."""
+    from dpt_ros.offline.bag import BagOptions  # rclpy, sensor_msgs, rosbags
+
+    return BagOptions(
+        input=input,
+        output=output,
+        image_topic=args.image_topic,
+        camera_info_topic=args.camera_info_topic,
+        batch_size=args.batch_size,
+        prefix=args.prefix,
+        topics_out=args.topics_out,
+        storage=args.storage,
+        force=args.force,
+        params=config.values,
+        decode=config.decode,
+        depth_reference_topic=args.depth_reference_topic,
+        points_reference_topic=args.points_reference_topic,
+        alignment_report=args.alignment_report,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dpt-ros", description="DPT depth/segmentation for recorded bags, images and videos"
@@ -56,22 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     bag = sub.add_parser("bag", help="process a ROS 2 bag (.db3/.mcap) into a new bag")
     bag.add_argument("input", type=Path, help="input bag directory (or a .db3/.mcap file)")
     bag.add_argument("output", type=Path, help="output bag directory (must not exist)")
-    bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage")
-    bag.add_argument("--camera-info-topic", help="sensor_msgs/CameraInfo for intrinsics")
-    bag.add_argument("--depth-reference-topic", help="metric depth registered to the images "
-                     "(Image 32FC1 m / 16UC1 mm), paired by stamp, for alignment")
-    bag.add_argument("--points-reference-topic", help="metric point cloud (PointCloud2 "
-                     "x/y/z; alignment.extrinsic moves it into the camera frame), for alignment")
-    bag.add_argument("--prefix", default="/dpt", help="namespace of the output topics")
-    bag.add_argument(
-        "--topics-out", nargs="+", metavar="NAME",
-        help="output topics to write, relative to --prefix (default: all the model produces)",
-    )
-    bag.add_argument("--storage", choices=("sqlite3", "mcap"), help="default: as the input")
-    bag.add_argument("--hfov", type=float, help="camera.hfov fallback (degrees)")
-    bag.add_argument("--focal-length", type=float, help="camera.focal_length fallback (px)")
     bag.add_argument("--force", action="store_true", help="replace an existing output")
-    _model_args(bag)
+    bag_args(bag)
+
+    fleet = sub.add_parser("fleet", help="many bags on a Ray cluster, resumable "
+                           "(pip install dpt_ros[fleet]; docs/fleet.md)")
+    fleet_cli.fleet_args(fleet)
+    bag_args(fleet)
 
     pred = sub.add_parser("predict", help="images, folders and videos -> depth files")
     pred.add_argument("paths", nargs="+", type=Path, help="images, folders or videos")
@@ -124,32 +166,15 @@ def _config(args: argparse.Namespace, extra: dict[str, Any]) -> Any:
 
 
 def _cmd_bag(args: argparse.Namespace) -> ExitCode:
-    from dpt_ros.offline.bag import BagOptions, run_bag  # rclpy, sensor_msgs, rosbags
+    from dpt_ros.offline.bag import run_bag  # rclpy, sensor_msgs, rosbags
     from dpt_ros.offline.config import build_pipeline  # torch
 
     if not args.input.exists():
         raise CliError(ExitCode.INPUT, f"input bag {args.input} does not exist")
     check_output_free(args.output.absolute(), args.force)  # before the slow model load
-    config = _config(
-        args, {"camera.hfov": args.hfov, "camera.focal_length": args.focal_length}
-    )
+    config = bag_config(args)
     pipeline = build_pipeline(config)
-    opts = BagOptions(
-        input=args.input,
-        output=args.output,
-        image_topic=args.image_topic,
-        camera_info_topic=args.camera_info_topic,
-        batch_size=args.batch_size,
-        prefix=args.prefix,
-        topics_out=args.topics_out,
-        storage=args.storage,
-        force=args.force,
-        params=config.values,
-        decode=config.decode,
-        depth_reference_topic=args.depth_reference_topic,
-        points_reference_topic=args.points_reference_topic,
-        alignment_report=args.alignment_report,
-    )
+    opts = bag_options(args, config, args.input, args.output)
     with StopFlag() as stop:
         report = run_bag(opts, pipeline, stop)
     print(report.summary(), file=sys.stderr)
@@ -158,8 +183,8 @@ def _cmd_bag(args: argparse.Namespace) -> ExitCode:
 
 def _cmd_predict(args: argparse.Namespace) -> ExitCode:
     from dpt_ros.offline.config import build_pipeline  # torch
-    from dpt_ros.offline.files import collect_sources  # torch (core.codecs)
-    from dpt_ros.offline.predict import IntrinsicsSpec, PredictOptions, run_predict  # torch
+    from dpt_ros.offline.predict.run import IntrinsicsSpec, PredictOptions, run_predict  # torch
+    from dpt_ros.offline.predict.sources import collect_sources  # torch (core.codecs)
 
     intrinsics = IntrinsicsSpec(args.fx, args.fy, args.cx, args.cy, args.hfov)
     collect_sources(args.paths)  # fail on a bad path before the slow model load
@@ -191,7 +216,17 @@ def _cmd_info(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-COMMANDS = {"bag": _cmd_bag, "predict": _cmd_predict, "info": _cmd_info}
+def fleet_options(args: argparse.Namespace) -> Any:
+    """`dpt-ros fleet`'s FleetOptions: the bag options through the shared table."""
+    config = bag_config(args)
+    return fleet_cli.fleet_options(args, config, bag_options(args, config, Path("."), Path(".")))
+
+
+def _cmd_fleet(args: argparse.Namespace) -> ExitCode:
+    return fleet_cli.cmd_fleet(fleet_options(args))
+
+
+COMMANDS = {"bag": _cmd_bag, "fleet": _cmd_fleet, "predict": _cmd_predict, "info": _cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     INPUT = 4  # input missing, unreadable, or the requested topic is not in the bag
     OUTPUT_EXISTS = 5  # output exists and --force was not given; nothing was written
     CONFIG = 6  # bad parameter file, model or device (the message says what to change)
+    FAILED = 7  # fleet: some bags failed (see the manifest); every other bag completed
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); no output under the final name
 
 

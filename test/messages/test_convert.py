@@ -283,7 +283,7 @@ def test_pointcloud_msg_round_trip(stride: int) -> None:
 
 def test_fill_keeps_a_checked_message_valid() -> None:
     """With ROS_PYTHON_CHECK_FIELDS semantics the filled field is still an array('B')."""
-    from dpt_ros.messages import _fill_uint8
+    from dpt_ros.messages.convert import _fill_uint8
 
     payload = RNG.integers(0, 256, (3, 4, 3), dtype=np.uint8)
     msg = Image(check_fields=True, height=3, width=4, encoding="rgb8", step=12)

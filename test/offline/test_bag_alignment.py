@@ -34,7 +34,7 @@ from dpt_ros.core.camera.geometry import Intrinsics, backproject
 from dpt_ros.core.pipeline.pipeline import Frame, Pipeline
 from dpt_ros.offline.cli import main
 from dpt_ros.offline.exitcodes import ExitCode
-from dpt_ros.offline.writers import depth_to_mm, write_png
+from dpt_ros.offline.predict.writers import depth_to_mm, write_png
 
 DEPTH_TOPIC, POINTS_TOPIC = "/rgbd/depth", "/lidar/points"
 CAMERA = Intrinsics(35.0, 36.0, 19.0, 14.5, WIDTH, HEIGHT)  # _offline_util's camera_info

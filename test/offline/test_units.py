@@ -15,9 +15,9 @@ from dpt_ros.core.pointcloud.pack import pack_cloud
 from dpt_ros.offline.atomic import AtomicDir
 from dpt_ros.offline.exitcodes import CliError, ExitCode
 from dpt_ros.offline.interrupt import StopFlag
-from dpt_ros.offline.ply import ply_vertices, write_ply
+from dpt_ros.offline.predict.ply import ply_vertices, write_ply
+from dpt_ros.offline.predict.writers import depth_to_mm, mm_to_depth
 from dpt_ros.offline.progress import Progress, format_duration
-from dpt_ros.offline.writers import depth_to_mm, mm_to_depth
 
 
 class FakeClock:

@@ -93,6 +93,6 @@ def test_every_declared_dependency_is_used():
     imported = {PYTHON_KEYS.get(m, m) for m in third_party()}
     for dep in _deps("exec_depend"):
         assert dep in imported or dep in NOT_IMPORTED, f"{dep} is declared but not used"
-    launch_rule = (ROOT / "dpt_ros" / "core" / "launch_args.py").read_text()
+    launch_rule = (ROOT / "dpt_ros" / "config" / "launch_args.py").read_text()
     assert 'package="rviz2"' in launch_rule
     assert "python3-pytest" in _deps("test_depend")

@@ -29,7 +29,9 @@ from dpt_ros.core.pipeline.outputs import current_outputs
 from dpt_ros.core.pipeline.pipeline import Frame, FrameResult, Pipeline
 from dpt_ros.offline.alignment_report import AlignmentReport
 from dpt_ros.offline.exitcodes import CliError, ExitCode, run_exit_code
-from dpt_ros.offline.files import (
+from dpt_ros.offline.interrupt import StopFlag
+from dpt_ros.offline.predict.ply import write_ply
+from dpt_ros.offline.predict.sources import (
     Source,
     UnreadableInput,
     collect_sources,
@@ -39,10 +41,8 @@ from dpt_ros.offline.files import (
     reference_path,
     video_frame_count,
 )
-from dpt_ros.offline.interrupt import StopFlag
-from dpt_ros.offline.ply import write_ply
+from dpt_ros.offline.predict.writers import depth_to_mm, write_bgr_png, write_npy, write_png
 from dpt_ros.offline.progress import Progress
-from dpt_ros.offline.writers import depth_to_mm, write_bgr_png, write_npy, write_png
 
 # Pipeline output -> file name suffix after the stem ('depth' depends on --depth-format).
 SUFFIXES = {
