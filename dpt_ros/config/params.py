@@ -179,7 +179,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("percentiles", [2.0, 98.0], "Per-frame colour range: [low, high] percentiles "
               "of the valid depth.", lo=0.0, hi=100.0),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in "
-              "~/segmentation/overlay (0 = input image only).", lo=0.0, hi=1.0),
+              "~/segmentation_overlay/image (0 = input image only).", lo=0.0, hi=1.0),
     ParamSpec("pointcloud.stride", 1, "1 = organised H x W cloud; N > 1 keeps every N-th "
               "pixel in both directions and drops invalid points (unorganised).", lo=1, hi=64),
     ParamSpec("pointcloud.min_range", 0.0, "Drop points closer than this (metres).",
