@@ -77,6 +77,11 @@ SPECS: tuple[ParamSpec, ...] = (
               "(sensor_msgs/Image); compressed to 'image/compressed' (jpeg/png "
               "CompressedImage), the name image_transport derives.",
               choices=("raw", "compressed"), read_only=True),
+    ParamSpec("depth_reference_transport", "raw", "How depth_reference arrives, as "
+              "image_transport names it: raw (sensor_msgs/Image 32FC1 / 16UC1) or "
+              "compressedDepth ('depth_reference/compressedDepth', the compressed_depth "
+              "plugin's png: 16UC1 as sent, 32FC1 from its inverse-depth quantisation).",
+              choices=("raw", "compressedDepth"), read_only=True),
     ParamSpec("input_transport", "", "Deprecated (one release): the old name of "
               "image_transport, still read when set, with a warning; '' = not set. "
               "raw: subscribe to 'image' (sensor_msgs/Image); "

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros import messages
 from dpt_ros.core.alignment import AlignmentState, Extrinsic, FrameReference
@@ -44,6 +44,10 @@ class ReferenceInput:
         self.node, self.name, self.values, self.deliver = node, name, values, deliver
         self.topics = {kind: node.resolve_topic_name(camera_topic(topic, name))
                        for kind, (topic, _) in KINDS.items()}
+        self.types = {kind: msg_type for kind, (_, msg_type) in KINDS.items()}
+        if values.get("depth_reference_transport") == "compressedDepth":  # image_transport's
+            self.topics["depth"] += "/compressedDepth"
+            self.types["depth"] = CompressedImage
         self.sync: ReferenceSync[tuple[Any, Any, float]] = ReferenceSync(
             values["alignment.slop_ms"] / 1000.0, values["alignment.wait_ms"] / 1000.0,
             references=16, pending=max(2, values["qos.depth"]))
@@ -56,9 +60,9 @@ class ReferenceInput:
     def subscribe(self) -> None:
         self._subs = {
             kind: MatchedSubscription(
-                self.node, msg_type, self.topics[kind],
+                self.node, self.types[kind], self.topics[kind],
                 lambda msg, kind=kind: self._on_reference(kind, msg), self.values)
-            for kind, (_, msg_type) in KINDS.items()
+            for kind in KINDS
         }
         self.update_qos()
 
