@@ -48,8 +48,11 @@ setup(
         "fleet": ["ray==2.60.0", "pyarrow>=14", "psutil>=5.9"],
         # pillow>=13: the oracle's resize; colcon: .ci/colcon_check builds the package with it
         # import-linter: the layer / cycle contracts in .importlinter (`make lint`)
+        # open3d-cpu: the oracle of the voxel filter's grid (core.pointcloud.filters); its
+        # wheel needs libusb-1.0 (apt libusb-1.0-0), else the tests that use it skip
         "test": ["pytest>=8", "transformers>=5.0", "ruff>=0.6", "pillow>=13",
-                 "colcon-common-extensions>=0.3", "import-linter>=2.17"],
+                 "colcon-common-extensions>=0.3", "import-linter>=2.17",
+                 "open3d-cpu==0.20.0; sys_platform == 'linux' and platform_machine == 'x86_64'"],
     },
     zip_safe=False,
     maintainer="dpt_ros maintainers",

@@ -89,6 +89,11 @@ def measure(repeat: int, with_subscriber: bool, gap: float) -> dict[str, dict[st
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bench_publish", context=context)
+    from dpt_ros.ros.serialized import FastPath
+
+    reason = FastPath.check(node)  # as the node does at start-up
+    if reason:
+        print(f"fast path off: {reason}; 'serialized' is rclpy's publish(bytes) here")
     pub = node.create_publisher(PointCloud2, TOPIC, output_qos())
     sub = None
     try:

@@ -349,9 +349,23 @@ def send_until(
 
 def wait_ready(peer: Peer, proc: NodeProcess, image_topic: str = IMAGE_TOPIC,
                timeout: float = 60.0) -> None:
-    """Until the node subscribes to its input (it has loaded its models by then)."""
+    """Until the node has started (models loaded, `ready:` logged) and, once one of its
+    outputs has a subscriber in `peer`, subscribes to its input `image_topic` (it holds no
+    input while nobody subscribes to an output: issue 19's lazy subscriptions)."""
     deadline = time.monotonic() + timeout
-    while peer.node.count_subscribers(image_topic) < 1:
+
+    def ready() -> bool:
+        if "ready:" not in proc.log():
+            return False
+        names = [name for name, _ in peer.node.get_topic_names_and_types()
+                 if name.startswith(NODE + "/")]
+        if not names:  # the node's publishers not discovered by the peer yet
+            return False
+        outputs = [name for name in names if peer.node.count_subscribers(name) > 0]
+        # the peer's own subscribers on the node's outputs make it subscribe its input
+        return not outputs or peer.node.count_subscribers(image_topic) >= 1
+
+    while not ready():
         if not proc.alive():
             raise RuntimeError(f"dpt_node exited with {proc.proc.returncode}:\n{proc.log()}")
         if time.monotonic() > deadline:

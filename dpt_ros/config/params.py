@@ -24,6 +24,8 @@ from dpt_ros.config.vocabulary import (
     SYNC_MODES,
 )
 
+# resolved against the segmentation model's labels once it is loaded (`core.pointcloud.filters`)
+CLASS_LISTS = ("pointcloud.include_classes", "pointcloud.exclude_classes")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 CAMERA_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")  # relative name
 
@@ -71,18 +73,31 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("input_size", [0, 0], "Model input [height, width] override in pixels "
               "(multiples of the patch size); [0, 0] = the checkpoint's preprocessor size.",
               lo=0, hi=4096, read_only=True),
-    ParamSpec("input_transport", "raw", "raw: subscribe to 'image' (sensor_msgs/Image); "
-              "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
+    ParamSpec("image_transport", "raw", "As image_pipeline's nodes: raw subscribes to 'image' "
+              "(sensor_msgs/Image); compressed to 'image/compressed' (jpeg/png "
+              "CompressedImage), the name image_transport derives.",
               choices=("raw", "compressed"), read_only=True),
+    ParamSpec("depth_reference_transport", "raw", "How depth_reference arrives, as "
+              "image_transport names it: raw (sensor_msgs/Image 32FC1 / 16UC1) or "
+              "compressedDepth ('depth_reference/compressedDepth', the compressed_depth "
+              "plugin's png: 16UC1 as sent, 32FC1 from its inverse-depth quantisation).",
+              choices=("raw", "compressedDepth"), read_only=True),
+    ParamSpec("input_transport", "", "Deprecated (one release): the old name of "
+              "image_transport, still read when set, with a warning; '' = not set. "
+              "raw: subscribe to 'image' (sensor_msgs/Image); "
+              "compressed: to 'image/compressed' (jpeg/png CompressedImage).",
+              choices=("", "raw", "compressed"), read_only=True),
     ParamSpec("sync.mode", "exact", "How an image finds its camera_info: exact (same stamp, "
               "as message_filters' TimeSynchronizer), approximate (nearest stamp within "
               "sync.slop_ms), latest (newest camera_info of the frame_id, any stamp).",
               choices=SYNC_MODES, read_only=True),
     ParamSpec("sync.slop_ms", 10.0, "approximate: the largest stamp difference accepted "
               "between an image and its camera_info (ms).", lo=0.0, hi=1000.0, read_only=True),
-    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits for its camera_info (ms) "
-              "before it is dropped and counted as no_camera_info (drivers publish the "
-              "camera_info a few ms after the image).", lo=1.0, hi=10000.0, read_only=True),
+    ParamSpec("sync.timeout_ms", 200.0, "How long an image waits (ms) after a camera_info "
+              "that did not match it before it is dropped as no_camera_info (a late "
+              "camera_info never drops an image: only one stamped after it does), and "
+              "before parameter intrinsics are used when nobody publishes camera_info.",
+              lo=1.0, hi=10000.0, read_only=True),
     ParamSpec("camera.rectified", False, "The input images are rectified: project with P "
               "(image_geometry's rectified model) and ignore D. Without it, images whose "
               "camera_info has any non-zero D are raw and back-projected through the lens "
@@ -109,7 +124,7 @@ SPECS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("alignment.mode", "off", "Metric alignment to a reference (depth_reference "
               "image / points_reference cloud, per camera): off, scale or scale_shift. "
-              "Relative models fit 1/z = s*r + t and publish ~/depth and ~/points only "
+              "Relative models fit 1/z = s*r + t and publish ~/depth/image and ~/points only "
               "while the alignment is valid; metric models fit z_ref = s*z (+ t) and are "
               "corrected while it is valid. See docs/alignment.md.",
               choices=ALIGNMENT_MODES, read_only=True),
@@ -144,19 +159,20 @@ SPECS: tuple[ParamSpec, ...] = (
               "model's resolution (camera_info is scaled to match).", choices=("input", "model")),
     ParamSpec("depth.scale", 0.0, "Relative models: metric depth = 1 / (scale * prediction + "
               "shift) (inverse-depth space; a model predicting relative depth, DA3MONO: "
-              "scale * prediction + shift); 0 = unset, then no ~/depth and no ~/points.",
+              "scale * prediction + shift); 0 = unset, then no ~/depth/image and no ~/points.",
               lo=0.0, hi=1e6),
     ParamSpec("depth.shift", 0.0, "Shift of the affine fit (see depth.scale).",
               lo=-1e6, hi=1e6),
     ParamSpec("depth.keep_sky", False, "Models with a sky head (Depth Anything 3): keep the "
-              "pixels it marks as sky in ~/depth and ~/points at the model's far value; false "
-              "= NaN there (no return, REP 118) and no points. ~/depth/sky shows the mask."),
+              "pixels it marks as sky in ~/depth/image and ~/points at the model's far value; "
+              "false = NaN there (no return, REP 118) and no points. ~/sky/image shows the "
+              "mask."),
     ParamSpec("alignment.smoothing_s", 0.3, "Time constant (s, frame stamps) of the filter "
               "over the per-frame fits; 0 = each accepted fit applied as it is. Changing an "
               "alignment.* value at run time restarts the alignment.", lo=0.0, hi=600.0),
     ParamSpec("alignment.max_age_s", 2.0, "After this long (s, frame stamps) without an "
               "accepted fit the alignment is invalid: a relative model stops publishing "
-              "~/depth and ~/points, a metric one goes uncorrected. 0 = never expires.",
+              "~/depth/image and ~/points, a metric one goes uncorrected. 0 = never expires.",
               lo=0.0, hi=3600.0),
     ParamSpec("alignment.min_inliers", 50, "A fit with fewer reference samples or inliers is "
               "rejected (counted in alignment.rejected).", lo=3, hi=10_000_000),
@@ -165,7 +181,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("alignment.gate", 0.2, "A fit moving the implied depth by more than this "
               "fraction from the last accepted one is held back (gated) unless three in a "
               "row agree; 0 = no gating.", lo=0.0, hi=10.0),
-    ParamSpec("colormap", "turbo", "Colour map of ~/depth/colorized.", choices=COLORMAPS),
+    ParamSpec("colormap", "turbo", "Colour map of ~/depth_colorized/image.", choices=COLORMAPS),
     ParamSpec("depth.min", 0.0, "Fixed colour range low end (metres, or model units for "
               "relative output); min = max = 0 uses per-frame percentiles.", lo=0.0, hi=1e6),
     ParamSpec("depth.max", 0.0, "Fixed colour range high end; must exceed depth.min when set.",
@@ -173,13 +189,26 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("percentiles", [2.0, 98.0], "Per-frame colour range: [low, high] percentiles "
               "of the valid depth.", lo=0.0, hi=100.0),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in "
-              "~/segmentation/overlay (0 = input image only).", lo=0.0, hi=1.0),
+              "~/segmentation_overlay/image (0 = input image only).", lo=0.0, hi=1.0),
     ParamSpec("pointcloud.stride", 1, "1 = organised H x W cloud; N > 1 keeps every N-th "
               "pixel in both directions and drops invalid points (unorganised).", lo=1, hi=64),
     ParamSpec("pointcloud.min_range", 0.0, "Drop points closer than this (metres).",
               lo=0.0, hi=1000.0),
     ParamSpec("pointcloud.max_range", 0.0, "Drop points farther than this (metres); 0 = none.",
               lo=0.0, hi=1000.0),
+    ParamSpec("pointcloud.voxel_size", 0.0, "Costmap filter: one point per occupied voxel of "
+              "this edge (metres) at the centroid of its points, colour averaged, label the "
+              "most frequent; Open3D's voxel_down_sample grid (anchored at the cloud's min "
+              "bound - voxel/2). Unorganised output. 0 = off.", lo=0.0, hi=10.0),
+    ParamSpec("pointcloud.edge_threshold", 0.0, "Costmap filter: drop flying pixels at depth "
+              "edges, i.e. pixel p when any 4-neighbour q with a depth has |z_p - z_q| > "
+              "edge_threshold * z_p (e.g. 0.05). 0 = off.", lo=0.0, hi=10.0),
+    ParamSpec("pointcloud.include_classes", [], "Costmap filter: keep only points of these "
+              "classes (names of the segmentation model's labels, or decimal ids as strings, "
+              "e.g. ['person', '3']); empty = every class. Needs a segmentation_model."),
+    ParamSpec("pointcloud.exclude_classes", [], "Costmap filter: drop points of these classes "
+              "(names or decimal ids as strings, e.g. ['floor', 'sky']); with include_classes "
+              "too, a point must be included and not excluded. Needs a segmentation_model."),
     ParamSpec("pointcloud.color", True, "Add a packed 'rgb' field (PCL convention)."),
     ParamSpec("pointcloud.label", True, "Add a 'label' field with the class id when "
               "segmentation runs (semantic point cloud)."),
@@ -263,6 +292,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}; got '{value}'"
     if name == "device" and not DEVICE_RE.match(value):
         return f"device must be auto, cpu, cuda or cuda:N; got '{value}'"
+    if name in CLASS_LISTS and any(not str(v).strip() for v in value):
+        return f"{name}: empty class name in {list(value)}"
     if name == "cameras":
         bad = [c for c in value if not CAMERA_RE.match(c)]
         if bad:
@@ -306,9 +337,70 @@ def check_update(updates: Mapping[str, Any], current: Mapping[str, Any]) -> str 
         parse_extrinsic(merged["alignment.extrinsic"])
     except ValueError as err:
         return f"alignment.extrinsic: {err}"
+    classes = [name for name in CLASS_LISTS if merged[name]]
+    if classes and not merged["segmentation_model"]:
+        return f"{classes[0]} needs a segmentation_model (the class of each point)"
     if merged["alignment.mode"] != "off" and not merged["depth_model"]:
         return f"alignment.mode {merged['alignment.mode']} needs a depth_model"
     return None
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The parameters the node itself reads, typed (what `Pipeline` reads is
+    `PipelineSettings`; the camera and reference inputs read their own `sync.*` / `qos.*` /
+    `camera.*` / `alignment.*` entries). Built from the checked values at configure and
+    rebuilt after every accepted runtime change, so the node never indexes a dict by a
+    parameter's name."""
+
+    depth_model: str
+    segmentation_model: str
+    dtype: str
+    cameras: tuple[str, ...]  # ("",) = the single unnamed camera
+    num_threads: int
+    warmup: bool
+    input_size: tuple[int, int]
+    image_transport: str
+    sync_timeout_ms: float
+    diagnostics_period: float
+    # runtime-changeable
+    batch_wait_s: float
+    serialized_publish: bool
+    stale_s: float
+    drop_ratio: float
+    stuck_s: float
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> NodeParams:
+        v = {**DEFAULTS, **values}
+        return cls(
+            depth_model=v["depth_model"], segmentation_model=v["segmentation_model"],
+            dtype=v["dtype"], cameras=tuple(v["cameras"]) or ("",),
+            num_threads=int(v["num_threads"]), warmup=bool(v["warmup"]),
+            input_size=(int(v["input_size"][0]), int(v["input_size"][1])),
+            image_transport=image_transport(v)[0],
+            sync_timeout_ms=float(v["sync.timeout_ms"]),
+            diagnostics_period=float(v["diagnostics_period"]),
+            batch_wait_s=float(v["batch_wait_ms"]) / 1000.0,
+            serialized_publish=bool(v["serialized_publish"]),
+            stale_s=float(v["diagnostics.stale_s"]), drop_ratio=float(v["diagnostics.drop_ratio"]),
+            stuck_s=float(v["diagnostics.stuck_s"]),
+        )
+
+
+def image_transport(values: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The input transport to use and, when the deprecated `input_transport` was set, the
+    warning to log once: it is honoured while `image_transport` is left at its default,
+    ignored when both are set."""
+    merged = {**DEFAULTS, **values}
+    new, old = merged["image_transport"], merged["input_transport"]
+    if not old:
+        return new, None
+    if new != DEFAULTS["image_transport"] and new != old:
+        return new, (f"input_transport is deprecated and ignored: image_transport is set "
+                     f"({new}); remove input_transport ({old})")
+    return old, (f"input_transport is deprecated (removed in the next release): use "
+                 f"image_transport: {old}")
 
 
 def forced_outputs(values: Mapping[str, Any]) -> set[str]:

@@ -159,6 +159,10 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif default == ():  # the only empty-tuple defaults are lists of names (class filters)
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+        expected = "a list of strings"
     elif isinstance(default, tuple):
         ok = (
             isinstance(value, (list, tuple))

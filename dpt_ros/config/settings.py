@@ -36,6 +36,13 @@ class PipelineSettings:
     pointcloud_max_range: float = 0.0  # 0 = no limit
     pointcloud_color: bool = True
     pointcloud_label: bool = True
+    # costmap filters (`core.pointcloud.filters`): voxel edge in metres (0 = off),
+    # flying-pixel relative jump (0 = off), class names / decimal ids of the segmentation
+    # model's labels
+    pointcloud_voxel_size: float = 0.0
+    pointcloud_edge_threshold: float = 0.0
+    pointcloud_include_classes: tuple[str, ...] = ()
+    pointcloud_exclude_classes: tuple[str, ...] = ()
     # raw cameras: the models see the image rectified with its camera_info's P, and their
     # outputs are sampled back onto the raw grid (core.camera.rectify); the node's
     # camera.rectify_for_model

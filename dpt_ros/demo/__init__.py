@@ -27,7 +27,7 @@ WEIGHTS = PACKAGE_DIR / "weights"
 CAMERA_NS = "/camera"
 NODE = "/dpt_node"
 GT_TOPICS = ("image_raw", "depth_gt", "labels_gt", "pose")
-OUT_TOPICS = ("depth", "segmentation", "segmentation/overlay", "points")
+OUT_TOPICS = ("depth/image", "segmentation/image", "segmentation_overlay/image", "points")
 # A held-out world chosen by its ground truth alone (not by any model's score): all six
 # classes are in view from the first frame of its camera path on (docs/synthetic.md).
 DEMO_SEED = 1_000_291

@@ -33,7 +33,7 @@ def picture_frame(index: int, msgs: dict[str, object], frame: FrameArrays,
     cloud = splat_points(pts, table[ids], side_view(frame.pose, target), *image.shape[1::-1])
     return {"index": index, "image": image, "pred": frame.depth, "gt": frame.depth_gt,
             "labels_gt": frame.labels_gt, "cloud": cloud,
-            "overlay": messages.rgb_from_image_msg(msgs["segmentation/overlay"]),
+            "overlay": messages.rgb_from_image_msg(msgs["segmentation_overlay/image"]),
             "abs_rel": abs_rel,
             "miou": mean_iou(confusion(frame.labels, frame.labels_gt, n))}
 

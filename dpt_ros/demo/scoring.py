@@ -42,9 +42,9 @@ def pose_from_msg(msg) -> Pose:
 def frame_arrays(msgs: dict[str, object]) -> FrameArrays:
     cloud = messages.cloud_fields(msgs["points"], ("x", "y", "z", "label"))
     return FrameArrays(
-        depth=messages.image_array(msgs["depth"]),
+        depth=messages.image_array(msgs["depth/image"]),
         depth_gt=messages.image_array(msgs["depth_gt"]),
-        labels=messages.image_array(msgs["segmentation"]),
+        labels=messages.image_array(msgs["segmentation/image"]),
         labels_gt=messages.image_array(msgs["labels_gt"]),
         xyz=np.stack([cloud[c] for c in "xyz"], 1),
         cloud_labels=cloud.get("label"),

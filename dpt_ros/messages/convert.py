@@ -49,7 +49,11 @@ from dpt_ros.core.codecs.image_codec import (
     parse_image,
     row_view,
 )
-from dpt_ros.core.codecs.reference_codec import parse_depth_reference, parse_points_reference
+from dpt_ros.core.codecs.reference_codec import (
+    decode_compressed_depth,
+    parse_depth_reference,
+    parse_points_reference,
+)
 from dpt_ros.core.errors import BadInput
 from dpt_ros.core.pipeline.frame import Frame
 from dpt_ros.core.pointcloud.pack import (
@@ -316,7 +320,7 @@ def pointcloud_msg(packed: PackedCloud, header: Header) -> PointCloud2:
     return msg
 
 
-def frame_reference(depth: Image | None, points: PointCloud2 | None,
+def frame_reference(depth: Image | CompressedImage | None, points: PointCloud2 | None,
                     extrinsic: Extrinsic | None, max_pixels: int, image_frame: str = "",
                     depth_topic: str = "the depth reference") -> FrameReference | None:
     """The metric reference of a frame from its paired `depth_reference` Image and/or
@@ -332,7 +336,9 @@ def frame_reference(depth: Image | None, points: PointCloud2 | None,
                        f"the image '{image_frame}': a depth reference must be registered to "
                        "the camera (same optical frame)")
     ref = FrameReference(extrinsic=extrinsic)
-    if depth is not None:
+    if depth is not None and hasattr(depth, "format"):  # <depth>/compressedDepth
+        ref.depth, ref.encoding = decode_compressed_depth(depth.format, depth.data, max_pixels)
+    elif depth is not None:
         ref.depth = parse_depth_reference(depth.data, depth.encoding, depth.width,
                                           depth.height, depth.step, depth.is_bigendian,
                                           max_pixels)

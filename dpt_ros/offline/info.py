@@ -43,7 +43,7 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
     if config.task == "depth":
         info["depth"] = _depth_kind(config)
         if getattr(config, "has_sky", False):
-            info["sky"] = True  # a sky head: ~/depth/sky, sky is NaN in ~/depth
+            info["sky"] = True  # a sky head: ~/sky/image, sky is NaN in ~/depth/image
         if getattr(config, "has_fov", False):
             info["field_of_view"] = True  # estimates its FOV: calibration when none is given
         if config.model_type == "depth_anything" and config.is_metric:
@@ -155,7 +155,7 @@ def format_info(info: dict[str, Any]) -> str:
         extra = f", max_depth {info['max_depth_m']} m" if "max_depth_m" in info else ""
         lines.append(f"depth:         {info['depth']}{extra}")
     if info.get("sky"):
-        lines.append("sky:           sky head (sky pixels: NaN depth, no points; ~/depth/sky)")
+        lines.append("sky:           sky head (sky pixels: NaN depth, no points; ~/sky/image)")
     if info.get("field_of_view"):
         lines.append("field of view: estimated by the model (focal length when no "
                      "camera_info)")

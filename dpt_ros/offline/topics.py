@@ -15,8 +15,7 @@ from std_msgs.msg import String
 
 from dpt_ros import messages
 from dpt_ros.core.pipeline.outputs import (
-    DEPTH_IMAGES,
-    DEPTH_INFO_TOPIC,
+    INFO_TOPICS,
     LABELS_TOPIC,
     OUTPUT_TOPICS,
     current_outputs,
@@ -36,7 +35,8 @@ class OutputTopic:
 
     name: str
     msgtype: str
-    output: str | None = None  # None: camera info (from result.intrinsics) or labels
+    output: str | None = None  # None: labels
+    info_of: str | None = None  # the image output this camera_info belongs to
 
 
 def _relative(topic: str) -> str:
@@ -48,16 +48,16 @@ OUTPUT_TOPIC_LIST = (
         OutputTopic(_relative(topic), POINTCLOUD2 if out == "points" else IMAGE, out)
         for out, topic in OUTPUT_TOPICS.items()
     ),
-    OutputTopic(_relative(DEPTH_INFO_TOPIC), CAMERA_INFO),
+    *(OutputTopic(_relative(topic), CAMERA_INFO, info_of=out)
+      for out, topic in INFO_TOPICS.items()),
     OutputTopic(_relative(LABELS_TOPIC), STRING),
 )
 BY_NAME = {t.name: t for t in OUTPUT_TOPIC_LIST}
-DEPTH_INFO = _relative(DEPTH_INFO_TOPIC)
 LABELS = _relative(LABELS_TOPIC)
 
 
 def topic_name(prefix: str, name: str) -> str:
-    """'/dpt' + 'depth/colorized' -> '/dpt/depth/colorized'; the result is always absolute."""
+    """'/dpt' + 'depth/image' -> '/dpt/depth/image'; the result is always absolute."""
     stem = prefix.strip("/")
     return f"/{stem}/{name}" if stem else f"/{name}"
 
@@ -69,9 +69,8 @@ def available_topics(pipeline: Pipeline) -> list[OutputTopic]:
     left out unless the depth is metric (a metric model, or depth.scale set).
     """
     outputs = set(current_outputs(pipeline))
-    names = {t.name for t in OUTPUT_TOPIC_LIST if t.output in outputs}
-    if pipeline.has_depth:
-        names.add(DEPTH_INFO)
+    names = {t.name for t in OUTPUT_TOPIC_LIST
+             if t.output in outputs or t.info_of in outputs}
     if pipeline.has_segmentation:
         names.add(LABELS)
     return [t for t in OUTPUT_TOPIC_LIST if t.name in names]
@@ -96,8 +95,8 @@ def select_topics(pipeline: Pipeline, requested: list[str] | None) -> list[Outpu
 
 
 def wanted_outputs(topics: list[OutputTopic]) -> set[str]:
-    """The Pipeline `want` set for these topics."""
-    return {t.output for t in topics if t.output is not None}
+    """The Pipeline `want` set for these topics (a camera_info alone wants its image)."""
+    return {t.output or t.info_of for t in topics if (t.output or t.info_of) is not None}
 
 
 def result_messages(
@@ -106,16 +105,14 @@ def result_messages(
 ) -> list[tuple[OutputTopic, Any]]:
     """The messages the node publishes for `result`, stamped with the input `header`.
 
-    As in the node, depth/camera_info goes out only together with a depth image, and is the
-    input image's camera_info `info` (of an image of `source` = width, height), or one of the
-    parameter intrinsics when `info` is None.
+    As in the node, each image's sibling camera_info goes out together with that image, and
+    is the input image's camera_info `info` (of an image of `source` = width, height), or
+    one of the parameter intrinsics when `info` is None.
     """
     out: list[tuple[OutputTopic, Any]] = []
-    sent_depth_image = False
-    info_topic = None
+    infos = {t.info_of: t for t in topics if t.info_of is not None}
+    camera_info = None
     for topic in topics:
-        if topic.name == DEPTH_INFO:
-            info_topic = topic
         if topic.output is None:
             continue
         value = getattr(result, topic.output)
@@ -126,11 +123,12 @@ def result_messages(
             continue
         encoding = image_encoding(topic.output, value)
         out.append((topic, messages.image_msg(value, encoding, header)))
-        sent_depth_image |= topic.output in DEPTH_IMAGES
-    if info_topic is not None and sent_depth_image and result.intrinsics is not None:
-        size = source or (result.intrinsics.width, result.intrinsics.height)
-        out.append((info_topic, messages.depth_camera_info(info, result.intrinsics, header,
-                                                           size)))
+        if topic.output in infos and result.intrinsics is not None:
+            if camera_info is None:
+                size = source or (result.intrinsics.width, result.intrinsics.height)
+                camera_info = messages.depth_camera_info(info, result.intrinsics, header,
+                                                         size)
+            out.append((infos[topic.output], camera_info))
     return out
 
 

@@ -4,7 +4,13 @@ matched to the camera), the pairing of each image with its camera_info by stamp
 
 Everything here runs in the executor's callbacks and never waits: a paired image is handed
 to `deliver` (the worker's queue of one), images still waiting for their camera_info are
-given up by `expire` (the node's sync timer).
+given up by `expire` (the node's sync timer) only once the camera_info stream has passed
+their stamp (`CameraSync(wait_for_stream=True)`), after the camera_info messages that the
+middleware has already delivered were taken: on a busy machine the executor runs the timer
+late and before the subscriptions of the same wait, and the camera_info stream itself stalls
+for up to 2 s; a deadline on wall time rejected images whose camera_info came (issue 19: 3
+of 5 frames per second). An image that waits longer is replaced by the next one (counted as
+dropped), as in the worker's queue of one.
 """
 
 from __future__ import annotations
@@ -14,20 +20,30 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from dpt_ros.config.params import image_transport
 from dpt_ros.core.camera.camera_info import camera_for_image, stamp_ns, stamp_text
 from dpt_ros.core.camera.geometry import Intrinsics
 from dpt_ros.core.camera.sync import CameraSync, SyncResult
 from dpt_ros.core.pipeline.outputs import camera_topic, camera_without_info
 from dpt_ros.ros.diagnostics import Stats, Throttle
-from dpt_ros.ros.qos import BEST_EFFORT, MatchedSubscription, input_qos
+from dpt_ros.ros.qos import MatchedSubscription
 
 IMAGE_INPUT = "image"  # remap these two (the launch file does); <camera>/image with `cameras`
 INFO_INPUT = "camera_info"
 
 Deliver = Callable[[str, Any, "CameraInfo | None", float], None]  # camera, msg, info, received
+
+
+def same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
+    """Two camera_infos equal in everything but their stamps (frame_id, size, model, D, K,
+    R, P, binning, ROI): a calibration that did not change between them."""
+    return (a.header.frame_id == b.header.frame_id and a.width == b.width
+            and a.height == b.height and a.distortion_model == b.distortion_model
+            and list(a.d) == list(b.d) and list(a.k) == list(b.k) and list(a.r) == list(b.r)
+            and list(a.p) == list(b.p) and a.binning_x == b.binning_x
+            and a.binning_y == b.binning_y and a.roi == b.roi)
 
 
 class CameraInput:
@@ -37,21 +53,26 @@ class CameraInput:
                  throttle: Throttle, deliver: Deliver) -> None:
         self.node, self.name, self.values = node, name, values
         self.stats, self.throttle, self.deliver = stats, throttle, deliver
-        self.compressed = values["input_transport"] == "compressed"
+        self.compressed = image_transport(values)[0] == "compressed"
         base = node.resolve_topic_name(camera_topic(IMAGE_INPUT, name))
         self.image_topic = base + "/compressed" if self.compressed else base
         self.info_topic = node.resolve_topic_name(camera_topic(INFO_INPUT, name))
         self.sync: CameraSync[tuple[Any, float]] = CameraSync(
             values["sync.mode"], values["sync.slop_ms"] / 1000.0,
             values["sync.timeout_ms"] / 1000.0, pending=max(2, values["qos.depth"]),
+            wait_for_stream=True, same=same_calibration,
         )
+        self.bracketed = 0  # images paired with the equal camera_info around their stamp
         self._image = MatchedSubscription(
             node, CompressedImage if self.compressed else Image, self.image_topic,
             self._on_image, values)
         # True while intrinsics come from parameters (camera.use_parameters, or nobody
         # publishes on the camera_info topic); diagnostics show it
         self.parameter_intrinsics = bool(values["camera.use_parameters"])
-        self._info_sub: Subscription | None = None
+        # camera_info follows its publishers' QoS like the image (a reliable camera's
+        # camera_info read best-effort is dropped whenever the node is late)
+        self._info = MatchedSubscription(node, CameraInfo, self.info_topic, self._on_info,
+                                         values)
 
     @property
     def reliability(self) -> str | None:
@@ -60,20 +81,16 @@ class CameraInput:
 
     # -------------------------------------------------------------- subscriptions
     def subscribe(self) -> None:
-        self._info_sub = self.node.create_subscription(
-            CameraInfo, self.info_topic, self._on_info,
-            input_qos(BEST_EFFORT, self.values["qos.depth"]),
-        )
         self.update_qos()
 
     def unsubscribe(self) -> None:
         self._image.destroy()
-        if self._info_sub is not None:
-            self.node.destroy_subscription(self._info_sub)
-        self._info_sub = None
+        self._info.destroy()
 
     def update_qos(self) -> None:
-        """(Re)subscribe the image when the reliability we should use differs from ours."""
+        """(Re)subscribe image and camera_info when the reliability they should use differs
+        from theirs (each follows its own publishers)."""
+        self._info.update()
         self._image.update()
 
     # ------------------------------------------------------------------ pairing
@@ -88,7 +105,8 @@ class CameraInput:
                                            (msg, now), now))
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self._released(self.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg))
+        self._released(self.sync.add_info(stamp_ns(msg.header), msg.header.frame_id, msg,
+                                          time.monotonic()))
 
     def _released(self, result: SyncResult[tuple[Any, float]]) -> None:
         for _ in result.superseded:
@@ -97,10 +115,29 @@ class CameraInput:
             self.deliver(self.name, msg, info, received)
 
     def expire(self, now: float) -> None:
-        """Images whose camera_info did not come in time: dropped and counted, or — when the
-        camera_info topic has no publisher at all — served with parameter intrinsics."""
-        expired = self.sync.expire(now).expired
-        if not expired:
+        """Images whose camera_info can no longer come (the stream passed their stamp):
+        dropped and counted (`no_camera_info`). Images that waited `sync.timeout_ms` while
+        nobody publishes on the camera_info topic: served with parameter intrinsics.
+
+        First the camera_info messages already delivered but not taken yet (a late
+        executor) are taken and paired."""
+        if not self.sync.waiting:
+            return
+        for info in self._info.take_pending():
+            self._on_info(info)
+        result = self.sync.expire(now)
+        expired = result.expired
+        for _ in result.superseded:
+            self.stats.on_dropped(camera=self.name)
+        for (msg, received), info in result.bracketed:
+            self.bracketed += 1
+            self.deliver(self.name, msg, info, received)
+        if expired:
+            for _ in expired:
+                self.stats.on_error("no_camera_info", camera=self.name)
+            if self.throttle.ready(f"no_camera_info/{self.name}"):
+                self.node.get_logger().warning(self._no_info_reason(expired))
+        if not self.sync.overdue(now):
             return
         if not self.parameter_intrinsics and self.node.count_publishers(self.info_topic) == 0:
             self.parameter_intrinsics = True
@@ -113,15 +150,11 @@ class CameraInput:
                 "camera_info to the camera's topic for real intrinsics"
             )
         if self.parameter_intrinsics:
-            for _ in expired[:-1]:
+            overdue = self.sync.take_overdue(now)
+            for _ in overdue[:-1]:
                 self.stats.on_dropped(camera=self.name)
-            msg, received = expired[-1].item
+            msg, received = overdue[-1].item
             self.deliver(self.name, msg, None, received)
-            return
-        for _ in expired:
-            self.stats.on_error("no_camera_info", camera=self.name)
-        if self.throttle.ready(f"no_camera_info/{self.name}"):
-            self.node.get_logger().warning(self._no_info_reason(expired))
 
     def _no_info_reason(self, expired: list) -> str:
         mode, v = self.sync.mode, self.values
@@ -130,9 +163,9 @@ class CameraInput:
                    "latest": "their frame_id"}[mode]
         stamps = ", ".join(stamp_text(w.stamp) for w in expired[-3:])
         return (f"skipped {len(expired)} image(s) of {self.image_topic} (stamps {stamps}): "
-                f"no camera_info on {self.info_topic} with {partner} within "
-                f"{v['sync.timeout_ms']:g} ms (sync.mode {mode}); check the driver's stamps, "
-                "or raise sync.timeout_ms / use sync.mode approximate")
+                f"no camera_info on {self.info_topic} with {partner}, and a later one came "
+                f"(sync.mode {mode}); check the driver's stamps, or use sync.mode "
+                "approximate")
 
     def _info_publisher_appeared(self) -> bool:
         """In parameter mode because nobody published camera_info: leave it once somebody
@@ -170,6 +203,8 @@ class CameraInput:
             prefix + "input_topic": self.image_topic,
             prefix + "input_reliability": str(self.reliability),
             prefix + "camera_info_topic": self.info_topic,
+            # its own camera_info lost, the equal ones around its stamp used (sync.py)
+            prefix + "camera_info_bracketed": str(self.bracketed),
             prefix + "intrinsics": (
                 self._estimate_text() if self.estimating
                 else "parameters (camera.focal_length / camera.hfov)"

@@ -10,7 +10,8 @@ Levels, per camera (the node's status is the worst of them):
   rate), or frames rejected in the last interval;
 - WARN also for what the node adds per camera (`camera_problems`: a relative model with
   alignment on and no valid alignment, so no metric output);
-- OK otherwise ("waiting for images" before the first one, else "running").
+- OK otherwise ("waiting for images" before the first one, else "running"; "idle: no
+  subscribers" while nobody subscribes to the camera's outputs and the node holds no input).
 The message says which. `Stats` is plain Python and thread-safe (subscription callbacks and
 the worker both write to it); `assess` is pure; `diagnostic_array` builds the message.
 """
@@ -20,13 +21,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = 0, 1, 2  # DiagnosticStatus levels
+IDLE = "idle: no subscribers"  # a camera whose outputs nobody subscribes to: no input held
 LEVEL_NAMES = ("OK", "WARN", "ERROR")
 
 
@@ -264,11 +266,14 @@ def diagnostic_array(
     inputs: Mapping[str, str] | None = None,
     camera_values: Mapping[str, Mapping[str, str]] | None = None,
     camera_problems: Mapping[str, str] | None = None,
+    idle: Collection[str] = (),
 ) -> DiagnosticArray:
     """The node's status (`name`: totals, every key-value, worst level of its cameras),
     then one status per camera, named `<node>: input <topic>` (`inputs`: camera -> its
     input topic), with `camera_values` added to its key-values and `camera_problems` (a
-    WARN each) to its verdict. Without `worker`, the worker counts as alive and idle."""
+    WARN each) to its verdict. Without `worker`, the worker counts as alive and idle.
+    Cameras in `idle` hold no input subscription (no subscriber on their outputs): OK, "idle:
+    no subscribers", whatever their last images were."""
     worker = worker or WorkerState(alive=True)
     limits = limits or Limits()
     inputs = inputs or {}
@@ -276,8 +281,9 @@ def diagnostic_array(
     camera_problems = camera_problems or {}
     node_name = name.split(":", 1)[0]
     verdicts = {
-        camera: _with_problem(assess(act, worker.waiting_s.get(camera), worker, limits),
-                              camera_problems.get(camera))
+        camera: (OK, IDLE) if camera in idle else _with_problem(
+            assess(act, worker.waiting_s.get(camera), worker, limits),
+            camera_problems.get(camera))
         for camera, act in snap.activity.items()
     }
     problems = [(lvl, f"{camera or 'input'}: {msg}" if len(verdicts) > 1 else msg)
@@ -292,7 +298,8 @@ def diagnostic_array(
         level, message = next(iter(verdicts.values()))
     else:
         level = OK
-        message = "running" if snap.received else "waiting for images"
+        message = ("running" if snap.received else "waiting for images") if not all(
+            c in idle for c in verdicts) else IDLE
     values = {
         "level": LEVEL_NAMES[level],
         "input_rate_hz": f"{snap.input_rate:.2f}",

@@ -7,10 +7,10 @@ transitions are driven from outside through the standard lifecycle services
 - configure: check the parameters, load the model(s), create publishers; a bad parameter or
   model fails the transition with the reason in the log, and the node stays unconfigured
   for another try;
-- activate: start the worker, subscribe, publish; a failure (e.g. the warm-up) fails the
-  transition with the reason in the log, whatever had started is stopped again, and the node
-  stays inactive for another try;
-- deactivate: no input, no output;
+- activate: enable the lifecycle publishers, start the worker, subscribe, send the latched
+  labels; a failure (e.g. the warm-up) fails the transition with the reason in the log,
+  whatever had started is stopped again, and the node stays inactive for another try;
+- deactivate: no input, no output (the lifecycle publishers publish nothing while inactive);
 - cleanup: publishers destroyed, models and their device memory released;
 - shutdown (from any state): whatever is up is taken down, and the process exits.
 """
@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 
 from dpt_ros.ros.node import NODE_NAME, DptCore, failure_reason, run
 
@@ -33,27 +34,38 @@ class DptLifecycleNode(DptCore, LifecycleNode):
         self._declare()
         self.finished = False
 
+    def _output_publisher(self, msg_type: type, topic: str, qos: Any, **kwargs: Any
+                          ) -> Publisher:
+        """Every output (and /diagnostics, the latched labels) a lifecycle publisher."""
+        return self.create_lifecycle_publisher(msg_type, topic, qos, **kwargs)
+
+    def _drop_publisher(self, pub: Publisher) -> None:
+        self.destroy_lifecycle_publisher(pub)
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._configure()
         except Exception as exc:  # the reason goes to the log; the node stays unconfigured
             self.get_logger().error(f"configure failed: {failure_reason(exc)}")
-            self.pipeline = None
+            self.rt = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info("configured: models loaded, publishers created")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        LifecycleNode.on_activate(self, state)  # the lifecycle publishers first
         try:
             self._activate()
         except Exception as exc:  # uncaught, rclpy would take it as ERROR and shut down
             self.get_logger().error(f"activate failed: {failure_reason(exc)}")
             self._deactivate()  # undo what had started: worker, subscriptions, timers
+            LifecycleNode.on_deactivate(self, state)
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._deactivate()
+        LifecycleNode.on_deactivate(self, state)  # publishers silent while inactive
         self.get_logger().info("deactivated: no input, no output")
         return TransitionCallbackReturn.SUCCESS
 
@@ -65,7 +77,7 @@ class DptLifecycleNode(DptCore, LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._active:
             self._deactivate()
-        if self.pipeline is not None:
+        if self.rt is not None:
             self._cleanup()
         self.finished = True
         return TransitionCallbackReturn.SUCCESS

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros import messages
 from dpt_ros.core.alignment import AlignmentState, Extrinsic, FrameReference
@@ -44,6 +44,10 @@ class ReferenceInput:
         self.node, self.name, self.values, self.deliver = node, name, values, deliver
         self.topics = {kind: node.resolve_topic_name(camera_topic(topic, name))
                        for kind, (topic, _) in KINDS.items()}
+        self.types = {kind: msg_type for kind, (_, msg_type) in KINDS.items()}
+        if values.get("depth_reference_transport") == "compressedDepth":  # image_transport's
+            self.topics["depth"] += "/compressedDepth"
+            self.types["depth"] = CompressedImage
         self.sync: ReferenceSync[tuple[Any, Any, float]] = ReferenceSync(
             values["alignment.slop_ms"] / 1000.0, values["alignment.wait_ms"] / 1000.0,
             references=16, pending=max(2, values["qos.depth"]))
@@ -56,9 +60,9 @@ class ReferenceInput:
     def subscribe(self) -> None:
         self._subs = {
             kind: MatchedSubscription(
-                self.node, msg_type, self.topics[kind],
+                self.node, self.types[kind], self.topics[kind],
                 lambda msg, kind=kind: self._on_reference(kind, msg), self.values)
-            for kind, (_, msg_type) in KINDS.items()
+            for kind in KINDS
         }
         self.update_qos()
 
@@ -114,7 +118,7 @@ class ReferenceInput:
 
 class AlignmentWatch:
     """What the node says about a camera's alignment: once when its metric output stops
-    (no valid alignment: a relative model publishes no ~/depth / ~/points, a metric one
+    (no valid alignment: a relative model publishes no ~/depth/image / ~/points, a metric one
     goes uncorrected) and once when it is valid again. Plain logic (tested without ROS)."""
 
     def __init__(self, model_is_metric: bool, scale_fallback: Callable[[], bool]) -> None:
@@ -136,16 +140,16 @@ class AlignmentWatch:
             fit = (f"scale {state.scale:.6g}, shift {state.shift:.6g}, {state.inliers} "
                    f"inliers, residual {state.residual:.3f}")
             now = ("metric depth corrected" if self.model_is_metric
-                   else "~/depth and ~/points published")
+                   else "~/depth/image and ~/points published")
             again = " again" if camera in self._ever else ""
             self._ever.add(camera)
             return f"{who}: valid alignment{again} ({fit}): {now}"
         if self.model_is_metric:
-            stops = "~/depth is the model's own metres, uncorrected"
+            stops = "~/depth/image is the model's own metres, uncorrected"
         elif self.scale_fallback():
-            stops = "~/depth and ~/points fall back to depth.scale / depth.shift"
+            stops = "~/depth/image and ~/points fall back to depth.scale / depth.shift"
         else:
-            stops = "~/depth and ~/points stop until a reference fits again"
+            stops = "~/depth/image and ~/points stop until a reference fits again"
         return f"{who}: {state.status}: {stops}"
 
     def problem(self, state: AlignmentState | None) -> str | None:
@@ -154,10 +158,10 @@ class AlignmentWatch:
         if self.model_is_metric or self.scale_fallback():
             return None
         if state is None:
-            return "alignment: no frame aligned yet: no ~/depth, no ~/points"
+            return "alignment: no frame aligned yet: no ~/depth/image, no ~/points"
         if state.valid:
             return None
-        return f"alignment: {state.status}: no ~/depth, no ~/points"
+        return f"alignment: {state.status}: no ~/depth/image, no ~/points"
 
 
 def alignment_values(state: AlignmentState | None) -> dict[str, str]:

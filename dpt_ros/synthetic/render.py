@@ -1,7 +1,7 @@
 """The renderer: one frame of a `World` → RGB, Z-depth (metres) and class ids.
 
 Depth is the Z-depth along the optical axis (REP 118: metres, float32), exactly as a depth
-camera or `dpt_node`'s `~/depth` reports it. The camera may be a pinhole or a raw camera with
+camera or `dpt_node`'s `~/depth/image` reports it. The camera may be a pinhole or a raw camera with
 lens distortion (plumb_bob, rational_polynomial, equidistant): each pixel's ray is the
 camera model's own (`core.camera.geometry.ray_directions`), so the image is rendered exactly
 through the lens. Objects are only intersected inside the image rectangle their bounding

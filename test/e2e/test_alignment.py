@@ -49,7 +49,7 @@ W, H, FRAMES, HFOV = 320, 240, 6, 90.0  # wider than the checkpoint's 70°
 CAMERAS = ("tof", "lidar", "plain")
 TOPICS = {"/cam/depth_gt": Image, "/cam/tof_depth": Image, "/cam/lidar_points": PointCloud2,
           "/cam/camera_info": CameraInfo,
-          **{f"/dpt_node/{c}/depth": Image for c in CAMERAS}}
+          **{f"/dpt_node/{c}/depth/image": Image for c in CAMERAS}}
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_simulated_sensors_are_registered_to_the_camera(run) -> None:
 def test_aligned_depth_corrects_the_model_scale_and_diagnostics_carry_the_fit(run) -> None:
     scores = {}
     for cam in CAMERAS:
-        preds = np.stack([image_array(f[f"/dpt_node/{cam}/depth"]) for f in run["frames"]])
+        preds = np.stack([image_array(f[f"/dpt_node/{cam}/depth/image"]) for f in run["frames"]])
         gts = np.stack([image_array(f["/cam/depth_gt"]) for f in run["frames"]])
         scores[cam] = depth_metrics(preds, gts)
     print({c: round(s["abs_rel"], 4) for c, s in scores.items()})

@@ -39,7 +39,7 @@ W, H, RATE = 320, 240, 2.0
 INDICES = set(range(8, 16))
 MIN_SHARED = 4
 TOPICS = {"/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo, "/cam/depth_gt": Image,
-          "/dpt_node/depth": Image, "/dpt_node/points": PointCloud2}
+          "/dpt_node/depth/image": Image, "/dpt_node/points": PointCloud2}
 
 
 def run_chain(domain: int, lens: list[str], node_params: tuple[str, ...] = ()

@@ -46,7 +46,7 @@ SURFACE_MEDIAN_MAX_M = 0.2
 W, H, FRAMES = 320, 240, 4
 TOPICS = {"/cam/image_raw": Image, "/cam/depth_gt": Image, "/cam/labels_gt": Image,
           "/cam/pose": PoseStamped, "/cam/camera_info": CameraInfo,
-          "/dpt_node/depth": Image, "/dpt_node/segmentation": Image,
+          "/dpt_node/depth/image": Image, "/dpt_node/segmentation/image": Image,
           "/dpt_node/points": PointCloud2}
 
 
@@ -73,10 +73,10 @@ def test_depth_and_segmentation_match_ground_truth(frames: list[dict]) -> None:
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     depth_scores = []
     for f in frames:
-        depth = image_array(f["/dpt_node/depth"])
-        assert f["/dpt_node/depth"].encoding == "32FC1" and depth.shape == (H, W)
+        depth = image_array(f["/dpt_node/depth/image"])
+        assert f["/dpt_node/depth/image"].encoding == "32FC1" and depth.shape == (H, W)
         depth_scores.append(depth_metrics(depth, image_array(f["/cam/depth_gt"])))
-        labels = image_array(f["/dpt_node/segmentation"])
+        labels = image_array(f["/dpt_node/segmentation/image"])
         conf += confusion(labels, image_array(f["/cam/labels_gt"]), NUM_CLASSES)
     abs_rel = float(np.mean([d["abs_rel"] for d in depth_scores]))
     delta1 = float(np.mean([d["delta1"] for d in depth_scores]))
@@ -97,7 +97,7 @@ def test_points_lie_on_the_true_surfaces(frames: list[dict]) -> None:
         cloud = f["/dpt_node/points"]
         assert cloud.header.frame_id == "camera_optical_frame"
         xyz = cloud_xyz(cloud).reshape(H, W, 3)
-        depth = image_array(f["/dpt_node/depth"])
+        depth = image_array(f["/dpt_node/depth/image"])
         info = f["/cam/camera_info"]
         fx, cx, fy, cy = info.k[0], info.k[2], info.k[4], info.k[5]
         # The cloud is the published depth back-projected through the camera's pinhole.

@@ -190,7 +190,7 @@ def ros_pair():
     while time.monotonic() < deadline and not all(
             p.get_subscription_count() for p in pubs.values()):
         executor.spin_once(timeout_sec=0.05)
-    yield pubs, wait
+    yield pubs, wait, node
     executor.shutdown()
     node.destroy_node()
     rclpy.shutdown(context=context)
@@ -200,11 +200,14 @@ def ros_pair():
 def test_published_buffers_arrive_as_the_object_path_messages(ros_pair, monkeypatch, direct):
     from dpt_ros.ros import serialized
 
+    pubs, wait, node = ros_pair
     if not direct:  # the fallback: rclpy's publish(bytes)
-        monkeypatch.setattr(serialized, "_RCL_PUBLISH", None)
-    elif serialized._RCL_PUBLISH is None:
-        pytest.skip("rcl_publish_serialized_message not reachable with this rclpy")
-    pubs, wait = ros_pair
+        monkeypatch.setattr(serialized.FastPath, "enabled", False)
+    else:
+        reason = serialized.FastPath.check(node)
+        if reason:
+            pytest.skip(f"fast path off with this rclpy: {reason}")
+        assert serialized.FastPath.enabled
     head = header("camera_optical")
     packed = cloud(48, 64, True, True, 1)
     depth = outputs(48, 64)["depth"]
@@ -215,3 +218,29 @@ def test_published_buffers_arrive_as_the_object_path_messages(ros_pair, monkeypa
     assert len(clouds) == 2 and len(images) == 2
     assert clouds[0] == clouds[1] == messages.pointcloud_msg(packed, head)
     assert images[0] == images[1] == messages.image_msg(depth, "32FC1", head)
+
+
+def test_fast_path_is_refused_for_an_untested_rclpy(ros_pair, monkeypatch):
+    """A version it was not tested with: off, and the reason names both versions."""
+    from dpt_ros.ros import serialized
+
+    _, _, node = ros_pair
+    monkeypatch.setattr(serialized.FastPath, "enabled", True)
+    reason = serialized.FastPath.check(node, version="99.0.0")
+    assert not serialized.FastPath.enabled
+    assert "rclpy 99.0.0" in reason and "7.1.6" in reason
+
+
+def test_fast_path_round_trip_proves_it_on_this_rclpy(ros_pair):
+    """The start-up check on the rclpy of this environment: the round trip passes (or, on
+    an untested rclpy, it is off with a reason); the probe's topic is gone afterwards."""
+    from dpt_ros.ros import serialized
+
+    _, _, node = ros_pair
+    reason = serialized.FastPath.check(node)
+    if serialized.rclpy_version() in serialized.TESTED_RCLPY:
+        assert reason is None and serialized.FastPath.enabled
+    else:
+        assert reason and not serialized.FastPath.enabled
+    names = [name for name, _ in node.get_topic_names_and_types()]
+    assert not any(serialized._CHECK_TOPIC in name for name in names)

@@ -48,11 +48,11 @@ from dpt_ros.offline.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_OUTPUTS = {  # topic under the prefix -> (FrameResult field, encoding)
-    "depth": ("depth", "32FC1"),
-    "depth/colorized": ("depth_colorized", "bgr8"),
-    "segmentation": ("segmentation", "mono8"),
-    "segmentation/colorized": ("seg_colorized", "bgr8"),
-    "segmentation/overlay": ("overlay", "bgr8"),
+    "depth/image": ("depth", "32FC1"),
+    "depth_colorized/image": ("depth_colorized", "bgr8"),
+    "segmentation/image": ("segmentation", "mono8"),
+    "segmentation_colorized/image": ("seg_colorized", "bgr8"),
+    "segmentation_overlay/image": ("overlay", "bgr8"),
 }
 
 
@@ -127,7 +127,9 @@ def test_bag_outputs_are_the_node_messages(tmp_path, capsys, storage, batch):
     by_topic: dict[str, list] = {}
     for topic, t, raw, msg in out:
         by_topic.setdefault(topic.removeprefix("/dpt/"), []).append((t, raw, msg))
-    expected_topics = {*IMAGE_OUTPUTS, "depth/camera_info", "points", "segmentation/labels"}
+    # every image has its sibling camera_info (image_transport's layout), the same message
+    infos = {t.rsplit("/", 1)[0] + "/camera_info" for t in IMAGE_OUTPUTS}
+    expected_topics = {*IMAGE_OUTPUTS, *infos, "points", "segmentation/labels"}
     assert set(by_topic) == expected_topics
 
     (labels_msg,) = [m for _, _, m in by_topic.pop("segmentation/labels")]
@@ -159,6 +161,7 @@ def test_bag_outputs_are_the_node_messages(tmp_path, capsys, storage, batch):
                 np.testing.assert_array_equal(_image_array(msg), value)
         _, _, info = by_topic["depth/camera_info"][k]
         assert list(info.k) == [FX, 0.0, CX, 0.0, FY, CY, 0.0, 0.0, 1.0]
+        assert all(by_topic[topic][k][2] == info for topic in infos)
         _, _, cloud = by_topic["points"][k]
         assert [f.name for f in cloud.fields][:3] == ["x", "y", "z"]
         assert (cloud.height, cloud.width) == (HEIGHT, WIDTH)
@@ -190,28 +193,29 @@ def test_compressed_relative_model_with_params_file(tmp_path, capsys):
     for topic, _, t, raw in read_bag(dst):
         got.setdefault(topic, []).append((t, raw))
     assert {t for t in got if t.startswith("/dpt/")} == {
-        "/dpt/depth", "/dpt/depth/relative", "/dpt/depth/colorized", "/dpt/depth/camera_info",
-        "/dpt/points"}
+        "/dpt/depth/image", "/dpt/depth_relative/image", "/dpt/depth_colorized/image",
+        "/dpt/depth/camera_info", "/dpt/depth_relative/camera_info",
+        "/dpt/depth_colorized/camera_info", "/dpt/points"}
     for k in range(3):
-        depth = _image_array(deserialize_message(got["/dpt/depth"][k][1], Image))
-        rel = _image_array(deserialize_message(got["/dpt/depth/relative"][k][1], Image))
+        depth = _image_array(deserialize_message(got["/dpt/depth/image"][k][1], Image))
+        rel = _image_array(deserialize_message(got["/dpt/depth_relative/image"][k][1], Image))
         inv = scale * rel.astype(np.float64) + shift
         np.testing.assert_allclose(depth, np.where(inv > 0, 1 / inv, np.nan), rtol=1e-5)
         info = deserialize_message(got["/dpt/depth/camera_info"][k][1], CameraInfo)
         assert info.k[0] == pytest.approx(WIDTH / 2)  # hfov 90 deg: f = W / 2
-        assert got["/dpt/depth"][k][0] == log_time(k)
+        assert got["/dpt/depth/image"][k][0] == log_time(k)
 
 
 def test_topics_out_prefix_and_storage_conversion(tmp_path):
     src, dst = tmp_path / "in", tmp_path / "out"
     write_bag(src, "sqlite3", 2)
     code = main(["bag", str(src), str(dst), "--image-topic", IMAGE_TOPIC,
-                 "--camera-info-topic", INFO_TOPIC, "--topics-out", "depth", "points",
+                 "--camera-info-topic", INFO_TOPIC, "--topics-out", "depth/image", "points",
                  "--prefix", "/robot/dpt", "--storage", "mcap", *_models()])
     assert code == ExitCode.OK
     assert [p.suffix for p in dst.iterdir() if p.name != "metadata.yaml"] == [".mcap"]
     topics = {topic for topic, _, _, _ in read_bag(dst)}
-    assert topics == {IMAGE_TOPIC, INFO_TOPIC, CHATTER_TOPIC, "/robot/dpt/depth",
+    assert topics == {IMAGE_TOPIC, INFO_TOPIC, CHATTER_TOPIC, "/robot/dpt/depth/image",
                       "/robot/dpt/points"}
 
 
@@ -226,7 +230,7 @@ def test_existing_output_needs_force(tmp_path, capsys):
     assert (dst / "keep.txt").read_text() == "precious"
     assert main([*args, "--force"]) == ExitCode.OK
     assert not (dst / "keep.txt").exists()
-    assert any(topic == "/dpt/depth" for topic, _, _, _ in read_bag(dst))
+    assert any(topic == "/dpt/depth/image" for topic, _, _, _ in read_bag(dst))
 
 
 @pytest.mark.parametrize(
@@ -236,7 +240,7 @@ def test_existing_output_needs_force(tmp_path, capsys):
         (["--image-topic", CHATTER_TOPIC], ExitCode.INPUT, "std_msgs/msg/String"),
         (["--image-topic", IMAGE_TOPIC, "--camera-info-topic", "/nope"], ExitCode.INPUT, "/nope"),
         (["--image-topic", IMAGE_TOPIC, "--topics-out", "bogus"], ExitCode.USAGE, "bogus"),
-        (["--image-topic", IMAGE_TOPIC, "--topics-out", "depth/relative"], ExitCode.USAGE,
+        (["--image-topic", IMAGE_TOPIC, "--topics-out", "depth_relative/image"], ExitCode.USAGE,
          "cannot be produced"),
     ],
 )
@@ -251,13 +255,13 @@ def test_input_and_usage_errors(tmp_path, capsys, args, code, needle):
 def test_rerun_on_an_output_bag_needs_another_prefix(tmp_path, capsys):
     src, once, twice = tmp_path / "in", tmp_path / "once", tmp_path / "twice"
     write_bag(src, "sqlite3", 1)
-    args = ["--image-topic", IMAGE_TOPIC, "--topics-out", "depth", *_models()]
+    args = ["--image-topic", IMAGE_TOPIC, "--topics-out", "depth/image", *_models()]
     assert main(["bag", str(src), str(once), *args]) == ExitCode.OK
     assert main(["bag", str(once), str(twice), *args]) == ExitCode.USAGE
-    assert "/dpt/depth" in capsys.readouterr().err and not twice.exists()
+    assert "/dpt/depth/image" in capsys.readouterr().err and not twice.exists()
     assert main(["bag", str(once), str(twice), *args, "--prefix", "/dpt2"]) == ExitCode.OK
     topics = [topic for topic, _, _, _ in read_bag(twice)]
-    assert topics.count("/dpt/depth") == 1 and topics.count("/dpt2/depth") == 1
+    assert topics.count("/dpt/depth/image") == 1 and topics.count("/dpt2/depth/image") == 1
 
 
 def test_output_inside_input_and_missing_input(tmp_path):
@@ -375,5 +379,5 @@ def test_unsupported_lens_writes_depth_and_reports_the_missing_points(tmp_path, 
     assert (f"  3 x {INFO_TOPIC}: distortion_model 'kannala_brandt8' with D = [0.1, "
             in err) and "cannot be inverted" in err
     written = [topic for topic, _, _, _ in read_bag(dst)]
-    assert written.count("/dpt/depth") == 3 and written.count("/dpt/depth/camera_info") == 3
+    assert written.count("/dpt/depth/image") == 3 and written.count("/dpt/depth/camera_info") == 3
     assert "/dpt/points" not in written

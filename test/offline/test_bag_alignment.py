@@ -134,7 +134,7 @@ def test_bag_aligns_each_frame_to_its_reference_and_reports_the_fit(tmp_path, ca
     assert "alignment: 6/7 frames with a valid alignment, 3 with a reference" in err
     depths = {}
     for topic, _, t, raw in read_bag(dst):
-        if topic == "/dpt/depth":
+        if topic == "/dpt/depth/image":
             depths[t] = deserialize_message(raw, Image)
     assert log_time(0) not in depths  # before the first reference: no metres
     for i in range(1, 7):  # aligned, or the filtered alignment in between
@@ -167,7 +167,7 @@ def test_bag_rejects_a_depth_reference_in_another_frame(tmp_path, capsys):
     assert (f"2 x {DEPTH_TOPIC}: bad reference: {DEPTH_TOPIC} has frame_id "
             f"'rgbd_depth_optical', the image '{FRAME_ID}'") in err
     assert "alignment: 0/3 frames with a valid alignment, 0 with a reference" in err
-    assert not any(topic == "/dpt/depth" for topic, _, _, _ in read_bag(dst))
+    assert not any(topic == "/dpt/depth/image" for topic, _, _, _ in read_bag(dst))
     rows = list(csv.DictReader(report.open()))
     assert [r["reference"] for r in rows] == ["none"] * 3
     assert [r["valid"] for r in rows] == ["false"] * 3

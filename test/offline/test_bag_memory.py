@@ -122,6 +122,6 @@ def test_good_images_buffer_at_most_the_cap(tmp_path, pipeline, watch):
     assert watch.written == watch.read
     assert 0 < watch.max_backlog_bytes <= cap + image_bytes  # the cap plus the last message
     _check_copied(tmp_path, out)
-    written = [m for m in read_bag(out) if m[0] == "/dpt/depth"]
+    written = [m for m in read_bag(out) if m[0] == "/dpt/depth/image"]
     assert len(written) == 24
     assert CHATTER_TOPIC in {m[0] for m in read_bag(out)}

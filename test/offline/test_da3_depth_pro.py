@@ -1,7 +1,7 @@
 """The offline tools run the new families: `dpt-ros predict` writes DA3METRIC depth only
 with intrinsics (its metres need a focal length) and the sky mask; Depth Pro needs none
 (its field of view is the calibration) and writes depth and a point cloud; `dpt-ros bag`
-publishes DA3's ~/depth/sky, and Depth Pro's estimated camera_info for a bag without one."""
+publishes DA3's ~/sky/image, and Depth Pro's estimated camera_info for a bag without one."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_bag_da3_sky_and_depth_pro_estimated_camera_info(models, tmp_path):
                  "--camera-info-topic", INFO_TOPIC, "--depth-model", str(models["da3"]),
                  "--device", "cpu"]) == ExitCode.OK
     topics = {t for t, *_ in read_bag(dst)}
-    assert any(t.endswith("/depth/sky") for t in topics), topics
+    assert any(t.endswith("/sky/image") for t in topics), topics
     assert any(t.endswith("/depth") for t in topics), topics
 
     bare = tmp_path / "bare"

@@ -70,7 +70,7 @@ def test_aligned_shards_equal_single_pass(ray_cluster, tmp_path):
     _write(bags / "aligned")
     args = ["--depth-model", str(checkpoints()["relative"]), "--params",
             str(params_file(tmp_path)), "--batch-size", "1", "--alignment-mode",
-            "scale_shift", "--depth-reference-topic", DEPTH, "--topics-out", "depth"]
+            "scale_shift", "--depth-reference-topic", DEPTH, "--topics-out", "depth/image"]
     report, err = run_fleet([bags, tmp_path / "out"], [*args, "--shard-seconds", "2.5"])
     assert report.exit_code == 0, err
     assert report.count("ok") == 4
@@ -80,11 +80,11 @@ def test_aligned_shards_equal_single_pass(ray_cluster, tmp_path):
 
     got, want = read_bag(tmp_path / "out" / "aligned"), read_bag(tmp_path / "single")
     assert [r[:3] for r in got] == [r[:3] for r in want]  # same messages, same log times
-    depth = [(a, b) for a, b in zip(got, want) if a[0] == "/dpt/depth"]
+    depth = [(a, b) for a, b in zip(got, want) if a[0] == "/dpt/depth/image"]
     assert len(depth) > FRAMES * 0.8  # metric depth on most frames (aligned or carried)
     for (_, _, t, raw_a), (_, _, _, raw_b) in depth:
         a, b = (np.frombuffer(bytes(deserialize_message(r, Image).data), "<f4")
                 for r in (raw_a, raw_b))
         np.testing.assert_allclose(a, b, rtol=1e-5, err_msg=str(t))
-    others = [(a, b) for a, b in zip(got, want) if a[0] != "/dpt/depth"]
+    others = [(a, b) for a, b in zip(got, want) if a[0] != "/dpt/depth/image"]
     assert all(a == b for a, b in others)  # the copies, byte for byte

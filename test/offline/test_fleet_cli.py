@@ -36,4 +36,4 @@ def test_command_line_run(tmp_path):
     data = json.loads(summary.read_text())
     assert data["ray"]["address"] == "local" and data["startup_s"] > 0
     assert data["bags"] == {"ok": 1, "failed": 1, "pending": 0, "total": 2}
-    assert len([r for r in read_bag(tmp_path / "out" / "good") if r[0] == "/dpt/depth"]) == 3
+    assert len([r for r in read_bag(tmp_path / "out" / "good") if r[0] == "/dpt/depth/image"]) == 3

@@ -60,7 +60,7 @@ def test_shards_join_into_the_single_pass(ray_cluster, tmp_path, storage):
     per_topic = Counter(topic for topic, _, _, _ in out)
     times = [(topic, t) for topic, _, t, _ in out]
     assert len(times) == len(set(times))  # nothing doubled at a boundary
-    assert per_topic["/dpt/depth"] == per_topic["/cam/image_raw"] == 12  # nothing missing
+    assert per_topic["/dpt/depth/image"] == per_topic["/cam/image_raw"] == 12  # nothing missing
     meta = yaml.safe_load((tmp_path / "out" / "long" / "metadata.yaml").read_text())
     info = meta["rosbag2_bagfile_information"]
     suffix = "mcap" if storage == "mcap" else "db3"

@@ -291,9 +291,9 @@ def _check_namespaced_node(peer: Peer, proc: NodeProcess) -> None:
     `/**/dpt_node` file's values and the overrides are the node's parameters."""
     from sensor_msgs.msg import Image
 
+    depth = peer.collect(Image, "/robot1/dpt_node/depth/image")  # first: inputs are lazy
+    seg = peer.collect(Image, "/robot1/dpt_node/segmentation/image")
     wait_for_subscriber(peer, proc, "/robot1/camera/image_raw")
-    depth = peer.collect(Image, "/robot1/dpt_node/depth")
-    seg = peer.collect(Image, "/robot1/dpt_node/segmentation")
     sends, stamp = _frames(peer, "/robot1")
     got_depth, got_seg = send_until(sends, [depth, seg], stamp, timeout=60)
     assert (got_depth.height, got_depth.width, got_depth.encoding) == (48, 64, "32FC1")

@@ -45,7 +45,7 @@ def test_watch_says_once_when_metric_output_stops_and_once_when_it_resumes():
     gone = AlignmentState(False, 2.0, 0.5, 900, 0.001, 2.5, 1, 0, 0,
                           "no valid alignment: last accepted fit 2.50 s ago > max_age_s 2")
     assert watch.update("", AlignmentState(False)) is None  # nothing published yet
-    assert "no ~/depth" in watch.problem(AlignmentState(False))
+    assert "no ~/depth/image" in watch.problem(AlignmentState(False))
     said = watch.update("", ok)
     assert "published" in said and "again" not in said
     assert watch.update("", ok) is None and watch.problem(ok) is None
@@ -86,8 +86,8 @@ def node(checkpoints, tmp_path_factory):
             "image": peer.publisher(Image, IMAGE_TOPIC),
             "depth_ref": peer.publisher(Image, "/depth_reference"),
             "points_ref": peer.publisher(PointCloud2, "/points_reference"),
-            "relative": peer.collect(Image, "/dpt_node/depth/relative"),
-            "depth": peer.collect(Image, "/dpt_node/depth"),
+            "relative": peer.collect(Image, "/dpt_node/depth_relative/image"),
+            "depth": peer.collect(Image, "/dpt_node/depth/image"),
             "points": peer.collect(PointCloud2, "/dpt_node/points"),
             "diag": peer.collect(DiagnosticArray, "/diagnostics"),
         }
@@ -144,7 +144,7 @@ def diag_after(io, pred, timeout: float = 10.0) -> dict[str, str]:
 
 
 def no_metric(io, stamp: tuple[int, int], sends=()) -> np.ndarray:
-    """The frame yields ~/depth/relative and nothing metric; returns the relative output."""
+    """The frame yields ~/depth_relative/image and nothing metric; returns the relative output."""
     (rel,) = send_until([(io["image"], frame(stamp)), *sends], [io["relative"]], stamp)
     time.sleep(0.3)  # a metric output would have been published together with it
     for name in ("depth", "points"):

@@ -45,7 +45,7 @@ class Side:
         self.image = peer.publisher(CompressedImage if compressed else Image, topic)
         # the compressed node's camera has no camera_info publisher: parameter intrinsics
         self.info = None if compressed else peer.publisher(CameraInfo, INFO_TOPIC)
-        self.depth = peer.collect(Image, "/dpt_node/depth")
+        self.depth = peer.collect(Image, "/dpt_node/depth/image")
         self.diag = peer.collect(DiagnosticArray, "/diagnostics")
 
     def errors(self) -> dict[str, int]:
@@ -97,7 +97,7 @@ def raw(shared_node):
 def compressed(checkpoints, tmp_path_factory):
     peer = Peer(domain_id(__name__))
     params = {**SHARED_PARAMS, "depth_model": checkpoints["metric"],
-              "input_transport": "compressed", "warmup": False}
+              "image_transport": "compressed", "warmup": False}
     (proc,) = start_nodes([(params, {})], [peer], tmp_path_factory.mktemp("compressed"),
                           [IMAGE_TOPIC + "/compressed"])
     yield Side(peer, proc, compressed=True)

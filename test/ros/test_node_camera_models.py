@@ -67,7 +67,7 @@ class Camera:
         self.image = peer.publisher(Image, IMAGE_TOPIC)
         self.info = peer.publisher(CameraInfo, INFO_TOPIC)
         self.out = {
-            "depth": peer.collect(Image, "/dpt_node/depth"),
+            "depth": peer.collect(Image, "/dpt_node/depth/image"),
             "points": peer.collect(PointCloud2, "/dpt_node/points"),
             "info": peer.collect(CameraInfo, "/dpt_node/depth/camera_info"),
         }

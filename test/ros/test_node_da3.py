@@ -1,6 +1,6 @@
-"""Black-box dpt_node with a DA3METRIC checkpoint over DDS: ~/depth is the pipeline's
+"""Black-box dpt_node with a DA3METRIC checkpoint over DDS: ~/depth/image is the pipeline's
 metres from the frame's own camera_info (focal / 300, fx != fy), sky pixels NaN there and
-absent from ~/points, ~/depth/sky mono8 with ~/depth/camera_info beside it."""
+absent from ~/points, ~/sky/image mono8 with ~/sky/camera_info beside it."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_metric_depth_sky_and_points(node):
     stamp = (5, 0)
     image = peer.publisher(Image, "/cam/image_raw")
     info = peer.publisher(CameraInfo, INFO_TOPIC)
-    outs = [peer.collect(Image, "/dpt_node/depth"), peer.collect(Image, "/dpt_node/depth/sky"),
+    outs = [peer.collect(Image, "/dpt_node/depth/image"),
+            peer.collect(Image, "/dpt_node/sky/image"),
             peer.collect(CameraInfo, "/dpt_node/depth/camera_info"),
             peer.collect(PointCloud2, "/dpt_node/points")]
     k = (FX, FY, (W - 1) / 2, (H - 1) / 2)

@@ -61,7 +61,7 @@ def test_estimated_focal_then_real_camera_info(node):
     from dpt_ros.core.pipeline.pipeline import Pipeline
 
     image = peer.publisher(Image, "/cam/image_raw")
-    outs = [peer.collect(Image, "/dpt_node/depth"),
+    outs = [peer.collect(Image, "/dpt_node/depth/image"),
             peer.collect(CameraInfo, "/dpt_node/depth/camera_info"),
             peer.collect(PointCloud2, "/dpt_node/points")]
     diag = peer.collect(DiagnosticArray, "/diagnostics")

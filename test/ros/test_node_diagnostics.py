@@ -252,6 +252,7 @@ def test_camera_that_stops_raises_a_warning_in_time(tmp_path):
     (proc,) = start_nodes([(node_params, {})], [peer], tmp_path)
     try:
         diag = peer.collect(DiagnosticArray, "/diagnostics")
+        peer.collect(Image, "/dpt_node/depth/image")  # an output subscriber: inputs are lazy
         camera = peer.publisher(Image, IMAGE_TOPIC,
                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         msg = image_msg(camera_rgb(48, 64), "rgb8", (1, 0), "cam")

@@ -66,7 +66,7 @@ def sensor_msg(rows: np.ndarray, encoding: str, sec: int, pad: int = 6) -> Image
 def io(shared_node):
     peer = shared_node[0]
     out = {"points": peer.collect(PointCloud2, "/dpt_node/points"),
-           "depth": peer.collect(Image, "/dpt_node/depth")}
+           "depth": peer.collect(Image, "/dpt_node/depth/image")}
     yield peer, shared_node[1], {"image": peer.publisher(Image, IMAGE_TOPIC),
                                  "info": peer.publisher(CameraInfo, INFO_TOPIC), "out": out}
     for c in out.values():
@@ -156,7 +156,7 @@ def png_of(rgb: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def two_compressed(checkpoints, tmp_path_factory):
     params = {"device": "cpu", "diagnostics_period": 0.2, "cameras": ["front", "rear"],
-              "input_transport": "compressed", "batch_wait_ms": 100.0, "warmup": False,
+              "image_transport": "compressed", "batch_wait_ms": 100.0, "warmup": False,
               "depth_model": checkpoints["metric"]}
     peer = Peer(domain_id("encodings_bomb"))
     proc = NodeProcess(node_command(params), ros_env(peer.domain),
@@ -167,7 +167,7 @@ def two_compressed(checkpoints, tmp_path_factory):
         ends = {"diag": peer.collect(DiagnosticArray, "/diagnostics")}
         for cam in ("front", "rear"):
             ends[cam] = {"image": peer.publisher(CompressedImage, f"/{cam}/image/compressed"),
-                         "depth": peer.collect(Image, f"/dpt_node/{cam}/depth")}
+                         "depth": peer.collect(Image, f"/dpt_node/{cam}/depth/image")}
         yield peer, proc, ends
         code = proc.stop()
         assert code == 0, f"dpt_node exited with {code}:\n{proc.log()}"

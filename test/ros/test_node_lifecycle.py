@@ -34,7 +34,7 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 H, W = 48, 64
-DEPTH = "/dpt_node/depth"
+DEPTH = "/dpt_node/depth/image"
 
 
 def call(peer: Peer, srv_type, name: str, request, timeout: float = 30.0):
@@ -187,7 +187,8 @@ def test_a_failing_activate_fails_the_transition_and_stays_inactive(
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id(__name__ + "activate" + where), args=[
         "--ros-args", "-p", f"depth_model:={checkpoints['metric']}", "-p", "device:=cpu",
-        "-p", "warmup:=true", "-p", "input_size:=[42,56]"])  # patch 14
+        "-p", "warmup:=true", "-p", "input_size:=[42,56]",  # patch 14
+        "-p", "publish.depth:=true"])  # a forced output: inputs at activation (else lazy)
     node = None
     before = set(workers())  # any other test's
     try:

@@ -1,5 +1,5 @@
 """dpt_lifecycle_node runs the new families: configure loads DA3METRIC / Depth Pro, activate
-starts ~/depth (and DA3's ~/depth/sky) from camera + camera_info, shutdown ends cleanly."""
+starts ~/depth/image (and DA3's ~/sky/image) from camera + camera_info, shutdown ends cleanly."""
 
 from __future__ import annotations
 
@@ -61,9 +61,9 @@ def test_lifecycle_runs_the_model(family, tmp_path):
         assert _transition(peer, Transition.TRANSITION_ACTIVATE), proc.log()
         state = _call(peer, GetState, "/dpt_node/get_state", GetState.Request())
         assert state.current_state.id == State.PRIMARY_STATE_ACTIVE
-        outs = [peer.collect(Image, "/dpt_node/depth")]
+        outs = [peer.collect(Image, "/dpt_node/depth/image")]
         if family == "da3":
-            outs.append(peer.collect(Image, "/dpt_node/depth/sky"))
+            outs.append(peer.collect(Image, "/dpt_node/sky/image"))
         stamp = (3, 0)
         send_until([(peer.publisher(CameraInfo, INFO_TOPIC),
                      camera_info_msg(150.0, 150.0, 79.5, 59.5, W, H, stamp, "cam")),

@@ -27,7 +27,7 @@ rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-H = W = RELATIVE_SIZE  # the node's model input size: ~/depth/relative is the raw output
+H = W = RELATIVE_SIZE  # the node's model input size: ~/depth_relative/image is the raw output
 HFOV = 90.0  # the relative node's camera.hfov
 
 
@@ -37,10 +37,10 @@ def io(relative_node):
     io = {
         "peer": peer,
         "image": peer.publisher(Image, IMAGE_TOPIC),
-        "relative": peer.collect(Image, "/dpt_node/depth/relative"),
-        "colorized": peer.collect(Image, "/dpt_node/depth/colorized"),
-        "info": peer.collect(CameraInfo, "/dpt_node/depth/camera_info"),
-        "depth": peer.collect(Image, "/dpt_node/depth"),
+        "relative": peer.collect(Image, "/dpt_node/depth_relative/image"),
+        "colorized": peer.collect(Image, "/dpt_node/depth_colorized/image"),
+        "info": peer.collect(CameraInfo, "/dpt_node/depth_relative/camera_info"),
+        "depth": peer.collect(Image, "/dpt_node/depth/image"),
         "points": peer.collect(PointCloud2, "/dpt_node/points"),
     }
     yield io
@@ -64,7 +64,7 @@ def relative_only(io, sec: int) -> None:
 
 def test_relative_model_never_publishes_metres(io, checkpoints):
     peer = io["peer"]
-    assert peer.node.count_publishers("/dpt_node/depth/relative") == 1
+    assert peer.node.count_publishers("/dpt_node/depth_relative/image") == 1
     for sec in (10, 11, 12):
         relative_only(io, sec)
     assert not io["depth"].msgs and not io["points"].msgs

@@ -40,16 +40,17 @@ CAMERAS = {  # name -> input topics (front remapped, rear by its default name), 
                  k=dict(fx=52.0, fy=50.0, cx=38.0, cy=31.0), frame="rear_optical", seed=12),
 }
 IMAGE_OUTPUTS = {  # topic under ~/<camera> -> (encoding, channels)
-    "depth": ("32FC1", 1),
-    "depth/colorized": ("bgr8", 3),
-    "segmentation": ("mono8", 1),
-    "segmentation/overlay": ("bgr8", 3),
+    "depth/image": ("32FC1", 1),
+    "depth_colorized/image": ("bgr8", 3),
+    "segmentation/image": ("mono8", 1),
+    "segmentation_overlay/image": ("bgr8", 3),
 }
 
 
 # ------------------------------------------------------------------ plain Python
 def test_camera_topics_and_names():
-    assert camera_topic("image", "") == "image" and camera_topic("~/depth", "") == "~/depth"
+    assert camera_topic("image", "") == "image"
+    assert camera_topic("~/depth/image", "") == "~/depth/image"
     assert camera_topic("image", "front") == "front/image"
     assert camera_topic("~/depth/camera_info", "rear") == "~/rear/depth/camera_info"
     assert check_update({"cameras": ["front", "rear", "arm/wrist"]}, {}) is None
@@ -172,7 +173,7 @@ def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, 
         assert (cloud.height, cloud.width) == (H, W)
         assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "label"]
 
-        depth = image_array(out["depth"])
+        depth = image_array(out["depth/image"])
         ref = pipeline.process([Frame(rgb, Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"], W, H))],
                                {"depth"})[0].depth
         assert depth.shape == ref.shape == (H, W) and np.isfinite(ref).all()
@@ -182,7 +183,7 @@ def test_each_camera_gets_its_own_outputs_equal_to_a_single_frame_run(multicam, 
     assert not np.allclose(depths["front"], depths["rear"])  # different pictures, not mixed up
     # No single-camera topics, and one labels topic for the node.
     topics = dict(peer.node.get_topic_names_and_types())
-    assert "/dpt_node/depth" not in topics and "/dpt_node/front/depth" in topics
+    assert "/dpt_node/depth/image" not in topics and "/dpt_node/front/depth/image" in topics
     assert "/dpt_node/segmentation/labels" in topics
     assert "/dpt_node/front/segmentation/labels" not in topics
 

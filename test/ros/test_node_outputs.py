@@ -36,11 +36,11 @@ H, W = 60, 80
 K = dict(fx=70.0, fy=66.0, cx=41.3, cy=28.6)
 FRAME = "cam_optical"
 IMAGE_OUTPUTS = {  # topic -> (encoding, bytes per pixel)
-    "/dpt_node/depth": ("32FC1", 4),
-    "/dpt_node/depth/colorized": ("bgr8", 3),
-    "/dpt_node/segmentation": ("mono8", 1),
-    "/dpt_node/segmentation/colorized": ("bgr8", 3),
-    "/dpt_node/segmentation/overlay": ("bgr8", 3),
+    "/dpt_node/depth/image": ("32FC1", 4),
+    "/dpt_node/depth_colorized/image": ("bgr8", 3),
+    "/dpt_node/segmentation/image": ("mono8", 1),
+    "/dpt_node/segmentation_colorized/image": ("bgr8", 3),
+    "/dpt_node/segmentation_overlay/image": ("bgr8", 3),
 }
 
 
@@ -130,11 +130,11 @@ def test_every_encoding_and_every_output(io):
         # colour and class of each point are the input pixel's and the segmentation's
         fields = cloud_array(cloud)
         assert np.array_equal(unpack_rgb(fields["rgb"]), pixels)
-        seg = image_array(out["/dpt_node/segmentation"])
+        seg = image_array(out["/dpt_node/segmentation/image"])
         assert np.array_equal(fields["label"], seg)
         # overlay = blend of the input (BGR) and the palette colours
-        overlay = image_array(out["/dpt_node/segmentation/overlay"]).astype(float)
-        colors = image_array(out["/dpt_node/segmentation/colorized"]).astype(float)
+        overlay = image_array(out["/dpt_node/segmentation_overlay/image"]).astype(float)
+        colors = image_array(out["/dpt_node/segmentation_colorized/image"]).astype(float)
         blend = 0.5 * pixels[..., ::-1] + 0.5 * colors
         assert np.abs(overlay - blend).max() <= 1.0
         # the palette is a function of the class id
@@ -144,16 +144,16 @@ def test_every_encoding_and_every_output(io):
     # The same picture in any encoding gives the same model output.
     for name, source, *_ in FRAMES:
         ref = results["rgb8" if source == "rgb" else "grey-rgb8"]
-        for topic in ("/dpt_node/depth", "/dpt_node/segmentation"):
+        for topic in ("/dpt_node/depth/image", "/dpt_node/segmentation/image"):
             assert np.array_equal(image_array(results[name][topic]),
                                   image_array(ref[topic])), (name, topic)
-    depth = image_array(results["rgb8"]["/dpt_node/depth"])
+    depth = image_array(results["rgb8"]["/dpt_node/depth/image"])
     assert np.isfinite(depth).all() and (depth > 0).all() and (depth <= 10).all()
-    assert not np.array_equal(depth, image_array(results["grey-rgb8"]["/dpt_node/depth"]))
+    assert not np.array_equal(depth, image_array(results["grey-rgb8"]["/dpt_node/depth/image"]))
 
 
 def check_geometry(out: dict) -> None:
-    depth = image_array(out["/dpt_node/depth"])
+    depth = image_array(out["/dpt_node/depth/image"])
     info = out["/dpt_node/depth/camera_info"]
     fields = cloud_array(out["/dpt_node/points"])
     assert (info.height, info.width) == depth.shape == fields["x"].shape
@@ -197,30 +197,30 @@ def test_depth_and_classes_match_the_transformers_oracle(io, checkpoints):
     # 56x56 is the depth model's own size and 64x64 the segmenter's: no resampling.
     rgb = camera_rgb(56, 56, seed=4)
     out = roundtrip(io, image_msg(rgb, "rgb8", (4000, 1), "cam56"), info_for(56, 56, "cam56"),
-                    topics=["/dpt_node/depth"])
+                    topics=["/dpt_node/depth/image"])
     model = DepthAnythingForDepthEstimation.from_pretrained(checkpoints["metric"]).eval()
     proc = DPTImageProcessorPil.from_pretrained(checkpoints["metric"])
     with torch.no_grad():
         ref = model(**proc(images=rgb, return_tensors="pt")).predicted_depth[0].numpy()
-    got = image_array(out["/dpt_node/depth"])
+    got = image_array(out["/dpt_node/depth/image"])
     assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
 
     rgb = camera_rgb(64, 64, seed=5)
     out = roundtrip(io, image_msg(rgb, "rgb8", (4001, 1), "cam64"), info_for(64, 64, "cam64"),
-                    topics=["/dpt_node/segmentation"])
+                    topics=["/dpt_node/segmentation/image"])
     model = DPTForSemanticSegmentation.from_pretrained(checkpoints["segmentation"]).eval()
     proc = DPTImageProcessorPil.from_pretrained(checkpoints["segmentation"])
     with torch.no_grad():
         logits = model(**proc(images=rgb, return_tensors="pt")).logits
     ref = proc.post_process_semantic_segmentation(
         type("O", (), {"logits": logits})(), target_sizes=[(64, 64)])[0].numpy()
-    got = image_array(out["/dpt_node/segmentation"])
+    got = image_array(out["/dpt_node/segmentation/image"])
     assert (got == ref).mean() > 0.99
 
 
 def test_parameter_updates_apply_and_bad_ones_are_rejected(io, peer):
     rgb = camera_rgb(H, W, seed=6)
-    topics = ["/dpt_node/depth", "/dpt_node/depth/colorized", "/dpt_node/points"]
+    topics = ["/dpt_node/depth/image", "/dpt_node/depth_colorized/image", "/dpt_node/points"]
     before = roundtrip(io, image_msg(rgb, "rgb8", (5000, 1), FRAME), info_for(W, H), topics)
 
     bad = [
@@ -245,10 +245,10 @@ def test_parameter_updates_apply_and_bad_ones_are_rejected(io, peer):
     finally:
         assert all(r.successful for r in peer.set_parameters(
             {"colormap": "turbo", "pointcloud.stride": 1, "pointcloud.color": True}))
-    depth = image_array(before["/dpt_node/depth"])
-    assert np.array_equal(image_array(after["/dpt_node/depth"]), depth)  # rejected ones: none
-    assert not np.array_equal(image_array(after["/dpt_node/depth/colorized"]),
-                              image_array(before["/dpt_node/depth/colorized"]))
+    depth = image_array(before["/dpt_node/depth/image"])
+    assert np.array_equal(image_array(after["/dpt_node/depth/image"]), depth)  # rejected ones: none
+    assert not np.array_equal(image_array(after["/dpt_node/depth_colorized/image"]),
+                              image_array(before["/dpt_node/depth_colorized/image"]))
     cloud = after["/dpt_node/points"]
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "label"]
     sub = depth[::4, ::4]

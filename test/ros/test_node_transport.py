@@ -40,7 +40,7 @@ class Setup:
     def __init__(self, peer: Peer, proc, qos: QoSProfile) -> None:
         self.peer, self.proc = peer, proc
         self.image = peer.publisher(Image, IMAGE_TOPIC, qos)
-        self.relative = peer.collect(Image, "/dpt_node/depth/relative")
+        self.relative = peer.collect(Image, "/dpt_node/depth_relative/image")
         self.diag = peer.collect(DiagnosticArray, "/diagnostics")
 
     def close(self) -> None:
@@ -110,7 +110,7 @@ def received_after_burst(s: Setup, n: int, first: int) -> int:
     time.sleep(0.3)
     received = int(s.fresh_values()["frames_received"]) - before
     s.relative.sub = s.peer.node.create_subscription(
-        Image, "/dpt_node/depth/relative", s.relative, RELIABLE)
+        Image, "/dpt_node/depth_relative/image", s.relative, RELIABLE)
     return received
 
 

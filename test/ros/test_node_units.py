@@ -33,11 +33,12 @@ class FakeClock:
 
 # ------------------------------------------------------------------ parameters
 def test_contract_parameter_names_are_declared():
-    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport",
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "image_transport",
                  "depth.scale", "depth.shift", "pointcloud.stride", "pointcloud.min_range",
                  "pointcloud.max_range", "pointcloud.color", "output_resolution"):
         assert name in params.BY_NAME, name
-    for name in ("depth_model", "segmentation_model", "device", "dtype", "input_transport"):
+    for name in ("depth_model", "segmentation_model", "device", "dtype", "image_transport",
+                 "input_transport"):
         assert params.BY_NAME[name].read_only
     for spec in params.SPECS:
         assert spec.description.strip(), spec.name
@@ -142,8 +143,9 @@ def test_docs_describe_every_parameter_and_topic():
     text = (ROOT / "docs/ros_node.md").read_text()
     for name in params.BY_NAME:
         assert f"`{name}`" in text, name
-    for topic in ("~/depth", "~/depth/relative", "~/depth/colorized", "~/depth/camera_info",
-                  "~/segmentation", "~/segmentation/colorized", "~/segmentation/overlay",
+    for topic in ("~/depth/image", "~/depth_relative/image", "~/depth_colorized/image",
+                  "~/depth/camera_info", "~/segmentation/image", "~/segmentation/camera_info",
+                  "~/segmentation_colorized/image", "~/segmentation_overlay/image",
                   "~/segmentation/labels", "~/points", "/diagnostics"):
         assert f"`{topic}`" in text, topic
     assert "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA" in text and "Troubleshooting" in text
@@ -176,6 +178,8 @@ class _GraphNode:
         self.publishers: list = []
         self.subs: list = []  # live subscriptions: (topic, reliability policy, depth)
         self.logged: list[str] = []
+        # the standard qos_overrides.<topic>.subscription.* parameters (qos.input_overrides)
+        self.params: dict = {}
 
     def get_publishers_info_by_topic(self, topic: str) -> list:
         class Info:
@@ -197,6 +201,15 @@ class _GraphNode:
 
     def resolve_topic_name(self, name: str) -> str:
         return "/" + name
+
+    def has_parameter(self, name: str) -> bool:
+        return name in self.params
+
+    def declare_parameter(self, name: str, value, descriptor=None):
+        self.params.setdefault(name, value)
+
+    def get_parameter(self, name: str):
+        return type("P", (), {"value": self.params[name]})()
 
 
 def test_matched_subscription_follows_its_publishers():
@@ -228,8 +241,9 @@ def test_matched_subscription_follows_its_publishers():
 
 
 def test_camera_and_reference_inputs_follow_their_publishers():
-    """CameraInput's image and ReferenceInput's references are such subscriptions (the
-    camera_info stays best-effort, sensor-data QoS, whatever its publishers use)."""
+    """CameraInput's image and camera_info and ReferenceInput's references are such
+    subscriptions (issue 19: a best-effort camera_info reader of a reliable camera lost
+    camera_infos whenever the node was late)."""
     from dpt_ros.ros.camera_input import CameraInput
     from dpt_ros.ros.reference_input import ReferenceInput
 
@@ -246,11 +260,8 @@ def test_camera_and_reference_inputs_follow_their_publishers():
     cam.update_qos()
     refs.update_qos()
     assert cam.reliability == RELIABLE
-    assert sorted(node.subs) == sorted(
-        (t, node.policy.BEST_EFFORT if t == "/camera_info" else node.policy.RELIABLE, 5)
-        for t in topics)
-    assert sorted(node.logged) == [f"input QoS of {t} is now reliable"
-                                   for t in ("/depth_reference", "/image", "/points_reference")]
+    assert sorted(node.subs) == sorted((t, node.policy.RELIABLE, 5) for t in topics)
+    assert sorted(node.logged) == [f"input QoS of {t} is now reliable" for t in sorted(topics)]
     cam.unsubscribe()
     refs.unsubscribe()
     assert node.subs == [] and cam.reliability is None
@@ -455,3 +466,37 @@ def test_ros_descriptors_carry_ranges_and_read_only_flags():
     for spec in params.SPECS:
         d = descriptor(spec)
         assert d.description == spec.description and d.read_only == spec.read_only
+
+
+def test_input_transport_is_the_deprecated_name_of_image_transport():
+    """Issue 19: image_transport as image_pipeline's nodes name it; the old name is read for
+    one release, with a warning, unless image_transport says otherwise."""
+    assert params.image_transport({}) == ("raw", None)
+    assert params.image_transport({"image_transport": "compressed"}) == ("compressed", None)
+    transport, warning = params.image_transport({"input_transport": "compressed"})
+    assert transport == "compressed" and "deprecated" in warning and "image_transport" in warning
+    transport, warning = params.image_transport({"input_transport": "raw",
+                                                 "image_transport": "compressed"})
+    assert transport == "compressed" and "ignored" in warning
+    assert "one of" in params.check_value("image_transport", "theora")
+
+
+def test_input_qos_overrides_force_reliability_and_depth():
+    """`qos_overrides.<topic>.subscription.reliability` / `.depth`, the standard names:
+    reliable / best_effort force the policy, unset follows the publishers."""
+    from dpt_ros.ros.qos import MatchedSubscription
+
+    node = _GraphNode()
+    node.params = {"qos_overrides./image.subscription.reliability": "best_effort",
+                   "qos_overrides./image.subscription.depth": 2}
+    node.publishers = [node.policy.RELIABLE]
+    sub = MatchedSubscription(node, object, "/image", lambda m: None, dict(params.DEFAULTS))
+    sub.update()
+    assert node.subs == [("/image", node.policy.BEST_EFFORT, 2)]
+    other = _GraphNode()
+    other.params = {}
+    other.publishers = [other.policy.RELIABLE]
+    sub = MatchedSubscription(other, object, "/image", lambda m: None, dict(params.DEFAULTS))
+    sub.update()
+    assert other.subs == [("/image", other.policy.RELIABLE, 5)]
+    assert other.params["qos_overrides./image.subscription.reliability"] == ""

@@ -58,8 +58,8 @@ def test_zoedepth_node_publishes_reference_metres_and_points(zoe_node, monkeypat
     sends = [(peer.publisher(CameraInfo, INFO_TOPIC),
               camera_info_msg(fx, fx, cx, cy, W, H, (5, 0), "cam")),
              (peer.publisher(Image, IMAGE_TOPIC), image_msg(rgb, "rgb8", (5, 0), "cam"))]
-    relative = peer.collect(Image, "/dpt_node/depth/relative")
-    depth_msg, cloud = send_until(sends, [peer.collect(Image, "/dpt_node/depth"),
+    relative = peer.collect(Image, "/dpt_node/depth_relative/image")
+    depth_msg, cloud = send_until(sends, [peer.collect(Image, "/dpt_node/depth/image"),
                                           peer.collect(PointCloud2, "/dpt_node/points")], (5, 0))
     depth = image_array(depth_msg)
     assert depth.shape == (H, W) and np.isfinite(depth).all() and depth.min() > 0
@@ -75,8 +75,8 @@ def test_zoedepth_node_publishes_reference_metres_and_points(zoe_node, monkeypat
     fields = cloud_array(cloud)
     xyz = np.stack([fields["x"], fields["y"], fields["z"]], axis=-1)
     assert np.nanmax(np.abs(xyz - backproject(depth, [fx, 0, cx, 0, fx, cy]))) <= 1e-4
-    # Metric model: ~/depth/relative is not offered (docs/ros_node.md), i.e. the node creates
+    # Metric model: ~/depth_relative/image is not offered (docs/ros_node.md), i.e. the node creates
     # no publisher for it; its ~/depth publisher, seen in the same graph, shows discovery is done.
-    assert peer.node.count_publishers("/dpt_node/depth") == 1
-    assert peer.node.count_publishers("/dpt_node/depth/relative") == 0
+    assert peer.node.count_publishers("/dpt_node/depth/image") == 1
+    assert peer.node.count_publishers("/dpt_node/depth_relative/image") == 0
     assert not relative.msgs

@@ -9,8 +9,22 @@ image may have to wait for its camera_info, but only briefly and never behind a 
 - `latest`: the newest camera_info received for the image's frame_id, whatever its stamp
   (what the node did before; only for drivers whose stamps never agree).
 
-An image with no partner yet waits at most `timeout` seconds (by the caller's clock, the
-node's monotonic time or the bag's time); `expire` hands back those that ran out. Once an
+An image with no partner yet waits at most `timeout` seconds (by the caller's clock: the bag
+tool's time); `expire` hands back those that ran out. The node waits for the camera_info
+*stream* instead (`wait_for_stream`, message_filters' TimeSynchronizer has no timeout
+either): an image is given up once a camera_info stamped after it (beyond the slop) was taken
+— a camera publishes in stamp order and a reliable reader delivers in order, so its own can
+no longer come — or once it has waited `timeout` and a camera_info taken after its arrival
+did not match it (the stream is alive and its stamps differ: a driver's stamp bug) — never
+because the node, or its middleware, was late. A camera_info can also be lost for good (a
+reliable keep-last writer drops unacknowledged samples when a starved reader falls behind):
+when the camera_infos just before and just after the image's stamp are equal but for their
+stamps (`same`: a calibration that did not change), the image is paired with the one before
+(`SyncResult.bracketed`) instead of being given up. Under a saturated CPU
+the camera_info stream was seen to stall for up to 2 s while images kept coming (issue 19);
+a wall-clock timeout rejected those images although their camera_info came. `overdue` /
+`take_overdue` still tell the caller which images waited longer than `timeout` (the node's
+fallback to parameter intrinsics when nobody publishes camera_info). Once an
 image is paired, every older image still waiting is superseded (the newest-frame rule: the
 node only ever wants the newest frame; `newest_only=False` keeps them waiting instead, for
 the bag tool, where every frame counts). Everything is bounded: `infos` camera_infos and
@@ -25,7 +39,8 @@ Plain Python, no ROS, not thread-safe (the node calls it from its executor threa
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from dpt_ros.config.vocabulary import SYNC_MODES
@@ -50,13 +65,17 @@ class SyncResult(Generic[T]):
     paired: list[tuple[T, Any]]
     superseded: list[T]  # older than a paired image: dropped by the newest-frame rule
     expired: list[Waiting[T]]  # waited longer than the timeout
+    # paired with the equal camera_info before their stamp, their own lost (wait_for_stream)
+    bracketed: list[tuple[T, Any]] = field(default_factory=list)
 
 
 class CameraSync(Generic[T]):
     """Image ↔ camera_info pairing of one camera (see the module docstring)."""
 
     def __init__(self, mode: str = "exact", slop: float = 0.01, timeout: float = 0.2,
-                 infos: int = 32, pending: int = 8, newest_only: bool = True) -> None:
+                 infos: int = 32, pending: int = 8, newest_only: bool = True,
+                 wait_for_stream: bool = False,
+                 same: Callable[[Any, Any], bool] | None = None) -> None:
         if mode not in SYNC_MODES:
             raise ValueError(f"sync mode '{mode}' is not one of {', '.join(SYNC_MODES)}")
         self.mode = mode
@@ -68,15 +87,34 @@ class CameraSync(Generic[T]):
         self._pending: deque[Waiting[T]] = deque()
         self._max_pending = pending if newest_only else None
         self._newest_only = newest_only
+        self._wait_for_stream = wait_for_stream
+        self._same = same
+        self._newest_info: int | None = None  # stamp of the newest camera_info taken
+        self._info_at: float | None = None  # caller's clock when the last one was taken
 
     @property
     def waiting(self) -> int:
         return len(self._pending)
 
-    def add_info(self, stamp: int, frame_id: str, info: Any) -> SyncResult[T]:
-        """Store a camera_info; pair the newest waiting image it completes (every waiting
-        image it completes, with `newest_only=False`)."""
+    def overdue(self, now: float) -> bool:
+        """Whether an image has waited longer than the timeout (the oldest one)."""
+        return bool(self._pending) and now - self._pending[0].since > self.timeout
+
+    def take_overdue(self, now: float) -> list[Waiting[T]]:
+        """Images that waited longer than the timeout, removed (oldest first)."""
+        overdue = []
+        while self._pending and now - self._pending[0].since > self.timeout:
+            overdue.append(self._pending.popleft())
+        return overdue
+
+    def add_info(self, stamp: int, frame_id: str, info: Any, now: float | None = None
+                 ) -> SyncResult[T]:
+        """Store a camera_info (taken at `now`, caller's clock); pair the newest waiting
+        image it completes (every waiting image it completes, with `newest_only=False`)."""
+        self._info_at = now
         self._infos.append((stamp, frame_id, info))
+        self._newest_info = stamp if self._newest_info is None else max(self._newest_info,
+                                                                        stamp)
         self._latest[frame_id] = info
         self._latest.move_to_end(frame_id)
         while len(self._latest) > self._max_frames:
@@ -104,11 +142,52 @@ class CameraSync(Generic[T]):
         return SyncResult([], superseded, [])
 
     def expire(self, now: float) -> SyncResult[T]:
-        """Give up on images that waited longer than the timeout."""
-        expired = []
-        while self._pending and now - self._pending[0].since > self.timeout:
-            expired.append(self._pending.popleft())
-        return SyncResult([], [], expired)
+        """Give up on images that waited longer than the timeout, or (`wait_for_stream`)
+        on those whose camera_info can no longer come: the stream has passed their stamp."""
+        if not self._wait_for_stream:
+            return SyncResult([], [], self.take_overdue(now))
+        expired, bracketed = [], []
+        while self._pending and (self._passed(self._pending[0].stamp)
+                                 or self._unmatched(self._pending[0], now)):
+            waiting = self._pending.popleft()
+            info = self._bracket(waiting)
+            if info is None:
+                expired.append(waiting)
+            else:
+                bracketed.append((waiting.item, info))
+        if bracketed and self._newest_only:  # the newest frame rule: only the last one
+            superseded = [item for item, _ in bracketed[:-1]]
+            return SyncResult([], superseded, expired, bracketed[-1:])
+        return SyncResult([], [], expired, bracketed)
+
+    def _bracket(self, waiting: Waiting[T]) -> Any | None:
+        """The camera_info just before the image's stamp when the one just after it is
+        equal to it but for the stamp (`same`), both of the image's frame; else None."""
+        if self._same is None or self.mode == "latest":
+            return None
+        before = after = None
+        for stamp, frame_id, info in self._infos:
+            if frame_id != waiting.frame_id:
+                continue
+            if stamp < waiting.stamp and (before is None or stamp > before[0]):
+                before = (stamp, info)
+            elif stamp > waiting.stamp and (after is None or stamp < after[0]):
+                after = (stamp, info)
+        if before is None or after is None or not self._same(before[1], after[1]):
+            return None
+        return before[1]
+
+    def _unmatched(self, waiting: Waiting[T], now: float) -> bool:
+        """Waited `timeout`, and a camera_info taken after the image came did not match."""
+        return (now - waiting.since > self.timeout and self._info_at is not None
+                and self._info_at > waiting.since)
+
+    def _passed(self, stamp: int) -> bool:
+        """A camera_info stamped after `stamp` (beyond the slop in approximate mode) was
+        taken; in latest mode any camera_info of the frame would have paired it."""
+        if self.mode == "latest" or self._newest_info is None:
+            return False
+        return self._newest_info > stamp + (self.slop_ns if self.mode == "approximate" else 0)
 
     def _release_all(self) -> SyncResult[T]:
         """Every waiting image that has its camera_info now, in arrival order."""

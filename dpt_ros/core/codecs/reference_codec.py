@@ -47,6 +47,53 @@ def parse_depth_reference(data: object, encoding: str, width: int, height: int, 
         dtype.newbyteorder("="), copy=False)
 
 
+# compressed_depth_image_transport's payload: ConfigHeader {int32 format; float
+# depthParam[2]} (little-endian, 12 bytes), then the PNG
+_CD_HEADER = np.dtype([("format", "<i4"), ("quant_a", "<f4"), ("quant_b", "<f4")])
+
+
+def decode_compressed_depth(fmt: str, data: object, max_pixels: int) -> tuple[np.ndarray, str]:
+    """A `<depth>/compressedDepth` CompressedImage (image_transport's compressed_depth
+    plugin, png) → ((H, W) array, encoding) as `parse_depth_reference` returns them:
+    16UC1 millimetres as sent; 32FC1 from the plugin's inverse-depth quantisation,
+    ``depth = quant_a / (v - quant_b)`` for v > 0 (0 = no depth: NaN). The size is checked
+    against `max_pixels` before the PNG is decoded."""
+    import io
+
+    from PIL import Image as PILImage
+
+    encoding = fmt.split(";")[0].strip()
+    if encoding not in DEPTH_ENCODINGS:
+        raise _bad(f"compressedDepth format {fmt!r}: encoding {encoding!r} is not one of "
+                   f"{', '.join(DEPTH_ENCODINGS)}")
+    if "compressedDepth" not in fmt or "rvl" in fmt:
+        raise _bad(f"compressedDepth format {fmt!r}: only the png variant is read")
+    raw = memoryview(bytes(data) if not isinstance(data, bytes | bytearray) else data)
+    if len(raw) <= _CD_HEADER.itemsize:
+        raise _bad(f"compressedDepth payload of {len(raw)} bytes has no image")
+    header = np.frombuffer(raw[:_CD_HEADER.itemsize], _CD_HEADER)[0]
+    try:
+        png = PILImage.open(io.BytesIO(raw[_CD_HEADER.itemsize:]))
+        width, height = png.size
+        if width * height > max_pixels:
+            raise _bad(f"compressedDepth {width}x{height} has more than input.max_pixels "
+                       f"{max_pixels} pixels")
+        values = np.asarray(png, dtype=np.uint16) if png.mode.startswith("I") else None
+    except BadInput:
+        raise
+    except Exception as exc:  # whatever the decoder raises costs the frame its reference
+        raise _bad(f"compressedDepth png could not be decoded: {exc}") from exc
+    if values is None or values.shape != (height, width):
+        raise _bad(f"compressedDepth png of mode {png.mode!r} is not 16-bit grey")
+    if encoding == "16UC1":
+        return values, encoding
+    quant_a, quant_b = float(header["quant_a"]), float(header["quant_b"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = (quant_a / (values.astype(np.float32) - np.float32(quant_b))).astype(np.float32)
+    depth[values == 0] = np.nan
+    return depth, encoding
+
+
 def parse_points_reference(data: object, fields: list[tuple[str, int, int, int]],
                            width: int, height: int, point_step: int, row_step: int,
                            is_bigendian: int | bool) -> np.ndarray:

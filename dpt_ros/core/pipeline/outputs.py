@@ -11,23 +11,39 @@ import numpy as np
 
 from dpt_ros.core.camera.geometry import Intrinsics
 
-# Pipeline output name -> topic (relative to the node: ~/...).
+# Pipeline output name -> topic (relative to the node: ~/...). Every image is `<ns>/image`
+# with its CameraInfo on the sibling `<ns>/camera_info` (`info_topic`), the topic
+# image_transport's CameraSubscriber derives (depth_image_proc, depthimage_to_laserscan,
+# rviz2's DepthCloud find it with only the image remapped); no data topic is nested under
+# an image topic, whose sub-names image_transport owns (`/compressed`, `/compressedDepth`,
+# `/theora`). Before issue 19: ~/depth, ~/depth/relative, ~/depth/colorized,
+# ~/segmentation, ~/segmentation/colorized, ~/segmentation/overlay (docs/ros_node.md,
+# Migration).
 OUTPUT_TOPICS: dict[str, str] = {
-    "depth": "~/depth",
-    "relative": "~/depth/relative",
-    "depth_colorized": "~/depth/colorized",
-    "segmentation": "~/segmentation",
-    "seg_colorized": "~/segmentation/colorized",
-    "overlay": "~/segmentation/overlay",
+    "depth": "~/depth/image",
+    "relative": "~/depth_relative/image",
+    "depth_colorized": "~/depth_colorized/image",
+    "segmentation": "~/segmentation/image",
+    "seg_colorized": "~/segmentation_colorized/image",
+    "overlay": "~/segmentation_overlay/image",
     "points": "~/points",
-    "sky": "~/depth/sky",
+    "sky": "~/sky/image",  # mono8, 255 where the sky head sees sky (Depth Anything 3)
 }
-DEPTH_INFO_TOPIC = "~/depth/camera_info"
 LABELS_TOPIC = "~/segmentation/labels"
 DIAGNOSTICS_TOPIC = "/diagnostics"
+IMAGE_OUTPUTS = ("depth", "relative", "depth_colorized", "segmentation", "seg_colorized",
+                 "overlay", "sky")
 
-# Outputs that the published ~/depth/camera_info describes.
-DEPTH_IMAGES = ("depth", "relative", "depth_colorized", "sky")
+
+def info_topic(image_topic: str) -> str:
+    """The camera_info topic image_transport derives for an image topic: its sibling
+    (`image_transport::getCameraInfoTopic`: `~/depth/image` -> `~/depth/camera_info`)."""
+    return image_topic.rsplit("/", 1)[0] + "/camera_info"
+
+
+# output -> its camera_info topic (every image output has one)
+INFO_TOPICS: dict[str, str] = {o: info_topic(OUTPUT_TOPICS[o]) for o in IMAGE_OUTPUTS}
+DEPTH_INFO_TOPIC = INFO_TOPICS["depth"]  # ~/depth/camera_info, as before
 METRIC_ONLY = frozenset({"depth", "points"})
 
 

@@ -49,6 +49,7 @@ from dpt_ros.core.pipeline.model_task import (  # noqa: F401 (re-exported)
     select_dtype,
 )
 from dpt_ros.core.pipeline.outputs import frame_depth_source
+from dpt_ros.core.pointcloud.filters import class_lut, keep_mask, resolve_classes
 from dpt_ros.core.pointcloud.pack import pack_cloud
 from dpt_ros.core.render.colormap import colorize, robust_range
 from dpt_ros.core.render.segmentation import colorize_labels, label_dtype, overlay, palette
@@ -111,6 +112,37 @@ class Pipeline:
         self._alignments = CameraAlignments()
         self._warming = False  # warm-up frames never touch the alignment
         self._fov_focal: dict[str, float] = {}  # per camera: smoothed f / W (Depth Pro FOV)
+        # class filters of the cloud, resolved against the labels: {(include, exclude): LUT}
+        self._class_luts: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor | None] = {}
+        reason = self.check_settings(self.settings)
+        if reason:  # an unknown class name stops the start-up, listing the known labels
+            raise PipelineConfigError(reason)
+
+    def check_settings(self, settings: PipelineSettings) -> str | None:
+        """Why `settings` cannot be applied to these models (None: they can): class filters
+        naming a class the segmentation model does not have (the reason lists its labels),
+        or set without a segmentation model. The node asks before a runtime change."""
+        try:
+            self.class_filter(settings)
+        except ValueError as err:
+            return str(err)
+        return None
+
+    def class_filter(self, s: PipelineSettings) -> torch.Tensor | None:
+        """(n_classes,) bool on the device: the classes a cloud point may have (None: no
+        class filter). Resolved once per pair of lists (`filters.resolve_classes`)."""
+        key = (tuple(s.pointcloud_include_classes), tuple(s.pointcloud_exclude_classes))
+        if key not in self._class_luts:
+            if (key[0] or key[1]) and not self.has_segmentation:
+                raise ValueError("pointcloud.include_classes / exclude_classes need a "
+                                 "segmentation_model (the class of each point)")
+            include = resolve_classes(key[0], self.labels, "pointcloud.include_classes")
+            exclude = resolve_classes(key[1], self.labels, "pointcloud.exclude_classes")
+            n_classes = max(self.labels, default=0) + 1
+            if len(self._class_luts) >= 8:  # runtime edits: keep the cache bounded
+                self._class_luts.clear()
+            self._class_luts[key] = class_lut(include, exclude, n_classes, self.device)
+        return self._class_luts[key]
 
     @property
     def has_depth(self) -> bool:
@@ -303,7 +335,7 @@ class Pipeline:
             need_points or bool(want & {"depth", "relative", "depth_colorized", "sky"}))
         need_seg = self.has_segmentation and (
             bool(want & {"segmentation", "seg_colorized", "overlay"})
-            or (need_points and s.pointcloud_label))
+            or (need_points and (s.pointcloud_label or self.class_filter(s) is not None)))
 
         pixel_cache: dict[DPTImageProcessor, torch.Tensor] = {}
         rectify = s.camera_rectify_for_model
@@ -513,6 +545,9 @@ class Pipeline:
                 r.overlay = to_host(overlay(rgb.flip(-1), color, s.overlay_alpha))
         if "points" in want and metric is not None and intr is not None and intr.supported:
             xyz = backproject(metric, intr)
+            # flying pixels on the cloud's own z (the optical-axis depth, any lens), classes
+            keep = keep_mask(xyz[..., 2], s.pointcloud_edge_threshold, labels,
+                             self.class_filter(s))
             r.points = pack_cloud(
                 xyz,
                 rgb if s.pointcloud_color else None,
@@ -520,5 +555,7 @@ class Pipeline:
                 stride=s.pointcloud_stride,
                 min_range=s.pointcloud_min_range,
                 max_range=s.pointcloud_max_range,
+                keep=keep,
+                voxel_size=s.pointcloud_voxel_size,
             )
         return r

@@ -1,1 +1,2 @@
-"""Point clouds: PointCloud2 byte packing on the device (pack)."""
+"""Point clouds on the device: PointCloud2 byte packing (pack) and the costmap filters
+(filters: flying pixels, classes, voxel grid)."""
