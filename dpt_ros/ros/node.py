@@ -29,6 +29,12 @@ queue of one (`LatestSlots`, locked), the counters (`Stats`, locked), the pipeli
 settings (replaced whole by the executor, read once per batch by the worker) and the
 publishers (rclpy's publish is thread-safe); the worker is stopped before anything it uses
 is destroyed (`_deactivate` before `_cleanup`, `close`).
+
+Why one module of ~630 lines: `DptCore` is one object whose methods are the node's
+callbacks, read top-down in the order they run (life cycle, set-up, lazy inputs,
+parameters, input, worker, diagnostics), like the ROS 2 demos; its parts with a life of
+their own already live beside it (camera_input, reference_input, worker, diagnostics, qos,
+serialized, parameters), and `run` keeps the signal handling next to the node it stops.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ camera and converts each frame to metres by the honesty rule of `core.pipeline.o
 (`frame_depth_source`): a relative model only with a valid alignment (or `depth.scale`), a
 metric model corrected while aligned, Prompt Depth Anything only with a prompt (the
 reference depth, holes filled: `core.alignment.prompt`).
+
+Why one module of ~560 lines: it is one class, `Pipeline`, whose state (loaded tasks, the
+per-camera aligners and focal-length filters, warmed sizes, class-filter tables) every step
+of a batch reads; the steps themselves live elsewhere (camera model, codecs, clouds,
+rendering, alignment, finite guard), and what remains here is their order on the device.
 """
 
 from __future__ import annotations
