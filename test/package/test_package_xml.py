@@ -18,6 +18,9 @@ PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "PIL": "python3
 # pip distributions (requirements.txt) of modules rosdep does not install (why: package.xml)
 PIP = {"torch": "torch", "safetensors": "safetensors", "huggingface_hub": "huggingface_hub",
        "rosbags": "rosbags", "imageio": "imageio"}
+# pip-only modules of an optional extra (setup.py), not in requirements.txt: what a ROS user
+# installs next to the distro; `dpt-ros fleet` asks for `pip install dpt_ros[fleet]`.
+EXTRAS = {"ray": "fleet", "pyarrow": "fleet"}
 # Declared without an import in the code, and why.
 NOT_IMPORTED = {
     "rviz2": "an executable the launch files start (use_rviz:=true)",
@@ -69,7 +72,7 @@ def test_every_imported_package_is_declared_or_pip_installed():
     declared = _deps("exec_depend") | _deps("depend")
     missing = {}
     for module, files in third_party().items():
-        if module in PIP:
+        if module in PIP or module in EXTRAS:
             continue
         key = PYTHON_KEYS.get(module, module)
         if key not in declared:
@@ -85,6 +88,9 @@ def test_pip_only_modules_are_in_requirements():
     for module, dist in PIP.items():
         if module in third_party():
             assert dist.lower().replace("_", "-") in names, dist
+    setup = (ROOT / "setup.py").read_text()
+    for module, extra in EXTRAS.items():  # each optional module is in its extra
+        assert re.search(rf'"{extra}": \[[^]]*"{module}[=<>]', setup), (module, extra)
     # numpy from the distro, pinned below 2 next to it (its message modules need 1.x)
     assert any(re.fullmatch(r"numpy>=[\d.]+,<2", line) for line in lines)
 
