@@ -1,4 +1,4 @@
-"""Cost of the costmap filters (`core.cloud_filters`) per frame, against the unfiltered cloud
+"""Cost of the costmap filters (`core.pointcloud.filters`) per frame, against the unfiltered cloud
 and against Open3D on the same points.
 
 Clouds: frames of the synthetic world (exact depth, colours and classes) at 640×480 and
@@ -36,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dpt_ros
 
-from dpt_ros.core.cloud_filters import class_lut, keep_mask  # noqa: E402
-from dpt_ros.core.geometry import backproject  # noqa: E402
-from dpt_ros.core.pointcloud import pack_cloud  # noqa: E402
+from dpt_ros.core.camera.geometry import backproject  # noqa: E402
+from dpt_ros.core.pointcloud.filters import class_lut, keep_mask  # noqa: E402
+from dpt_ros.core.pointcloud.pack import pack_cloud  # noqa: E402
 from dpt_ros.synthetic.classes import FLOOR  # noqa: E402
 from dpt_ros.synthetic.render import render_path_frame  # noqa: E402
 
@@ -111,8 +111,9 @@ def cloud_case(width: int, height: int, repeat: int, device: torch.device,
 def node_case(repeat: int, device: str) -> dict[str, float]:
     """Pipeline.process at 640×480 with both shipped models, ~/points wanted: filters off /
     on (median ms per frame)."""
-    from dpt_ros.core.frame import Frame, PipelineSettings
-    from dpt_ros.core.pipeline import Pipeline
+    from dpt_ros.config.settings import PipelineSettings
+    from dpt_ros.core.pipeline.frame import Frame
+    from dpt_ros.core.pipeline.pipeline import Pipeline
 
     weights = ROOT / "dpt_ros" / "weights"
     p = Pipeline(depth_model=str(weights / "synthetic-depth"),

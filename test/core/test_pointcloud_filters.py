@@ -221,6 +221,41 @@ def test_voxel_downsample_ties_invalid_empty_and_single_points():
         voxel_downsample(xyz, 0.0)
 
 
+def test_voxel_colour_sums_packed_and_per_channel_agree_and_inputs_unchanged():
+    """Colour sums packed in one int64 word (21 bits a channel) and, for a voxel of more
+    than 2^21 / 255 points, per channel; the reused per-thread buffers give the same result
+    for a large then a small cloud; the caller's tensors are left as they were."""
+    gen = torch.Generator().manual_seed(3)
+    n = 9000  # > 8224 points in the first voxel: the per-channel path
+    xyz = torch.cat([torch.rand(n, 3, generator=gen) * 0.01,
+                     torch.rand(50, 3, generator=gen) * 2.0 + 1.0])
+    rgb = torch.randint(0, 256, (n + 50, 3), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(-2, 5, (n + 50,), generator=gen)
+    before = [t.clone() for t in (xyz, rgb, labels)]
+    wide = voxel_downsample(xyz, 0.1, rgb, labels)
+    small = voxel_downsample(xyz[n:], 0.1, rgb[n:], labels[n:])  # the packed path
+    again = voxel_downsample(xyz, 0.1, rgb, labels)
+    for ref, t in zip(before, (xyz, rgb, labels)):
+        assert torch.equal(ref, t)
+    assert torch.equal(wide.xyz, again.xyz) and torch.equal(wide.rgb, again.rgb)
+    assert torch.equal(wide.labels, again.labels)
+    # references: float64 means rounded half up; labels clamped at 0, first maximum
+    for out, pts, cols, labs in ((wide, xyz, rgb, labels), (small, xyz[n:], rgb[n:],
+                                                             labels[n:])):
+        lo = pts.double().amin(0) - 0.05
+        index = ((pts.double() - lo) / 0.1).floor().long()
+        _, inverse = torch.unique(index, dim=0, return_inverse=True)
+        m = int(inverse.max()) + 1
+        assert out.xyz.shape == (m, 3)
+        for v in range(m):
+            sel = inverse == v
+            mean = torch.floor(cols[sel].double().mean(0) + 0.5).to(torch.uint8)
+            assert torch.equal(out.rgb[v], mean)
+            assert int(out.labels[v]) == int(torch.bincount(labs[sel].clamp(min=0)).argmax())
+            torch.testing.assert_close(out.xyz[v].double(), pts[sel].double().mean(0),
+                                       rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("path", ["table", "sort"])
 def test_voxel_paths_agree_with_invalid_points(scene, path, monkeypatch):
     """Count table and sort number the same voxels, invalid points in their dropped bin."""
