@@ -61,7 +61,7 @@ def test_bag_da3_sky_and_depth_pro_estimated_camera_info(models, tmp_path):
                  "--device", "cpu"]) == ExitCode.OK
     topics = {t for t, *_ in read_bag(dst)}
     assert any(t.endswith("/sky/image") for t in topics), topics
-    assert any(t.endswith("/depth") for t in topics), topics
+    assert any(t.endswith("/depth/image") for t in topics), topics
 
     bare = tmp_path / "bare"
     write_bag(bare, "mcap", 2, with_info=False)
