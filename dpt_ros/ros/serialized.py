@@ -85,7 +85,7 @@ def rclpy_version() -> str:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    import rclpy
+    import rclpy  # deferred: loads librcl; this check runs only where the fast path is asked for
 
     for parent in Path(rclpy.__file__).resolve().parents:
         xml = parent / "share" / "rclpy" / "package.xml"
@@ -125,6 +125,7 @@ class FastPath:
 def _round_trip(node: Any) -> str | None:
     """Publish one Image through the fast path on a private topic and take it back through a
     raw subscription of the same node; None when the bytes are identical."""
+    # deferred with the rest of the fast path's start-up check (loads the message modules)
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header

@@ -21,6 +21,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dpt_ros.model.backbones.dinov2 import Dinov2Config
 from dpt_ros.model.dpt.configuration import DPTConfig
 from dpt_ros.model.errors import ConfigError
 
@@ -175,8 +176,6 @@ class DepthAnything3Config:
     @property
     def backbone_config(self) -> Any:
         """Our Dinov2Config of the `net` (the shared DINOv2 backbone's own config)."""
-        from dpt_ros.model.backbones.dinov2 import Dinov2Config
-
         n = self.num_hidden_layers
         return Dinov2Config(
             hidden_size=self.hidden_size, num_hidden_layers=n,

@@ -30,6 +30,7 @@ class FleetWorker:
     def __init__(self, values: dict[str, Any], crash_units: frozenset[str] = frozenset()) \
             -> None:
         global _LOADS
+        # deferred to the worker process: torch and the model load there, not in the driver
         from dpt_ros.offline.config import OfflineConfig, build_pipeline
 
         self.crash_units = crash_units

@@ -161,6 +161,7 @@ def _skipped(unit: Unit, frames: int, manifest: Manifest, report: FleetReport) -
 def _process(opts: FleetOptions, plans: list[BagPlan], todo: list[Unit], root: Path,
              fp: dict[str, Any], manifest: Manifest, report: FleetReport,
              stop: StopFlag | None, stream: TextIO, t0: float) -> None:
+    # deferred: both import Ray (the optional `fleet` extra), needed only once units run
     from dpt_ros.offline.fleet.actor import FleetWorker
     from dpt_ros.offline.fleet.cluster import connect
 

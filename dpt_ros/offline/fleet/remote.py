@@ -49,7 +49,7 @@ def _url(prefix: str, path: str) -> str:
 
 def find_remote_bags(url: str) -> list[str]:
     """The rosbag2 directories at or under `url` (one with metadata.yaml, or searched)."""
-    from pyarrow import fs as pafs
+    from pyarrow import fs as pafs  # deferred: pyarrow comes with the `fleet` extra
 
     filesystem, path, prefix = _fs(url)
     info = filesystem.get_file_info(path)
