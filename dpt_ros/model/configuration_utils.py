@@ -7,9 +7,46 @@ another's.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from dpt_ros.model.validation import CONFIG
+
+
+class ModelTraits:
+    """What the pipeline, the node and `dpt-ros info` ask of every model config beyond its
+    task and metric flag: the capabilities a family may have, answered "no" here. Each
+    family's config (a dataclass; this base has no fields) overrides what it has, so the
+    callers read attributes instead of guessing with getattr."""
+
+    # A focal rule for metres (DA3METRIC: output * f / 300; Depth Pro: W / f on the inverse
+    # depth): `focal_scale(fx, fy, width)` at the network input; None: no such rule.
+    focal_scale: ClassVar[Callable[..., float] | None] = None
+
+    @property
+    def metric_focal(self) -> float | None:
+        """The focal length (px) a focal-rule model's output is expressed at (DA3: 300)."""
+        return None
+
+    @property
+    def has_fov(self) -> bool:
+        """The model estimates the camera's field of view (Depth Pro)."""
+        return False
+
+    @property
+    def has_sky(self) -> bool:
+        """The model has a sky head (Depth Anything 3)."""
+        return False
+
+    @property
+    def predicts_depth(self) -> bool:
+        """A relative output that grows with distance (DA3MONO), not inverse depth."""
+        return False
+
+    @property
+    def takes_prompt(self) -> bool:
+        """Metric only with a prompt depth in the forward (Prompt Depth Anything)."""
+        return False
 
 
 def check_reassemble_factors(factors: Any, n: int) -> list[float]:

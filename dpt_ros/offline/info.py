@@ -42,9 +42,9 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
     }
     if config.task == "depth":
         info["depth"] = _depth_kind(config)
-        if getattr(config, "has_sky", False):
+        if config.has_sky:
             info["sky"] = True  # a sky head: ~/sky/image, sky is NaN in ~/depth/image
-        if getattr(config, "has_fov", False):
+        if config.has_fov:
             info["field_of_view"] = True  # estimates its FOV: calibration when none is given
         if config.model_type == "depth_anything" and config.is_metric:
             info["max_depth_m"] = config.max_depth
@@ -60,7 +60,7 @@ def checkpoint_info(source: str, revision: str | None = None) -> dict[str, Any]:
 
 def _depth_kind(config: Any) -> str:
     """What the depth output means, and what it needs to be metres."""
-    if getattr(config, "metric_focal", None):
+    if config.metric_focal:
         return (f"metric (metres = focal length (px, at the network input) x output / "
                 f"{config.metric_focal:g}: needs the camera's intrinsics)")
     if config.model_type == "depth_pro":
@@ -69,7 +69,7 @@ def _depth_kind(config: Any) -> str:
                 "metric (metres from the focal length: needs the camera's intrinsics)")
     if config.is_metric:
         return "metric (metres)"
-    if getattr(config, "predicts_depth", False):
+    if config.predicts_depth:
         return "relative (depth up to scale)"
     return "relative (inverse depth)"
 

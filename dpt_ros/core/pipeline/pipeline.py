@@ -166,22 +166,20 @@ class Pipeline:
         """The depth model's metres come from the camera's focal length (DA3METRIC: output
         * f / 300; Depth Pro: 1 / (inverse * W / f)): `config.focal_scale`."""
         config = self._depth.model.config if self._depth is not None else None
-        return bool(config is not None and config.is_metric
-                    and callable(getattr(config, "focal_scale", None)))
+        return bool(config is not None and config.is_metric and config.focal_scale is not None)
 
     @property
     def metric_focal(self) -> float | None:
         """DA3METRIC: the focal length (px) its output is expressed at (300), else None."""
         if self._depth is None:
             return None
-        return getattr(self._depth.model.config, "metric_focal", None)
+        return self._depth.model.config.metric_focal
 
     @property
     def has_fov(self) -> bool:
         """The depth model estimates the field of view (Depth Pro's FOV model): frames
         without a camera model get its focal length (`FrameResult.intrinsics_estimated`)."""
-        return self._depth is not None and bool(getattr(self._depth.model.config, "has_fov",
-                                                        False))
+        return self._depth is not None and self._depth.model.config.has_fov
 
     def estimated_focal(self, camera: str = "") -> float | None:
         """The smoothed focal length over image width of `camera` (f / W), or None."""
@@ -192,20 +190,17 @@ class Pipeline:
         """The model's output grows with distance (metric models, DA3MONO), not inverse
         depth as Depth Anything V1/V2's relative output: how calibration / alignment map it."""
         return self._depth is not None and (
-            self.model_is_metric or bool(getattr(self._depth.model.config, "predicts_depth",
-                                                 False)))
+            self.model_is_metric or self._depth.model.config.predicts_depth)
 
     @property
     def has_sky(self) -> bool:
         """The depth model has a sky head (Depth Anything 3): the `sky` output exists."""
-        return self._depth is not None and bool(getattr(self._depth.model.config, "has_sky",
-                                                        False))
+        return self._depth is not None and self._depth.model.config.has_sky
 
     @property
     def takes_prompt(self) -> bool:
         """Prompt Depth Anything: metric only for frames with a prompt (their reference)."""
-        return self._depth is not None and bool(getattr(self._depth.model.config, "takes_prompt",
-                                                                 False))
+        return self._depth is not None and self._depth.model.config.takes_prompt
 
     @property
     def alignment(self) -> AlignmentConfig:

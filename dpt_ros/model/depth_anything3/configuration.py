@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dpt_ros.model.backbones.dinov2 import Dinov2Config
+from dpt_ros.model.configuration_utils import ModelTraits
 from dpt_ros.model.dpt.configuration import DPTConfig
 from dpt_ros.model.errors import ConfigError
 
@@ -53,7 +54,7 @@ def is_da3_config(d: dict[str, Any]) -> bool:
 
 
 @dataclass
-class DepthAnything3Config:
+class DepthAnything3Config(ModelTraits):
     """The DA3 monocular network: DINOv2 ViT (`net`), DPT head with sky head (`head`)."""
 
     model_types: ClassVar[tuple[str, ...]] = ()  # the official config.json has none

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dpt_ros.model.backbones.dinov2 import Dinov2Config
+from dpt_ros.model.configuration_utils import ModelTraits
 from dpt_ros.model.errors import ConfigError
 
 MODEL_TYPE = "depth_pro"
@@ -43,7 +44,7 @@ def _dinov2(value: Any, patch_size: int, name: str) -> Dinov2Config:
 
 
 @dataclass
-class DepthProConfig:
+class DepthProConfig(ModelTraits):
     model_types: ClassVar[tuple[str, ...]] = (MODEL_TYPE,)
     fusion_hidden_size: int = 256
     patch_size: int = 384

@@ -23,6 +23,7 @@ from dpt_ros.model.backbones import (
 from dpt_ros.model.backbones.base import BackboneSpec
 from dpt_ros.model.checkpoint import read_config
 from dpt_ros.model.configuration_utils import (
+    ModelTraits,
     check_architectures,
     check_reassemble_factors,
     check_token_states,
@@ -112,7 +113,7 @@ def _square_int(name: str, value: Any) -> int:
 
 
 @dataclass
-class DPTConfig:
+class DPTConfig(ModelTraits):
     """transformers' DPTConfig (+ DepthAnythingConfig) fields; validated on construction.
 
     Fields left as None take the default of `model_type` (they differ between dpt and

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from dpt_ros.model.backbones import backbone_type, parse_backbone_config
 from dpt_ros.model.configuration_utils import (
+    ModelTraits,
     check_architectures,
     check_reassemble_factors,
     check_token_states,
@@ -44,7 +45,7 @@ ROUTER_WIDTH, ROUTER_DOMAINS, ROUTER_LAYERS = 128, 2, 4
 
 
 @dataclass
-class ZoeDepthConfig:
+class ZoeDepthConfig(ModelTraits):
     """transformers' ZoeDepthConfig fields and defaults (model_type 'zoedepth')."""
 
     model_type: str = MODEL_TYPE
