@@ -24,6 +24,11 @@ class ModelTraits:
     focal_scale: ClassVar[Callable[..., float] | None] = None
 
     @property
+    def task(self) -> str:
+        """'depth', 'segmentation' or 'features' (DPTConfig's follows its architecture)."""
+        return "depth"
+
+    @property
     def metric_focal(self) -> float | None:
         """The focal length (px) a focal-rule model's output is expressed at (DA3: 300)."""
         return None

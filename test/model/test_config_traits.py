@@ -9,7 +9,7 @@ from dpt_ros.model import DepthAnything3Config, DepthProConfig, DPTConfig, ZoeDe
 from dpt_ros.model.auto import CONFIG_CLASSES
 from dpt_ros.model.configuration_utils import ModelTraits
 
-TRAITS = ("metric_focal", "has_fov", "has_sky", "predicts_depth", "takes_prompt")
+TRAITS = ("task", "metric_focal", "has_fov", "has_sky", "predicts_depth", "takes_prompt")
 
 
 @pytest.mark.parametrize("cls", sorted({*CONFIG_CLASSES.values(), DepthAnything3Config},
@@ -23,7 +23,7 @@ def test_each_family_answers_for_itself():
         return {name: getattr(config, name) for name in TRAITS}
 
     assert traits(DPTConfig()) == dict.fromkeys(TRAITS, False) | {
-        "metric_focal": None}
+        "task": "depth", "metric_focal": None}
     assert DPTConfig().focal_scale is None
     da3 = DepthAnything3Config()  # da3metric-large
     assert da3.has_sky and da3.predicts_depth and da3.metric_focal == 300

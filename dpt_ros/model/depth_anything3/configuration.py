@@ -121,10 +121,6 @@ class DepthAnything3Config(ModelTraits):
         return MODEL_TYPE
 
     @property
-    def task(self) -> str:
-        return "depth"
-
-    @property
     def is_metric(self) -> bool:
         """DA3METRIC: metres once scaled by the camera's focal length (`metric_focal`)."""
         return self.model_name.startswith("da3metric")

@@ -98,10 +98,6 @@ class DepthProConfig(ModelTraits):
         return MODEL_TYPE
 
     @property
-    def task(self) -> str:
-        return "depth"
-
-    @property
     def is_metric(self) -> bool:
         """Metres once the focal length is known (the camera's, or the FOV head's)."""
         return True

@@ -189,10 +189,6 @@ class ZoeDepthConfig(ModelTraits):
         return ARCHITECTURE
 
     @property
-    def task(self) -> str:
-        return "depth"
-
-    @property
     def is_metric(self) -> bool:
         """Always metres: the metric bins head regresses them."""
         return True
